@@ -1,0 +1,23 @@
+"""The library's errors: one root type, one subclass per pipeline stage.
+
+Messages say what went wrong, where, and how to fix it. Wrap lower-level errors with short
+lowercase context, e.g. ``failed to solve linux/arm64: ...``.
+"""
+
+from __future__ import annotations
+
+
+class LlbkitError(Exception):
+    """Root of every error llbkit raises on purpose."""
+
+
+class LLBError(LlbkitError):
+    """Invalid input to the LLB compiler (bad paths, args, platforms, options)."""
+
+
+class BuildKitError(LlbkitError):
+    """A failure talking to buildkitd or reported by it."""
+
+
+class OCIError(LlbkitError):
+    """A malformed or unexpected OCI image, index or layout."""
