@@ -52,7 +52,7 @@ update-binfmts --enable qemu-aarch64
 # build it from a small wrapper module instead (what build-support/provision.sh does):
 d=\$(mktemp -d) && cd \$d && go mod init llbkit.local/buildkit-tools && \\
   printf 'exclude (\\n\\tgithub.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc\\n\\tgithub.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2\\n)\\n' >> go.mod && \\
-  go get github.com/moby/buildkit@$BUILDKIT_VERSION && \\
+  go get github.com/moby/buildkit/cmd/buildkitd@$BUILDKIT_VERSION github.com/moby/buildkit/cmd/buildctl@$BUILDKIT_VERSION && \\
   GOBIN=$bk_bin CGO_ENABLED=0 go install github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
 CMDS
 }
@@ -133,7 +133,8 @@ exclude (
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2
 )
 GOMOD
-    go get "github.com/moby/buildkit@$BUILDKIT_VERSION" >/dev/null 2>&1
+    # Getting the two commands (not just the module) records go.sum entries for all they import.
+    go get "github.com/moby/buildkit/cmd/buildkitd@$BUILDKIT_VERSION" "github.com/moby/buildkit/cmd/buildctl@$BUILDKIT_VERSION" 2>&1 | grep -v '^go: downloading' >&2 || true
     mkdir -p "$bk_bin.part"
     GOBIN="$bk_bin.part" CGO_ENABLED=0 go install github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
   )
