@@ -1,0 +1,444 @@
+"""A small OCI distribution client: push a layout (blobs, manifests, index, then tags), pull
+manifests.
+
+Pushes go by digest first and tag last (as rules_oci does), so a tag never names something
+half-pushed: blobs (HEAD to skip those present, else POST + monolithic PUT streamed from the file
+and verified on the way), then each platform manifest by digest, then the index by digest, then
+each tag. Auth: anonymous, HTTP basic, or the bearer token flow (``WWW-Authenticate: Bearer
+realm,service,scope``), with credentials from Docker's config (:mod:`llbkit.oci.auth`).
+127.0.0.1/localhost registries are spoken to over plain HTTP, every other one over HTTPS.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from llbkit.oci.auth import Credentials, lookup_credentials, parse_challenge
+from llbkit.oci.errors import (
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnreachableError,
+)
+from llbkit.oci.index import AssembledIndex
+from llbkit.oci.layout import BlobEntry, BlobSource, OCILayout, read_verified
+from llbkit.oci.types import INDEX_TYPES, MANIFEST_TYPES, Descriptor, sha256_digest
+
+ACCEPT_MANIFESTS = ", ".join(sorted(INDEX_TYPES | MANIFEST_TYPES))
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Reference:
+    registry: str
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    def __str__(self) -> str:
+        out = f"{self.registry}/{self.repository}"
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+def parse_reference(ref: str) -> Reference:
+    """``[registry/]repo[:tag][@sha256:...]``; a bare name is on docker.io (``library/``)."""
+    rest, _, digest = ref.partition("@")
+    first, sep, remainder = rest.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        registry, path = first, remainder
+    else:
+        registry, path = "docker.io", rest
+        if "/" not in path:
+            path = f"library/{path}"
+    repo, _, tag = path.partition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "")
+    if not repo or repo != repo.lower() or (digest and not digest.startswith("sha256:")):
+        raise RegistryError(
+            f"invalid image reference {ref!r}; expected [registry/]repository[:tag][@sha256:...] "
+            "with a lowercase repository, e.g. registry.example.com/acme/app:1.0"
+        )
+    return Reference(registry, repo, tag, digest)
+
+
+@dataclass
+class PushResult:
+    reference: Reference
+    digest: str
+    blobs_uploaded: List[str] = field(default_factory=list)
+    blobs_skipped: List[str] = field(default_factory=list)
+    tags: List[str] = field(default_factory=list)
+
+
+class _Response:
+    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name) or ""
+
+
+class RegistryClient:
+    """One registry host; ``requests`` logs ``(method, path, status)`` of every request made."""
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        credentials: Optional[Credentials] = None,
+        insecure: Optional[bool] = None,
+        timeout: float = 120.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
+        self.registry = registry
+        self.endpoint = "registry-1.docker.io" if registry == "docker.io" else registry
+        local = self.endpoint.rsplit(":", 1)[0] if not self.endpoint.startswith("[") else \
+            self.endpoint.split("]")[0] + "]"
+        self.plain_http = local in _LOCAL_HOSTS if insecure is None else insecure
+        self.scheme = "http" if self.plain_http else "https"
+        self._credentials = credentials
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+        self.requests: List[Tuple[str, str, int]] = []
+        self._tokens: Dict[str, str] = {}
+        self._basic = False
+
+    @property
+    def credentials(self) -> Credentials:
+        if self._credentials is None:
+            self._credentials = lookup_credentials(self.registry)
+        return self._credentials
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        if scheme == "https":
+            return http.client.HTTPSConnection(netloc, timeout=self.timeout,
+                                               context=self.ssl_context, blocksize=_BLOCK)
+        return http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=_BLOCK)
+
+    def _raw(self, method: str, url: str, headers: Dict[str, str], body: Any = None) -> _Response:
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn = self._connection(parts.scheme, parts.netloc)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read() if method != "HEAD" else b""
+        except (ConnectionError, socket.timeout, socket.gaierror, ssl.SSLError, OSError) as e:
+            if isinstance(e, RegistryError):
+                raise
+            raise RegistryUnreachableError(
+                f"cannot reach registry {self.registry} at {parts.scheme}://{parts.netloc} "
+                f"({method} {parts.path}): {e}; check the address, that the registry is "
+                "running, and (for HTTPS) its certificate"
+            ) from e
+        finally:
+            conn.close()
+        self.requests.append((method, parts.path, resp.status))
+        return _Response(resp.status, resp.headers, data)
+
+    def url(self, path: str) -> str:
+        return f"{self.scheme}://{self.endpoint}{path}"
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        scope: str,
+        *,
+        headers: Optional[Dict[str, str]] = None,
+        body: Optional[Callable[[], Any]] = None,
+    ) -> _Response:
+        """Send with auth for ``scope``; on a 401 answer the challenge once and retry.
+
+        ``body`` is a factory (a fresh stream per attempt)."""
+        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        for attempt in (0, 1):
+            hdrs = dict(headers or {})
+            auth = self._auth_header(scope)
+            if auth:
+                hdrs["Authorization"] = auth
+            resp = self._raw(method, url, hdrs, body() if body else None)
+            if resp.status != 401:
+                return resp
+            if attempt == 0 and self._answer(resp.header("WWW-Authenticate"), scope):
+                continue
+            raise self._auth_error(method, url, scope, resp)
+        raise AssertionError("unreachable")
+
+    def _auth_header(self, scope: str) -> str:
+        if scope in self._tokens:
+            return f"Bearer {self._tokens[scope]}"
+        if self._basic:
+            return self.credentials.basic_header()
+        return ""
+
+    def _answer(self, header: str, scope: str) -> bool:
+        """Prepare auth for a retry; False when there is nothing new to try."""
+        challenge = parse_challenge(header)
+        creds = self.credentials
+        if challenge.scheme == "basic":
+            if self._basic or not creds.username:
+                return False
+            self._basic = True
+            return True
+        if challenge.scheme == "bearer" and challenge.params.get("realm"):
+            if scope in self._tokens:
+                return False
+            self._tokens[scope] = self._fetch_token(challenge.params, scope)
+            return True
+        return False
+
+    def _fetch_token(self, params: Dict[str, str], scope: str) -> str:
+        realm = params["realm"]
+        query: List[Tuple[str, str]] = []
+        if params.get("service"):
+            query.append(("service", params["service"]))
+        query += [("scope", s) for s in scope.split(" ") if s]
+        creds = self.credentials
+        headers: Dict[str, str] = {}
+        if creds.identity_token:
+            form = urllib.parse.urlencode([("grant_type", "refresh_token"),
+                                           ("refresh_token", creds.identity_token),
+                                           ("client_id", "llbkit")] + query)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            resp = self._raw("POST", realm, headers, form.encode())
+        else:
+            if creds.username:
+                headers["Authorization"] = creds.basic_header()
+            sep = "&" if "?" in realm else "?"
+            resp = self._raw("GET", realm + sep + urllib.parse.urlencode(query), headers)
+        if resp.status != 200:
+            raise RegistryAuthError(
+                f"token server {realm} refused a token for {scope!r} on {self.registry} "
+                f"({resp.status}{_errors(resp.body)}); tried {creds.describe()}; "
+                f"run `docker login {self.registry}` or fix the config"
+            )
+        try:
+            data = json.loads(resp.body)
+            return str(data.get("token") or data["access_token"])
+        except (ValueError, KeyError, TypeError):
+            raise RegistryAuthError(f"token server {realm} answered without a token") from None
+
+    def _auth_error(self, method: str, url: str, scope: str, resp: _Response) -> RegistryAuthError:
+        creds = self.credentials
+        tried = creds.describe() if (creds.username or creds.identity_token) else \
+            f"no credentials ({creds.source or 'anonymous'})"
+        return RegistryAuthError(
+            f"registry {self.registry} refused {method} {urllib.parse.urlsplit(url).path} "
+            f"(401 Unauthorized{_errors(resp.body)}) for {scope!r}; tried {tried}; run "
+            f"`docker login {self.registry}` or add an auths entry for it to the Docker "
+            "config.json (DOCKER_CONFIG)"
+        )
+
+    def _check(self, resp: _Response, ok: Sequence[int], what: str) -> _Response:
+        if resp.status not in ok:
+            raise RegistryError(
+                f"registry {self.registry}: {what} failed with HTTP {resp.status}"
+                f"{_errors(resp.body)}"
+            )
+        return resp
+
+    # -- blobs and manifests -------------------------------------------------------------------
+
+    def has_blob(self, repo: str, digest: str) -> bool:
+        resp = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", _scope(repo, push=True))
+        return resp.status == 200
+
+    def upload_blob(self, repo: str, desc: Descriptor, source: BlobSource) -> None:
+        scope = _scope(repo, push=True)
+        start = self._check(self.request("POST", f"/v2/{repo}/blobs/uploads/", scope,
+                                         headers={"Content-Length": "0"}),
+                            (202,), f"starting the upload of {desc.digest} to {repo}")
+        location = start.header("Location")
+        if not location:
+            raise RegistryError(f"registry {self.registry} started an upload without Location")
+        url = urllib.parse.urljoin(self.url(f"/v2/{repo}/blobs/uploads/"), location)
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": desc.digest})
+        readers: List[Any] = []
+
+        def body() -> Any:
+            readers.append(source.open_blob(desc))
+            return readers[-1]
+
+        try:
+            resp = self.request("PUT", url, scope, body=body, headers={
+                "Content-Type": "application/octet-stream", "Content-Length": str(desc.size)})
+            readers[-1].finish()
+        finally:
+            for r in readers:
+                r.close()
+        self._check(resp, (201,), f"uploading {desc.digest} to {repo}")
+
+    def has_manifest(self, repo: str, reference: str) -> bool:
+        resp = self.request("HEAD", f"/v2/{repo}/manifests/{reference}", _scope(repo, True),
+                            headers={"Accept": ACCEPT_MANIFESTS})
+        return resp.status == 200
+
+    def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> str:
+        resp = self.request("PUT", f"/v2/{repo}/manifests/{reference}", _scope(repo, True),
+                            body=lambda: data,
+                            headers={"Content-Type": media_type, "Content-Length": str(len(data))})
+        self._check(resp, (201,), f"putting manifest {repo}:{reference}")
+        return resp.header("Docker-Content-Digest") or sha256_digest(data)
+
+    def get_manifest(self, repo: str, reference: str) -> Tuple[bytes, str, str]:
+        """``(bytes, media type, digest)`` of ``repo:reference`` (tag or digest), verified."""
+        resp = self.request("GET", f"/v2/{repo}/manifests/{reference}", _scope(repo, False),
+                            headers={"Accept": ACCEPT_MANIFESTS})
+        self._check(resp, (200,), f"getting manifest {repo}:{reference}")
+        digest = sha256_digest(resp.body)
+        expected = reference if reference.startswith("sha256:") else \
+            resp.header("Docker-Content-Digest")
+        if expected and expected != digest:
+            raise RegistryError(
+                f"registry {self.registry}: manifest {repo}:{reference} hashes to {digest}, "
+                f"not {expected}; the registry or a proxy altered it"
+            )
+        media_type = resp.header("Content-Type").split(";")[0].strip()
+        if not media_type:
+            media_type = str(json.loads(resp.body).get("mediaType", ""))
+        return resp.body, media_type, digest
+
+
+def _scope(repo: str, push: bool) -> str:
+    return f"repository:{repo}:{'pull,push' if push else 'pull'}"
+
+
+def _errors(body: bytes) -> str:
+    try:
+        errors = json.loads(body).get("errors") or []
+        text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    except (ValueError, AttributeError):
+        text = body[:200].decode(errors="replace").strip()
+    return f": {text}" if text else ""
+
+
+# -- push ----------------------------------------------------------------------------------------
+
+class _Sources:
+    """Dispatches blob reads to the source each blob came from."""
+
+    def __init__(self, entries: Sequence[BlobEntry], fallback: Optional[BlobSource] = None):
+        self._by_digest = {d.digest: s for d, s in entries}
+        self._fallback = fallback
+
+    def open_blob(self, desc: Descriptor) -> Any:
+        source = self._by_digest.get(desc.digest, self._fallback)
+        if source is None:
+            raise RegistryError(f"no source holds blob {desc.digest}")
+        return source.open_blob(desc)
+
+    def describe(self) -> str:
+        return "assembled image"
+
+
+def _plan(
+    source: BlobSource, root: Descriptor
+) -> Tuple[List[Descriptor], List[Tuple[Descriptor, bytes]]]:
+    """(blobs, manifests in push order: children before the indexes naming them)."""
+    blobs: Dict[str, Descriptor] = {}
+    manifests: Dict[str, Tuple[Descriptor, bytes]] = {}
+
+    def visit(desc: Descriptor) -> None:
+        if desc.digest in manifests:
+            return
+        if desc.media_type in INDEX_TYPES | MANIFEST_TYPES:
+            data = read_verified(source, desc)
+            body = json.loads(data)
+            if desc.media_type in INDEX_TYPES:
+                for d in body.get("manifests") or []:
+                    visit(Descriptor.from_dict(d, f"index {desc.digest}"))
+            else:
+                for d in [body.get("config")] + list(body.get("layers") or []):
+                    child = Descriptor.from_dict(d, f"manifest {desc.digest}")
+                    blobs.setdefault(child.digest, child)
+            manifests[desc.digest] = (desc, data)
+        else:
+            blobs.setdefault(desc.digest, desc)
+
+    visit(root)
+    return list(blobs.values()), list(manifests.values())
+
+
+def push(
+    client: RegistryClient,
+    repository: str,
+    root: Descriptor,
+    source: BlobSource,
+    tags: Sequence[str] = (),
+) -> PushResult:
+    """Push ``root`` (an index or manifest) and everything it names, then ``tags``."""
+    blobs, manifests = _plan(source, root)
+    result = PushResult(Reference(client.registry, repository, digest=root.digest), root.digest)
+    for desc in blobs:
+        if client.has_blob(repository, desc.digest):
+            result.blobs_skipped.append(desc.digest)
+        else:
+            client.upload_blob(repository, desc, source)
+            result.blobs_uploaded.append(desc.digest)
+    for desc, data in manifests:
+        if not client.has_manifest(repository, desc.digest):
+            client.put_manifest(repository, desc.digest, data, desc.media_type)
+    root_data = manifests[-1][1]
+    for tag in tags:
+        client.put_manifest(repository, tag, root_data, root.media_type)
+        result.tags.append(tag)
+    return result
+
+
+def push_assembled(
+    assembled: AssembledIndex, dest: str, tags: Sequence[str] = (),
+    client: Optional[RegistryClient] = None,
+) -> PushResult:
+    """Push an assembled index to ``dest`` (``registry/repo[:tag]``; its tag is added)."""
+    ref = parse_reference(dest)
+    client = client or RegistryClient(ref.registry)
+    all_tags = list(dict.fromkeys(([ref.tag] if ref.tag else []) + list(tags)))
+    source = _Sources(assembled.blob_entries())
+    return push(client, ref.repository, assembled.descriptor, source, all_tags)
+
+
+def push_layout(
+    layout: Union[str, OCILayout, Any], dest: str, tags: Sequence[str] = (),
+    client: Optional[RegistryClient] = None,
+) -> PushResult:
+    """Push the image ``index.json`` names (exactly one) from a layout dir or tar."""
+    opened = layout if isinstance(layout, OCILayout) else OCILayout(layout)
+    try:
+        roots = {d.digest: d for d in opened.manifests}
+        if len(roots) != 1:
+            raise RegistryError(
+                f"{opened.describe()}: index.json names {len(roots)} images; push_layout needs "
+                "exactly one (an index or a manifest)"
+            )
+        root = next(iter(roots.values())).replace(annotations={}, platform=None)
+        ref = parse_reference(dest)
+        client = client or RegistryClient(ref.registry)
+        all_tags = list(dict.fromkeys(([ref.tag] if ref.tag else []) + list(tags)))
+        return push(client, ref.repository, root, opened, all_tags)
+    finally:
+        if opened is not layout:
+            opened.close()
+
+
+def pull_manifest(ref: str, client: Optional[RegistryClient] = None) -> Tuple[bytes, str, str]:
+    """``(bytes, media type, digest)`` of the manifest or index ``ref`` names."""
+    r = parse_reference(ref)
+    client = client or RegistryClient(r.registry)
+    return client.get_manifest(r.repository, r.digest or r.tag or "latest")
+
+
+__all__ = [
+    "Reference", "parse_reference", "PushResult", "RegistryClient", "push", "push_assembled",
+    "push_layout", "pull_manifest",
+]
