@@ -4,9 +4,18 @@ Enable with `backend_packages = ["llbkit_pants"]` (and `pythonpath` pointing at 
 This module only wires the backend together.
 """
 
+from pants.build_graph.build_file_aliases import BuildFileAliases
+
+from llbkit_pants.build_file_helpers import BUILD_FILE_HELPERS
+from llbkit_pants.target_types import ContainerImageTarget
+
+
+def build_file_aliases():
+    return BuildFileAliases(objects=dict(BUILD_FILE_HELPERS))
+
 
 def target_types():
-    return []
+    return [ContainerImageTarget]
 
 
 def rules():

@@ -1,0 +1,133 @@
+"""The helpers BUILD files use inside `container_image(steps=[...])`.
+
+`copy`, `run`, `cache_mount`, `secret_mount` and `tmpfs_mount` build plain, hashable values that
+the `steps` field checks; the rules turn them into the library's `llbkit.image` steps. They only
+record what the user wrote: validation happens in the field (type and shape) and in the library
+(paths, users, modes), so errors can name the target and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional, Tuple, Union
+
+
+def _strings(value: Union[str, Iterable[str]], what: str) -> Union[str, Tuple[str, ...]]:
+    if isinstance(value, str):
+        return value
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{what} must be a string or a list of strings, got {value!r}") from None
+    if not all(isinstance(i, str) for i in items):
+        raise TypeError(f"{what} must be a string or a list of strings, got {value!r}")
+    return items
+
+
+@dataclass(frozen=True)
+class CacheMount:
+    """A persistent cache directory mounted during one `run` step (never part of the image)."""
+
+    target: str
+    id: Optional[str] = None
+    sharing: str = "shared"
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """A secret, served by the client at build time, mounted as a file during one `run` step."""
+
+    id: str
+    target: Optional[str] = None
+    required: bool = True
+    mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class TmpfsMount:
+    """An empty in-memory filesystem mounted during one `run` step."""
+
+    target: str
+    size: int = 0
+
+
+Mount = Union[CacheMount, SecretMount, TmpfsMount]
+
+
+@dataclass(frozen=True)
+class CopyStep:
+    """Copy a target's packaged output or files owned by a `files`/`resources` target."""
+
+    source: str
+    dest: str
+    chmod: Optional[str] = None
+    chown: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RunStep:
+    """Run a command in the image being built (a shell string, or an argv list)."""
+
+    command: Union[str, Tuple[str, ...]]
+    mounts: Tuple[Mount, ...] = ()
+    network: Optional[str] = None
+    secrets: Tuple[SecretMount, ...] = ()
+
+
+Step = Union[CopyStep, RunStep]
+
+
+def copy(source: str, dest: str, *, chmod: Optional[str] = None, chown: Optional[str] = None) -> CopyStep:
+    """`copy(":bin", "/app/")` or `copy("config.yaml", "/etc/app/config.yaml", chmod="0644")`."""
+    if not isinstance(source, str) or not isinstance(dest, str):
+        raise TypeError(f"copy(source, dest) takes two strings, got copy({source!r}, {dest!r})")
+    return CopyStep(source, dest, chmod, chown)
+
+
+def run(
+    command: Union[str, Iterable[str]],
+    *,
+    mounts: Iterable[Mount] = (),
+    network: Optional[str] = None,
+    secrets: Iterable[SecretMount] = (),
+) -> RunStep:
+    """`run("apt-get update", mounts=[cache_mount("/var/cache/apt")])` or `run(["/bin/app", "--check"])`."""
+    mounts = tuple(mounts)
+    secrets = tuple(secrets)
+    for m in mounts:
+        if not isinstance(m, (CacheMount, SecretMount, TmpfsMount)):
+            raise TypeError(
+                f"run(mounts=...) takes cache_mount(), secret_mount() and tmpfs_mount() values, got {m!r}"
+            )
+    for s in secrets:
+        if not isinstance(s, SecretMount):
+            raise TypeError(f"run(secrets=...) takes secret_mount() values, got {s!r}")
+    return RunStep(_strings(command, "run(command)"), mounts, network, secrets)
+
+
+def cache_mount(target: str, *, id: Optional[str] = None, sharing: str = "shared") -> CacheMount:
+    """`cache_mount("/root/.cache/pip", sharing="locked")`: sharing is shared, private or locked."""
+    return CacheMount(target, id, sharing)
+
+
+def secret_mount(
+    id: str, target: Optional[str] = None, *, required: bool = True, mode: int = 0o400, uid: int = 0, gid: int = 0
+) -> SecretMount:
+    """`secret_mount("token")` mounts secret `token` at /run/secrets/token (or at `target`)."""
+    return SecretMount(id, target, required, mode, uid, gid)
+
+
+def tmpfs_mount(target: str, *, size: int = 0) -> TmpfsMount:
+    """`tmpfs_mount("/tmp", size=64 * 1024 * 1024)`; size 0 means the kernel's default."""
+    return TmpfsMount(target, size)
+
+
+BUILD_FILE_HELPERS = {
+    "copy": copy,
+    "run": run,
+    "cache_mount": cache_mount,
+    "secret_mount": secret_mount,
+    "tmpfs_mount": tmpfs_mount,
+}

@@ -1,0 +1,276 @@
+"""The `container_image` target and its fields.
+
+Field aliases mirror the OCI image config (`entrypoint`, `cmd`, `env`, `workdir`, `user`,
+`labels`, `exposed_ports`, ...). Help text is user documentation: what a field does, an example,
+and the ordering rules that matter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Tuple
+
+from pants.engine.addresses import Address
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    BoolField,
+    Dependencies,
+    DictStringToStringField,
+    Field,
+    InvalidFieldException,
+    InvalidFieldTypeException,
+    StringField,
+    StringSequenceField,
+    Target,
+)
+from pants.util.strutil import softwrap
+
+from llbkit_pants.build_file_helpers import CopyStep, RunStep
+
+
+class ContainerImageBaseField(StringField):
+    alias = "base"
+    required = True
+    help = softwrap(
+        """
+        What the image starts from:
+
+        * `"scratch"`: an empty filesystem;
+        * a registry reference with a tag and/or a digest, e.g. `"docker.io/library/python:3.12-slim"`
+          or `"python@sha256:..."` (a tag is resolved to a digest, and the digest is what the
+          build's cache key holds);
+        * the address of another `container_image` target, e.g. `":base"` or `"//images/base"`:
+          its build is composed directly under this one (no registry round trip).
+
+        A registry or target base's config (Env, WorkingDir, User, Entrypoint, Cmd, ...) is
+        inherited the way `docker build` inherits from `FROM`.
+        """
+    )
+
+
+class ContainerImageStepsField(Field):
+    alias = "steps"
+    default: Tuple[Any, ...] = ()
+    help = softwrap(
+        """
+        The build steps, applied in order on top of `base`. Use the BUILD-file helpers:
+
+            steps=[
+                copy(":bin", "/app/"),
+                copy("config.yaml", "/etc/app/config.yaml", chmod="0644", chown="1000:1000"),
+                run("apt-get update && apt-get install -y curl",
+                    mounts=[cache_mount("/var/cache/apt", sharing="locked")]),
+                run(["/app/bin.pex", "--selfcheck"], network="none", secrets=[secret_mount("token")]),
+            ]
+
+        `copy(source, dest)` takes a target address (its packaged output, or its `files`/
+        `resources` sources) or a path relative to this BUILD file's directory owned by a
+        `files`/`resources` target; a `dest` ending in `/` is a directory to copy into, and a
+        relative `dest` is relative to `workdir`. Dependencies are inferred from `copy()`
+        sources, so they need not be listed again.
+
+        `run(command)` takes a shell string (run with `/bin/sh -c`) or an argv list. `env`,
+        `workdir` and `user` apply to every `run`. Mounts: `cache_mount(target, id=, sharing=)`,
+        `secret_mount(id, target=)`, `tmpfs_mount(target, size=)`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[Any]], address: Address) -> Tuple[Any, ...]:
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return ()
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise InvalidFieldTypeException(
+                address, cls.alias, value, expected_type="a list of copy(...) and run(...) steps"
+            )
+        steps = tuple(value)
+        for i, step in enumerate(steps):
+            if not isinstance(step, (CopyStep, RunStep)):
+                raise InvalidFieldException(
+                    f"The {repr(cls.alias)} field in target {address} has an invalid step at index "
+                    f"{i}: {step!r}. Each step must be copy(...) or run(...), e.g. "
+                    f'copy(":bin", "/app/") or run("echo hello").'
+                )
+        return steps
+
+
+class ContainerImageEnvField(DictStringToStringField):
+    alias = "env"
+    help = softwrap(
+        """
+        Environment variables set in the image config and for every `run` step, e.g.
+        `env={"PORT": "8080"}`. They are added to (and override) the base image's Env.
+        """
+    )
+
+
+class ContainerImageWorkdirField(StringField):
+    alias = "workdir"
+    help = softwrap(
+        """
+        The working directory (an absolute path) for every `run` step and the image config's
+        WorkingDir, e.g. `workdir="/app"`. Defaults to the base image's.
+        """
+    )
+
+
+class ContainerImageUserField(StringField):
+    alias = "user"
+    help = softwrap(
+        """
+        The user (and optionally group) that `run` steps and the container run as:
+        `"name"`, `"uid"`, `"uid:gid"` or `"name:group"`, e.g. `user="1000:1000"`.
+        Defaults to the base image's.
+        """
+    )
+
+
+class ContainerImageEntrypointField(StringSequenceField):
+    alias = "entrypoint"
+    help = softwrap(
+        """
+        The image config's Entrypoint, as an argv list, e.g. `entrypoint=["/app/bin.pex"]`.
+        Setting it clears a `cmd` inherited from the base image, as Docker does.
+        """
+    )
+
+
+class ContainerImageCmdField(StringSequenceField):
+    alias = "cmd"
+    help = "The image config's Cmd (default arguments), as an argv list, e.g. `cmd=[\"serve\"]`."
+
+
+class ContainerImageLabelsField(DictStringToStringField):
+    alias = "labels"
+    help = softwrap(
+        """
+        Labels in the image config, e.g.
+        `labels={"org.opencontainers.image.source": "https://example.com/repo"}`.
+        They are added to (and override) the base image's labels.
+        """
+    )
+
+
+class ContainerImageAnnotationsField(DictStringToStringField):
+    alias = "annotations"
+    help = "OCI annotations on the image manifests and index, e.g. `annotations={\"org.opencontainers.image.version\": \"1.4.0\"}`."
+
+
+class ContainerImageExposedPortsField(StringSequenceField):
+    alias = "exposed_ports"
+    help = "Ports the container listens on: `PORT` or `PORT/tcp|udp|sctp`, e.g. `exposed_ports=[\"8080/tcp\"]`."
+
+
+class ContainerImageVolumesField(StringSequenceField):
+    alias = "volumes"
+    help = "Absolute paths declared as volumes in the image config, e.g. `volumes=[\"/data\"]`."
+
+
+class ContainerImageStopSignalField(StringField):
+    alias = "stop_signal"
+    help = "The signal that stops the container, e.g. `stop_signal=\"SIGTERM\"` (a name or a number)."
+
+
+class ContainerImagePlatformsField(StringSequenceField):
+    alias = "platforms"
+    help = softwrap(
+        """
+        The platforms to build, as `os/arch[/variant]`, e.g. `platforms=["linux/amd64", "linux/arm64"]`.
+        One platform gives a one-platform image; several give one OCI index whose manifests are in
+        this order. Defaults to `[buildkit].platforms`.
+        """
+    )
+
+
+class ContainerImageRepositoryField(StringField):
+    alias = "repository"
+    help = softwrap(
+        """
+        The repository name the image is published under, e.g. `repository="acme/app"`.
+        Defaults to the target's path and name.
+        """
+    )
+
+
+class ContainerImageTagsField(StringSequenceField):
+    # Not `tags`: every Pants target already has a `tags` field (for filtering targets).
+    alias = "image_tags"
+    default = ("latest",)
+    help = "The tags the image is published under in each registry, e.g. `image_tags=[\"1.4.0\", \"latest\"]`."
+
+
+class ContainerImageRegistriesField(StringSequenceField):
+    alias = "registries"
+    help = "The registries `publish` pushes to, e.g. `registries=[\"registry.example.com\"]`."
+
+
+class ContainerImageOutputFormatField(StringField):
+    alias = "output_format"
+    default = "oci"
+    valid_choices = ("oci", "docker")
+    help = softwrap(
+        """
+        What `package` writes to `dist/`: `"oci"` (an OCI image layout tar with one index over
+        all platforms) or `"docker"` (a `docker load`-compatible archive; one platform only).
+        """
+    )
+
+
+class ContainerImageSkipPushField(BoolField):
+    alias = "skip_push"
+    default = False
+    help = "If true, `publish` skips this image."
+
+
+class ContainerImageDependenciesField(Dependencies):
+    help = softwrap(
+        """
+        Extra dependencies. Those named by `base` and by `copy()` sources are inferred and need
+        not be listed.
+        """
+    )
+
+
+class ContainerImageTarget(Target):
+    alias = "container_image"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        ContainerImageBaseField,
+        ContainerImageStepsField,
+        ContainerImageEnvField,
+        ContainerImageWorkdirField,
+        ContainerImageUserField,
+        ContainerImageEntrypointField,
+        ContainerImageCmdField,
+        ContainerImageLabelsField,
+        ContainerImageAnnotationsField,
+        ContainerImageExposedPortsField,
+        ContainerImageVolumesField,
+        ContainerImageStopSignalField,
+        ContainerImagePlatformsField,
+        ContainerImageRepositoryField,
+        ContainerImageTagsField,
+        ContainerImageRegistriesField,
+        ContainerImageOutputFormatField,
+        ContainerImageSkipPushField,
+        ContainerImageDependenciesField,
+    )
+    help = softwrap(
+        """
+        A container image built with BuildKit, without a Docker daemon.
+
+            container_image(
+                name="app",
+                base="docker.io/library/python:3.12-slim",
+                steps=[copy(":bin", "/app/"), run(["python3", "/app/bin.pex", "--selfcheck"])],
+                env={"PORT": "8080"}, workdir="/app", user="1000:1000",
+                entrypoint=["python3", "/app/bin.pex"], cmd=["serve"],
+                platforms=["linux/amd64", "linux/arm64"],
+                repository="acme/app", image_tags=["1.4.0", "latest"],
+            )
+
+        The fields are compiled to BuildKit LLB (one graph per platform) and solved on buildkitd
+        workers (see `[buildkit]`); `pants package` writes an OCI layout (or docker archive) to
+        `dist/`.
+        """
+    )

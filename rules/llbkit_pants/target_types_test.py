@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from textwrap import dedent
+
+import pytest
+from pants.build_graph.address import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.testutil.rule_runner import RuleRunner
+
+from llbkit_pants import register
+from llbkit_pants.build_file_helpers import CacheMount, CopyStep, RunStep, SecretMount, TmpfsMount
+from llbkit_pants.target_types import (
+    ContainerImageOutputFormatField,
+    ContainerImageStepsField,
+    ContainerImageTagsField,
+)
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    return RuleRunner(
+        target_types=register.target_types(),
+        aliases=[register.build_file_aliases()],
+    )
+
+
+def test_steps_from_build_file_helpers(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            "app/BUILD": dedent(
+                """\
+                container_image(
+                    name="app",
+                    base="docker.io/library/python:3.12-slim",
+                    steps=[
+                        copy(":bin", "/app/"),
+                        copy("config.yaml", "/etc/app/config.yaml", chmod="0644", chown="1000:1000"),
+                        run("apt-get update", mounts=[cache_mount("/var/cache/apt", sharing="locked")]),
+                        run(["/app/bin.pex", "--selfcheck"], network="none",
+                            secrets=[secret_mount("token")], mounts=[tmpfs_mount("/tmp")]),
+                    ],
+                )
+                """
+            )
+        }
+    )
+    tgt = rule_runner.get_target(Address("app", target_name="app"))
+    steps = tgt[ContainerImageStepsField].value
+    assert steps == (
+        CopyStep(":bin", "/app/"),
+        CopyStep("config.yaml", "/etc/app/config.yaml", chmod="0644", chown="1000:1000"),
+        RunStep("apt-get update", mounts=(CacheMount("/var/cache/apt", sharing="locked"),)),
+        RunStep(
+            ("/app/bin.pex", "--selfcheck"),
+            mounts=(TmpfsMount("/tmp"),),
+            network="none",
+            secrets=(SecretMount("token"),),
+        ),
+    )
+    assert tgt[ContainerImageOutputFormatField].value == "oci"
+    assert tgt[ContainerImageTagsField].value == ("latest",)
+
+
+def test_a_step_that_is_not_copy_or_run_names_target_field_and_fix(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {"app/BUILD": 'container_image(name="app", base="scratch", steps=["echo hi"])'}
+    )
+    with pytest.raises(ExecutionError) as e:
+        rule_runner.get_target(Address("app", target_name="app"))
+    message = str(e.value)
+    assert "'steps' field in target app:app" in message
+    assert "'echo hi'" in message
+    assert 'run("echo hello")' in message
+
+
+def test_unknown_output_format_is_refused(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {"app/BUILD": 'container_image(name="app", base="scratch", output_format="tarball")'}
+    )
+    with pytest.raises(ExecutionError) as e:
+        rule_runner.get_target(Address("app", target_name="app"))
+    assert "output_format" in str(e.value) and "tarball" in str(e.value)
+
+
+def test_run_rejects_a_mount_that_is_not_a_mount_helper() -> None:
+    from llbkit_pants.build_file_helpers import run
+
+    with pytest.raises(TypeError, match="cache_mount"):
+        run("true", mounts=["/cache"])
