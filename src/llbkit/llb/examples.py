@@ -320,17 +320,29 @@ def catalogue(registry: str, *, cache_namespace: str = "llbkit-test") -> List[Ex
         _f("/gid", b"65534\n", uid=65534),
         exact=True,
     )
+    # A fresh value on every solve (the op ignores the cache), read by the counter below so that
+    # the counter runs again. The counter itself must not ignore the cache: buildkitd empties the
+    # cache mounts of an ignore_cache exec before solving it (Dockerfile's --no-cache semantics).
+    stamp = bb.run(
+        _sh("cat /proc/sys/kernel/random/uuid > /o/stamp"),
+        mounts=[bind("/o", out_dir)],
+        ignore_cache=True,
+        custom_name="a fresh stamp per solve",
+    ).get_mount("/o")
     counter = bb.run(
         _sh('n=$(cat /cache/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /cache/n; echo $n > /out/n'),
-        mounts=[cache("/cache", f"{cache_namespace}-counter", sharing="locked"), bind("/out", out_dir)],
-        ignore_cache=True,
+        mounts=[
+            cache("/cache", f"{cache_namespace}-counter", sharing="locked"),
+            bind("/stamp", stamp, readonly=True),
+            bind("/out", out_dir),
+        ],
         custom_name="count solves in a cache mount",
     )
     add(
         "cache_mount",
         "A counter kept in a cache mount: the first solve exports /n = '1\\n', a second solve of the "
-        "same definition '2\\n' (the run ignores the op cache, the cache mount persists). The cache "
-        "itself is not exported.",
+        "same definition '2\\n' (the counter reads a stamp that an ignore_cache op makes anew each "
+        "solve, so it runs again; the cache mount persists). The cache itself is not exported.",
         counter.get_mount("/out"),
         _f("/n", b"1\n"),
         exact=True,
@@ -386,14 +398,21 @@ def catalogue(registry: str, *, cache_namespace: str = "llbkit-test") -> List[Ex
         _f("/leaked", b"no\n"),
         exact=True,
     )
+    # Asks the registry's /v2/ over plain HTTP with nc (busybox's wget can crash on a static build,
+    # which would make "unreachable" prove nothing; network_host_control is the control).
+    reg_host, _, reg_port = registry.rpartition(":")
+    probe = (
+        f"printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {reg_host} {reg_port or 80} 2>/dev/null "
+        "| grep -q '^HTTP/1'"
+    )
     add(
         "network_none",
         f"A run with network none cannot reach the registry at {registry}: /result is "
         "'unreachable\\n' (only loopback exists; the run itself succeeds).",
         bb.network("none").run(
             _sh(
-                f"if wget -q -T 3 -O /dev/null http://{registry}/v2/ 2>/dev/null; then echo reachable; "
-                "else echo unreachable; fi > /out/result; ls /sys/class/net > /out/interfaces"
+                f"if {probe}; then echo reachable; else echo unreachable; fi > /out/result; "
+                "ls /sys/class/net > /out/interfaces"
             ),
             mounts=[bind("/out", out_dir)],
             ignore_cache=True,
@@ -407,10 +426,7 @@ def catalogue(registry: str, *, cache_namespace: str = "llbkit-test") -> List[Ex
         f"Control for network_none: with network host the registry at {registry} answers "
         "(/result is 'reachable\\n'). Needs the network.host entitlement.",
         bb.network("host").run(
-            _sh(
-                f"if wget -q -T 3 -O /dev/null http://{registry}/v2/ 2>/dev/null; then echo reachable; "
-                "else echo unreachable; fi > /out/result"
-            ),
+            _sh(f"if {probe}; then echo reachable; else echo unreachable; fi > /out/result"),
             mounts=[bind("/out", out_dir)],
             ignore_cache=True,
         ).get_mount("/out"),

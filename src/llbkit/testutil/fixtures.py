@@ -4,7 +4,8 @@ Load them from a conftest (``from llbkit.testutil.fixtures import *``, or
 ``pytest_plugins = ["llbkit.testutil.fixtures"]`` in a root conftest). Session-scoped, started
 on first use and stopped by PID at the end of the session:
 
-- ``buildkitd_amd64``: :class:`Buildkitd` on a unix socket, native linux/amd64 (emulates arm64).
+- ``buildkitd_amd64``: :class:`Buildkitd` on a unix socket, native linux/amd64 (emulates arm64);
+  it grants the ``network.host`` entitlement to builds that ask for it (``--allow network.host``).
 - ``buildkitd_arm64_tls``: :class:`Buildkitd` whose native platform is linux/arm64, on
   ``tcp://127.0.0.1:PORT`` with mutual TLS (``.tls``, ``.tls_dir``, ``.ca_cert``...).
 - ``registry``: :class:`Registry` on 127.0.0.1:PORT seeded with the busybox index
@@ -95,7 +96,12 @@ def _serve(daemon: "Buildkitd | Registry", seed: "BusyboxImage | None" = None) -
 
 @pytest.fixture(scope="session")
 def buildkitd_amd64() -> Iterator[Buildkitd]:
-    yield from _serve(Buildkitd(name="buildkitd_amd64"))
+    # network.host: the LLB examples check that network none cannot reach the registry against a
+    # control run with network host, which buildkitd refuses unless the daemon allows it.
+    daemon = Buildkitd(
+        name="buildkitd_amd64", extra_args=["--allow-insecure-entitlement", "network.host"]
+    )
+    yield from _serve(daemon)
 
 
 @pytest.fixture(scope="session")
