@@ -19,5 +19,9 @@ class BuildKitError(LlbkitError):
     """A failure talking to buildkitd or reported by it."""
 
 
+class SessionError(BuildKitError):
+    """A failure serving the client side of a BuildKit session (file sync, exports, secrets, auth)."""
+
+
 class OCIError(LlbkitError):
     """A malformed or unexpected OCI image, index or layout."""

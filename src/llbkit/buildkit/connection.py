@@ -1,0 +1,255 @@
+"""Connecting to buildkitd: addresses, mutual TLS, gRPC channel options, error translation.
+
+Addresses are ``unix://PATH`` or ``tcp://HOST:PORT`` (``BUILDKIT_HOST`` when none is given, like
+buildctl). TCP needs TLS unless plain TCP is asked for explicitly. TLS files are read and checked
+up front, so a missing or malformed file is reported by name before any network traffic.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, List, Optional, Tuple, Union
+
+from llbkit.buildkit.errors import (
+    AddressError,
+    ConnectionFailedError,
+    DaemonError,
+    TLSConfigError,
+    TLSError,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import grpc
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "Address",
+    "TLSConfig",
+    "parse_address",
+    "resolve_address",
+    "open_channel",
+    "translate_rpc_error",
+    "START_HINT",
+]
+
+DEFAULT_ADDRESS = "unix:///run/buildkit/buildkitd.sock"
+
+# BuildKit's own limits are 16 MiB each way; definitions, configs and file chunks can come close.
+MAX_MESSAGE_BYTES = 128 << 20
+
+START_HINT = (
+    "Start one with `buildkitd --addr unix:///run/buildkit/buildkitd.sock` (or `--addr "
+    "tcp://0.0.0.0:1234` with --tlscacert/--tlscert/--tlskey), or point --addr / BUILDKIT_HOST "
+    "at a running daemon."
+)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Address:
+    """A parsed daemon address: ``scheme`` is ``unix`` or ``tcp``."""
+
+    scheme: str
+    path: str = ""  # unix
+    host: str = ""  # tcp
+    port: int = 0  # tcp
+
+    def __str__(self) -> str:
+        if self.scheme == "unix":
+            return f"unix://{self.path}"
+        return f"tcp://{self.host}:{self.port}"
+
+    @property
+    def grpc_target(self) -> str:
+        if self.scheme == "unix":
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_address(address: str) -> Address:
+    """Parse ``unix://PATH`` or ``tcp://HOST:PORT``; raise :class:`AddressError` otherwise."""
+    addr = address.strip()
+    if addr.startswith("unix://"):
+        path = addr[len("unix://"):]
+        if not path:
+            raise AddressError(f"invalid buildkitd address {address!r}: unix:// needs a socket path, e.g. unix:///run/buildkit/buildkitd.sock")
+        return Address("unix", path=path)
+    if addr.startswith("tcp://"):
+        rest = addr[len("tcp://"):].rstrip("/")
+        m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:/\[\]]+):(\d+)", rest)
+        if not m:
+            raise AddressError(f"invalid buildkitd address {address!r}: expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:1234")
+        host = m.group(1) or m.group(3)
+        port = int(m.group(2) or m.group(4))
+        if not 0 < port < 65536:
+            raise AddressError(f"invalid buildkitd address {address!r}: port {port} is out of range")
+        return Address("tcp", host=host, port=port)
+    scheme = addr.split("://", 1)[0] if "://" in addr else ""
+    what = f"unsupported scheme {scheme!r}" if scheme else "no scheme"
+    raise AddressError(
+        f"invalid buildkitd address {address!r} ({what}): use unix://PATH or tcp://HOST:PORT"
+    )
+
+
+def resolve_address(address: Optional[str] = None) -> Address:
+    """The given address, else ``$BUILDKIT_HOST``, else :data:`DEFAULT_ADDRESS`."""
+    return parse_address(address or os.environ.get("BUILDKIT_HOST") or DEFAULT_ADDRESS)
+
+
+def _read_pem(path: PathLike, what: str, marker: str) -> bytes:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise TLSConfigError(f"TLS {what} {str(p)!r} does not exist", str(p)) from None
+    except OSError as e:
+        raise TLSConfigError(f"cannot read TLS {what} {str(p)!r}: {e.strerror or e}", str(p)) from None
+    if b"-----BEGIN" not in data or marker.encode() not in data:
+        raise TLSConfigError(
+            f"TLS {what} {str(p)!r} is not a PEM {marker.lower()} (expected a '-----BEGIN ...{marker}-----' block)",
+            str(p),
+        )
+    return data
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """Mutual TLS towards a ``tcp://`` daemon: the CA that signed the daemon's certificate, and the
+    client certificate and key the daemon checks. ``server_name`` overrides the name checked in
+    the daemon's certificate (default: the address' host)."""
+
+    ca_cert: Optional[str] = None
+    cert: Optional[str] = None
+    key: Optional[str] = None
+    server_name: Optional[str] = None
+
+    @classmethod
+    def from_dir(cls, directory: PathLike, server_name: Optional[str] = None) -> "TLSConfig":
+        """buildctl's ``--tlsdir`` layout: ``ca.pem``, ``cert.pem``, ``key.pem`` (each optional)."""
+        d = Path(directory)
+        if not d.is_dir():
+            raise TLSConfigError(f"TLS directory {str(d)!r} does not exist", str(d))
+
+        def opt(name: str) -> Optional[str]:
+            return str(d / name) if (d / name).exists() else None
+
+        ca, cert, key = opt("ca.pem"), opt("cert.pem"), opt("key.pem")
+        if ca is None and cert is None:
+            raise TLSConfigError(
+                f"TLS directory {str(d)!r} holds neither ca.pem nor cert.pem/key.pem", str(d)
+            )
+        return cls(ca_cert=ca, cert=cert, key=key, server_name=server_name)
+
+    def load(self) -> Tuple[Optional[bytes], Optional[bytes], Optional[bytes]]:
+        """(ca, key, cert) PEM bytes, checked; raise :class:`TLSConfigError` naming the file."""
+        if (self.cert is None) != (self.key is None):
+            missing = "--tlskey (the client key)" if self.key is None else "--tlscert (the client certificate)"
+            raise TLSConfigError(f"TLS client certificate and key go together: {missing} is missing")
+        ca = _read_pem(self.ca_cert, "CA certificate", "CERTIFICATE") if self.ca_cert else None
+        cert = _read_pem(self.cert, "client certificate", "CERTIFICATE") if self.cert else None
+        key = _read_pem(self.key, "client key", "PRIVATE KEY") if self.key else None
+        return ca, key, cert
+
+
+def open_channel(
+    address: Address, tls: Optional[TLSConfig] = None, *, insecure: bool = False
+) -> "grpc.Channel":
+    """A gRPC channel to the daemon (lazy: nothing is sent until the first call)."""
+    import grpc
+
+    options: List[Tuple[str, object]] = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.enable_retries", 0),
+    ]
+    if address.scheme == "unix":
+        if tls is not None:
+            raise TLSConfigError(
+                f"TLS options were given for {address}, but TLS applies to tcp:// addresses only"
+            )
+        options.append(("grpc.default_authority", "localhost"))
+        return grpc.insecure_channel(address.grpc_target, options=options)
+    if tls is None:
+        if not insecure:
+            raise TLSConfigError(
+                f"refusing to connect to {address} without TLS: pass the daemon's CA and a client "
+                "certificate (--tlsdir DIR, or --tlscacert/--tlscert/--tlskey), or ask for plain "
+                "TCP explicitly (--insecure-tcp) if the daemon really listens without TLS"
+            )
+        return grpc.insecure_channel(address.grpc_target, options=options)
+    ca, key, cert = tls.load()
+    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+        options.append(("grpc.default_authority", tls.server_name))
+    return grpc.secure_channel(address.grpc_target, creds, options=options)
+
+
+_TLS_HINTS = [
+    (re.compile(r"CERTIFICATE_REQUIRED|certificate required|PEER_DID_NOT_RETURN_A_CERTIFICATE", re.I),
+     "the daemon requires a client certificate: pass --tlscert and --tlskey (or --tlsdir with cert.pem and key.pem)"),
+    (re.compile(r"CERTIFICATE_VERIFY_FAILED|unknown authority|self.signed|unable to get local issuer", re.I),
+     "the daemon's certificate is not signed by the given CA: pass the CA that signed it (--tlscacert, or ca.pem in --tlsdir)"),
+    (re.compile(r"hostname|does not match|subject alt|SAN|peer name", re.I),
+     "the daemon's certificate does not name this host: pass --tlsservername with a name the certificate holds"),
+    (re.compile(r"BAD_CERTIFICATE|UNKNOWN_CA|bad certificate|DECRYPT_ERROR", re.I),
+     "the daemon rejected the client certificate: it must be signed by the CA the daemon trusts"),
+    (re.compile(r"WRONG_VERSION_NUMBER|http2 preface|Socket closed|preface", re.I),
+     "the TLS handshake failed: check that the daemon listens with TLS (or without, then use --insecure-tcp)"),
+    (re.compile(r"ssl|tls|handshake", re.I),
+     "the TLS handshake failed: check the CA, client certificate and key"),
+]
+
+
+_POST_HANDSHAKE_FAILURE = re.compile(r"Secure read failed|Decryption error|DATA_CORRUPTED|Socket closed|Connection reset", re.I)
+
+
+def translate_rpc_error(
+    err: BaseException, address: object, *, tls: "Union[bool, TLSConfig, None]" = False,
+    what: str = "request",
+) -> Exception:
+    """Turn a ``grpc.RpcError`` into a one-paragraph library error (returned, not raised)."""
+    import grpc
+
+    code = err.code() if hasattr(err, "code") else None  # type: ignore[attr-defined]
+    details = (err.details() if hasattr(err, "details") else str(err)) or ""  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.UNAVAILABLE:
+        if isinstance(tls, TLSConfig) and tls.cert is None and _POST_HANDSHAKE_FAILURE.search(details):
+            # TLS 1.3: a daemon that wants a client certificate drops the connection after the
+            # handshake, which gRPC reports only as a failed read.
+            return TLSError(
+                f"cannot connect to buildkitd at {address}: the daemon closed the TLS connection; "
+                "it most likely requires a client certificate: pass --tlscert and --tlskey (or "
+                f"--tlsdir with cert.pem and key.pem) (gRPC: {_short(details)})",
+                str(address),
+            )
+        if tls:
+            for pattern, hint in _TLS_HINTS:
+                if pattern.search(details):
+                    return TLSError(
+                        f"cannot connect to buildkitd at {address}: {hint} (gRPC: {_short(details)})",
+                        str(address),
+                    )
+        return ConnectionFailedError(
+            f"cannot connect to buildkitd at {address}: {_short(details)}. Is buildkitd running "
+            f"there? {START_HINT}",
+            str(address),
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and what == "connect":
+        return ConnectionFailedError(
+            f"cannot connect to buildkitd at {address}: no answer in time. {START_HINT}", str(address)
+        )
+    name = code.name if code is not None else "UNKNOWN"
+    return DaemonError(f"buildkitd at {address} failed the {what}: {details or name}", name)
+
+
+def _short(details: str, limit: int = 300) -> str:
+    details = " ".join(details.split())
+    return details if len(details) <= limit else details[: limit - 3] + "..."

@@ -1,0 +1,89 @@
+"""Errors raised by the BuildKit client, all subclasses of :class:`llbkit.errors.BuildKitError`.
+
+Each message is one paragraph saying what failed, where (the daemon address, the file, the
+vertex) and how to fix it, so the CLI can print it as is.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+from llbkit.errors import BuildKitError
+
+__all__ = [
+    "BuildKitError",
+    "AddressError",
+    "ConnectionFailedError",
+    "TLSConfigError",
+    "TLSError",
+    "DaemonError",
+    "SolveError",
+    "SolveCancelledError",
+    "ExportSpecError",
+]
+
+
+class AddressError(BuildKitError, ValueError):
+    """A daemon address that is not ``unix://PATH`` or ``tcp://HOST:PORT``."""
+
+
+class ConnectionFailedError(BuildKitError):
+    """The daemon could not be reached at its address."""
+
+    def __init__(self, message: str, address: str) -> None:
+        super().__init__(message)
+        self.address = address
+
+
+class TLSConfigError(BuildKitError):
+    """A TLS file is missing, unreadable or not PEM, or TLS options contradict each other."""
+
+    def __init__(self, message: str, path: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class TLSError(ConnectionFailedError):
+    """The TLS handshake with the daemon failed (unknown CA, missing client certificate...)."""
+
+
+class DaemonError(BuildKitError):
+    """buildkitd answered a request with an error (other than a failed solve)."""
+
+    def __init__(self, message: str, code: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SolveError(BuildKitError):
+    """A build failed on the daemon.
+
+    ``vertex`` is the failing step's name, ``command`` the process it ran (when it was a RUN),
+    ``exit_code`` the process' exit code and ``log_tail`` its last output lines; ``detail`` is
+    BuildKit's own message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: str = "",
+        vertex: Optional[str] = None,
+        command: Optional[str] = None,
+        exit_code: Optional[int] = None,
+        log_tail: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.detail = detail
+        self.vertex = vertex
+        self.command = command
+        self.exit_code = exit_code
+        self.log_tail: Tuple[str, ...] = tuple(log_tail)
+
+
+class SolveCancelledError(BuildKitError):
+    """The build was cancelled by the client (interrupt or cancel event); the daemon stopped it."""
+
+
+class ExportSpecError(BuildKitError, ValueError):
+    """An ``--output``, ``--export-cache``, ``--import-cache`` or ``--secret`` spec is invalid."""

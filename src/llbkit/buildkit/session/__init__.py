@@ -1,0 +1,73 @@
+"""The client side of a BuildKit session, served to buildkitd over ``Control.Session``.
+
+During a solve buildkitd calls back into the client: to read local directories (``local``
+sources), to hand over exported files, to ask for registry credentials and secret values. The
+client opens a ``Control.Session`` call whose messages carry the bytes of an HTTP/2 connection on
+which buildkitd is the gRPC client and the session the server. llbkit runs a real
+``grpc.server`` on a private unix socket and tunnels the call's bytes to it
+(:mod:`.tunnel`). Served services:
+
+- ``FileSync.DiffCopy``: uploads a local directory with fsutil's protocol (:mod:`.diffcopy`):
+  a listing of stats in fsutil's order (include/exclude/follow filters as in BuildKit,
+  :mod:`.walk`, :mod:`.patterns`), then the content of the files buildkitd asks for, streamed in
+  chunks. buildkitd asks only for files whose stat changed since its last sync with the same
+  shared key and local name, so a later solve re-sends only what changed.
+- ``FileSend.DiffCopy``: receives exports: one file (``tar``, ``oci``, ``docker``) written
+  atomically, or a directory (``local``) received into a temporary directory and moved into place
+  (:mod:`.writers`).
+- ``Auth.Credentials`` from the docker ``config.json`` and its credential helpers (:mod:`.auth`);
+  the token-authority methods answer Unimplemented, so buildkitd fetches tokens itself.
+- ``Secrets.GetSecret`` from files, environment variables or bytes (:mod:`.secrets`); an unknown
+  ID answers NotFound. Values are never logged.
+- ``grpc.health.v1.Health/Check`` (buildkitd drops sessions that fail it).
+
+Use::
+
+    from llbkit.buildkit.session import Session, LocalDir, FileOutput, DirOutput, SecretSource
+
+    session = Session(
+        local_dirs={"context": LocalDir("./app", exclude=["*.pyc"])},   # or just a path
+        secrets={"token": SecretSource(env="API_TOKEN")},               # file=, env= or value=
+        outputs={0: FileOutput("out/image.tar")},  # key: index in SolveRequest.Exporters
+        auth=True,            # DockerAuthProvider() (default); an AuthProvider; or None
+        shared_key="",        # same key + same local name => incremental uploads
+    )
+    session.run(channel)      # background threads; SolveRequest(Session=session.id, ...)
+    ...                       # solve
+    session.close()           # idempotent; also a context manager
+    session.bytes_sent("context")   # file bytes uploaded (session.stats(name) for more)
+
+A ``local`` exporter needs ``DirOutput(path)``; ``tar``/``oci``/``docker`` need ``FileOutput(path)``
+(its ``metadata`` gets the exporter's ``exporter-md-*`` values).
+"""
+
+from __future__ import annotations
+
+from llbkit.buildkit.session.auth import (
+    AuthProvider,
+    Credentials,
+    DockerAuthProvider,
+    StaticAuthProvider,
+    docker_config_dir,
+)
+from llbkit.buildkit.session.secrets import SecretSource, SecretStore
+from llbkit.buildkit.session.services import DirOutput, FileOutput, LocalDir, TransferStats
+from llbkit.buildkit.session.session import Session, new_session_id
+from llbkit.errors import SessionError
+
+__all__ = [
+    "Session",
+    "new_session_id",
+    "LocalDir",
+    "TransferStats",
+    "FileOutput",
+    "DirOutput",
+    "SecretSource",
+    "SecretStore",
+    "AuthProvider",
+    "DockerAuthProvider",
+    "StaticAuthProvider",
+    "Credentials",
+    "docker_config_dir",
+    "SessionError",
+]

@@ -1,0 +1,434 @@
+"""The gRPC services a session serves to buildkitd: FileSync, FileSend, Auth, Secrets, Health.
+
+Each is a ``grpc.GenericRpcHandler``; :func:`method_paths` lists every method they serve (the
+session announces them in its ``X-Docker-Expose-Session-Grpc-Method`` headers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+
+import grpc
+
+from llbkit._proto import auth_pb2, filesync_pb2, fsutil_types_pb2 as fpb, secrets_pb2
+from llbkit.buildkit.session.auth import AuthProvider
+from llbkit.buildkit.session.diffcopy import Receiver, Sender, FileRequest, SenderFinished
+from llbkit.buildkit.session.secrets import SecretError, SecretStore
+from llbkit.buildkit.session.walk import FilterOptions, walk
+from llbkit.buildkit.session.writers import AtomicDir, AtomicFile
+from llbkit.errors import LlbkitError
+
+__all__ = [
+    "LocalDir",
+    "TransferStats",
+    "FileOutput",
+    "DirOutput",
+    "file_sync_handler",
+    "file_send_handler",
+    "auth_handler",
+    "secrets_handler",
+    "health_handler",
+    "method_paths",
+]
+
+log = logging.getLogger(__name__)
+
+FILESYNC = "moby.filesync.v1.FileSync"
+FILESEND = "moby.filesync.v1.FileSend"
+AUTH = "moby.filesync.v1.Auth"
+SECRETS = "moby.buildkit.secrets.v1.Secrets"
+HEALTH = "grpc.health.v1.Health"
+
+KEY_DIR_NAME = "dir-name"
+KEY_INCLUDE = "include-patterns"
+KEY_EXCLUDE = "exclude-patterns"
+KEY_FOLLOW = "followpaths"
+KEY_EXPORTER_ID = "buildkit-attachable-exporter-id"
+KEY_EXPORTER_META_PREFIX = "exporter-md-"
+
+_QUEUE_DEPTH = 16  # packets in flight per stream (x DATA_CHUNK_SIZE bytes of memory at most)
+_END = object()
+
+
+# ---- configuration objects -------------------------------------------------------------------
+
+
+class TransferStats:
+    """Counters of one local directory's uploads, summed over every sync of the session.
+
+    ``bytes_sent``: file content bytes sent; ``packet_bytes``: every packet's encoded size
+    (stats included); ``files_sent``: files whose content was requested; ``syncs``: transfers.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.bytes_sent = 0
+        self.packet_bytes = 0
+        self.files_sent = 0
+        self.syncs = 0
+
+    def _add(self, *, data: int = 0, packet: int = 0, files: int = 0, syncs: int = 0) -> None:
+        with self._lock:
+            self.bytes_sent += data
+            self.packet_bytes += packet
+            self.files_sent += files
+            self.syncs += syncs
+
+    def snapshot(self) -> Dict[str, int]:
+        with self._lock:
+            return {
+                "bytes_sent": self.bytes_sent,
+                "packet_bytes": self.packet_bytes,
+                "files_sent": self.files_sent,
+                "syncs": self.syncs,
+            }
+
+    def __repr__(self) -> str:
+        return f"TransferStats({self.snapshot()})"
+
+
+@dataclass
+class LocalDir:
+    """A directory served to ``local`` sources of that name.
+
+    ``include``/``exclude``/``follow`` filter on the client side (like a ``.dockerignore``),
+    before the filters the LLB source itself asks for.
+    """
+
+    path: str
+    include: Optional[List[str]] = None
+    exclude: Optional[List[str]] = None
+    follow: Optional[List[str]] = None
+    stats: TransferStats = field(default_factory=TransferStats, repr=False, compare=False)
+
+    def filter(self) -> FilterOptions:
+        return FilterOptions(self.include, self.exclude, self.follow)
+
+
+@dataclass
+class FileOutput:
+    """An exporter writing one file (tar, oci, docker), written atomically at ``path``.
+
+    ``metadata`` receives the exporter's ``exporter-md-*`` values once the file is written.
+    """
+
+    path: str
+    metadata: Dict[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class DirOutput:
+    """The ``local`` exporter's directory, received into a temporary dir and moved to ``path``."""
+
+    path: str
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _metadata(context: grpc.ServicerContext) -> Dict[str, List[str]]:
+    md: Dict[str, List[str]] = {}
+    for k, v in context.invocation_metadata() or ():
+        md.setdefault(k.lower(), []).append(v if isinstance(v, str) else v.decode("latin-1"))
+    out: Dict[str, List[str]] = {}
+    for k, vals in md.items():
+        enc = md.get(k + "-encoded")
+        if enc and enc[0].lower() in ("1", "t", "true"):
+            vals = [urllib.parse.unquote_plus(v) for v in vals]
+        out[k] = vals
+    return out
+
+
+class _Pipe:
+    """A bounded queue of outgoing messages that stops blocking once the call is over."""
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self.q: "queue.Queue[Any]" = queue.Queue(maxsize=_QUEUE_DEPTH)
+        self.stopped = threading.Event()
+        context.add_callback(self.stop)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def put(self, item: Any) -> bool:
+        while not self.stopped.is_set():
+            try:
+                self.q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def drain(self) -> Iterator[Any]:
+        while True:
+            try:
+                item = self.q.get(timeout=0.2)
+            except queue.Empty:
+                if self.stopped.is_set():
+                    return
+                continue
+            if item is _END:
+                return
+            yield item
+
+
+def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    t = threading.Thread(target=target, name=name, daemon=True)
+    t.start()
+    return t
+
+
+# ---- FileSync.DiffCopy: upload local directories --------------------------------------------
+
+
+def _send_dir(
+    local: LocalDir, daemon_filter: FilterOptions, requests: Iterator["fpb.Packet"], context: grpc.ServicerContext
+) -> Iterator["fpb.Packet"]:
+    sender: Sender[str] = Sender()
+    pipe = _Pipe(context)
+    wanted: "queue.Queue[Any]" = queue.Queue()
+    stats = local.stats
+    stats._add(syncs=1)
+
+    def out(p: "fpb.Packet", data: int = 0) -> bool:
+        stats._add(data=data, packet=p.ByteSize())
+        return pipe.put(p)
+
+    def lister() -> None:
+        try:
+            for entry in walk(local.path, [local.filter(), daemon_filter]):
+                if not out(sender.stat(entry.stat, entry.abs_path)):
+                    return
+            out(sender.end_of_listing())
+        except Exception as e:  # an unreadable tree: tell the receiver why
+            log.debug("file sync of %s failed: %s", local.path, e)
+            pipe.put(Sender.error(f"failed to walk {local.path}: {e}"))
+            pipe.put(_END)
+
+    def reader() -> None:
+        try:
+            for p in requests:
+                ev = sender.receive(p)
+                if isinstance(ev, FileRequest):
+                    wanted.put(ev)
+                elif isinstance(ev, SenderFinished):
+                    wanted.put(_END)
+                    return
+        except grpc.RpcError:
+            pass
+        except LlbkitError as e:
+            pipe.put(Sender.error(str(e)))
+        wanted.put(None)  # the call ended without FIN
+        pipe.stop()
+
+    def data_sender() -> None:
+        while True:
+            req = wanted.get()
+            if req is None:
+                return
+            if req is _END:
+                pipe.put(Sender.fin())
+                pipe.put(_END)
+                return
+            stats._add(files=1)
+            try:
+                fd = os.open(req.key, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                f = None
+            else:
+                f = os.fdopen(fd, "rb")
+            try:
+                for p in Sender.data_packets(req.id, f):
+                    if not out(p, len(p.data)):
+                        return
+            except OSError as e:
+                pipe.put(Sender.error(f"failed to read {req.key}: {e}"))
+                pipe.put(_END)
+                return
+            finally:
+                if f is not None:
+                    f.close()
+
+    _thread("llbkit-filesync-list", lister)
+    _thread("llbkit-filesync-recv", reader)
+    _thread("llbkit-filesync-data", data_sender)
+    yield from pipe.drain()
+
+
+def file_sync_handler(dirs: Mapping[str, LocalDir]) -> grpc.GenericRpcHandler:
+    def diff_copy(requests: Iterator["fpb.Packet"], context: grpc.ServicerContext) -> Iterator["fpb.Packet"]:
+        md = _metadata(context)
+        name = (md.get(KEY_DIR_NAME) or [""])[0]
+        local = dirs.get(name)
+        if local is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no access allowed to dir {name!r}")
+        daemon_filter = FilterOptions(md.get(KEY_INCLUDE), md.get(KEY_EXCLUDE), md.get(KEY_FOLLOW))
+        return _send_dir(local, daemon_filter, requests, context)  # type: ignore[arg-type]
+
+    handler = grpc.stream_stream_rpc_method_handler(
+        diff_copy,
+        request_deserializer=fpb.Packet.FromString,
+        response_serializer=fpb.Packet.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(FILESYNC, {"DiffCopy": handler})
+
+
+# ---- FileSend.DiffCopy: receive exports -------------------------------------------------------
+
+
+def _receive_file(output: FileOutput, md: Mapping[str, List[str]], requests: Iterator[bytes]) -> Iterator[bytes]:
+    writer = AtomicFile(output.path)
+    try:
+        for raw in requests:
+            writer.write(filesync_pb2.BytesMessage.FromString(raw).data)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    output.metadata.clear()
+    for k, v in md.items():
+        if k.startswith(KEY_EXPORTER_META_PREFIX):
+            output.metadata[k[len(KEY_EXPORTER_META_PREFIX):]] = ",".join(v)
+    return iter(())
+
+
+def _receive_dir(output: DirOutput, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    target = AtomicDir(output.path)
+    receiver = Receiver(target.sink)
+    pipe = _Pipe(context)
+
+    def reader() -> None:
+        try:
+            for raw in requests:
+                replies = receiver.receive(fpb.Packet.FromString(raw))
+                if receiver.fin_sent and replies and replies[-1].type == fpb.Packet.PACKET_FIN:
+                    target.commit()  # before FIN: the export is complete once the daemon sees it
+                for p in replies:
+                    pipe.put(p.SerializeToString())
+                if receiver.done:
+                    break
+            if not receiver.fin_sent:
+                raise LlbkitError("the export stream ended before the transfer completed")
+        except grpc.RpcError:
+            target.abort()
+        except Exception as e:
+            target.abort()
+            pipe.put(Receiver.error(f"failed to receive into {output.path}: {e}").SerializeToString())
+        pipe.put(_END)
+
+    _thread("llbkit-filesend-recv", reader)
+    return pipe.drain()
+
+
+def file_send_handler(outputs: Mapping[int, "FileOutput | DirOutput"]) -> grpc.GenericRpcHandler:
+    def diff_copy(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        md = _metadata(context)
+        try:
+            exporter_id = int((md.get(KEY_EXPORTER_ID) or ["0"])[0])
+        except ValueError:
+            exporter_id = 0
+        output = outputs.get(exporter_id)
+        if output is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"exporter {exporter_id} not found")
+        if isinstance(output, DirOutput):
+            return _receive_dir(output, requests, context)
+        return _receive_file(output, md, requests)  # type: ignore[arg-type]
+
+    handler = grpc.stream_stream_rpc_method_handler(diff_copy)  # raw bytes: two message types
+    return grpc.method_handlers_generic_handler(FILESEND, {"DiffCopy": handler})
+
+
+# ---- Auth ------------------------------------------------------------------------------------
+
+
+def auth_handler(provider: AuthProvider) -> grpc.GenericRpcHandler:
+    def credentials(req: "auth_pb2.CredentialsRequest", context: grpc.ServicerContext) -> "auth_pb2.CredentialsResponse":
+        try:
+            creds = provider.credentials(req.Host)
+        except LlbkitError as e:
+            context.abort(grpc.StatusCode.INTERNAL, str(e))
+        return auth_pb2.CredentialsResponse(Username=creds.username, Secret=creds.secret)
+
+    def unimplemented(name: str) -> Callable[[Any, grpc.ServicerContext], Any]:
+        def fn(req: Any, context: grpc.ServicerContext) -> Any:
+            # buildkitd then falls back to Credentials and fetches tokens itself
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented")
+
+        return fn
+
+    def unary(fn: Callable[..., Any], req_type: Any, resp_type: Any) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            fn, request_deserializer=req_type.FromString, response_serializer=resp_type.SerializeToString
+        )
+
+    return grpc.method_handlers_generic_handler(
+        AUTH,
+        {
+            "Credentials": unary(credentials, auth_pb2.CredentialsRequest, auth_pb2.CredentialsResponse),
+            "FetchToken": unary(unimplemented("FetchToken"), auth_pb2.FetchTokenRequest, auth_pb2.FetchTokenResponse),
+            "GetTokenAuthority": unary(
+                unimplemented("GetTokenAuthority"), auth_pb2.GetTokenAuthorityRequest, auth_pb2.GetTokenAuthorityResponse
+            ),
+            "VerifyTokenAuthority": unary(
+                unimplemented("VerifyTokenAuthority"),
+                auth_pb2.VerifyTokenAuthorityRequest,
+                auth_pb2.VerifyTokenAuthorityResponse,
+            ),
+        },
+    )
+
+
+# ---- Secrets ---------------------------------------------------------------------------------
+
+
+def secrets_handler(store: SecretStore) -> grpc.GenericRpcHandler:
+    def get_secret(req: "secrets_pb2.GetSecretRequest", context: grpc.ServicerContext) -> "secrets_pb2.GetSecretResponse":
+        try:
+            value = store.get(req.ID)
+        except SecretError as e:
+            context.abort(grpc.StatusCode.INTERNAL, str(e))  # the message names the source, not the value
+        if value is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"secret {req.ID} not found")
+        return secrets_pb2.GetSecretResponse(data=value)
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        get_secret,
+        request_deserializer=secrets_pb2.GetSecretRequest.FromString,
+        response_serializer=secrets_pb2.GetSecretResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(SECRETS, {"GetSecret": handler})
+
+
+# ---- Health ----------------------------------------------------------------------------------
+
+# grpc.health.v1.HealthCheckResponse{status: SERVING}: field 1, varint 1.
+_SERVING = b"\x08\x01"
+
+
+def health_handler() -> grpc.GenericRpcHandler:
+    """buildkitd checks the session every few seconds and drops it after failed checks."""
+
+    def check(req: bytes, context: grpc.ServicerContext) -> bytes:
+        return _SERVING
+
+    return grpc.method_handlers_generic_handler(HEALTH, {"Check": grpc.unary_unary_rpc_method_handler(check)})
+
+
+def method_paths(services: Iterable[Tuple[str, Iterable[str]]]) -> List[str]:
+    """``/<service>/<method>`` for each (service, methods) pair, in order."""
+    return [f"/{svc}/{m}" for svc, methods in services for m in methods]
+
+
+SERVICE_METHODS = {
+    FILESYNC: ("DiffCopy",),
+    FILESEND: ("DiffCopy",),
+    AUTH: ("Credentials", "FetchToken", "GetTokenAuthority", "VerifyTokenAuthority"),
+    SECRETS: ("GetSecret",),
+    HEALTH: ("Check",),
+}

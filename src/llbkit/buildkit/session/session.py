@@ -1,0 +1,212 @@
+"""A BuildKit session: what the client serves to buildkitd over ``Control.Session``."""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+import shutil
+import socket
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Mapping, Optional, Tuple, Union
+
+import grpc
+
+from llbkit._proto import control_pb2_grpc
+from llbkit.buildkit.session.auth import AuthProvider, DockerAuthProvider
+from llbkit.buildkit.session.secrets import SecretLike, SecretStore
+from llbkit.buildkit.session.services import (
+    AUTH,
+    FILESEND,
+    FILESYNC,
+    HEALTH,
+    SECRETS,
+    SERVICE_METHODS,
+    DirOutput,
+    FileOutput,
+    LocalDir,
+    TransferStats,
+    auth_handler,
+    file_send_handler,
+    file_sync_handler,
+    health_handler,
+    method_paths,
+    secrets_handler,
+)
+from llbkit.buildkit.session.tunnel import Tunnel
+from llbkit.errors import SessionError
+
+__all__ = ["Session", "new_session_id"]
+
+HEADER_ID = "x-docker-expose-session-uuid"
+HEADER_NAME = "x-docker-expose-session-name"
+HEADER_SHARED_KEY = "x-docker-expose-session-sharedkey"
+HEADER_METHOD = "x-docker-expose-session-grpc-method"
+
+_MAX_MESSAGE = 64 * 1024 * 1024
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_session_id() -> str:
+    """A random 25-character base-36 ID, like BuildKit's ``identity.NewID``."""
+    return "".join(_random.choice(_ALPHABET) for _ in range(25))
+
+
+LocalDirLike = Union[LocalDir, str, "os.PathLike[str]"]
+OutputLike = Union[FileOutput, DirOutput]
+
+
+class Session:
+    """The client side of one BuildKit session (see the package docs for the whole picture).
+
+    Pass ``Session.id`` as ``SolveRequest.Session``; call :meth:`run` with a channel to the
+    daemon before (or while) solving, and :meth:`close` when the solve is over.
+    """
+
+    def __init__(
+        self,
+        *,
+        local_dirs: Optional[Mapping[str, LocalDirLike]] = None,
+        secrets: Optional[Mapping[str, SecretLike]] = None,
+        auth: Union[AuthProvider, bool, None] = True,
+        outputs: Optional[Mapping[int, OutputLike]] = None,
+        shared_key: str = "",
+        name: str = "llbkit",
+        session_id: Optional[str] = None,
+    ) -> None:
+        self.id = session_id or new_session_id()
+        self.shared_key = shared_key
+        self.name = name
+        self.local_dirs: Dict[str, LocalDir] = {
+            k: v if isinstance(v, LocalDir) else LocalDir(os.fspath(v)) for k, v in (local_dirs or {}).items()
+        }
+        self.secrets = SecretStore(secrets or {})
+        if auth is True:
+            self.auth: Optional[AuthProvider] = DockerAuthProvider()
+        elif auth is False or auth is None:
+            self.auth = None
+        else:
+            self.auth = auth
+        self.outputs: Dict[int, OutputLike] = dict(outputs or {})
+        for idx, out in self.outputs.items():
+            if not isinstance(out, (FileOutput, DirOutput)):
+                raise SessionError(
+                    f"output {idx}: expected FileOutput or DirOutput, got {type(out).__name__}"
+                )
+        self._lock = threading.Lock()
+        self._server: Optional[grpc.Server] = None
+        self._tunnel: Optional[Tunnel] = None
+        self._sock_dir: Optional[str] = None
+        self._closed = False
+
+    # -- what is served ----------------------------------------------------------------------
+    def _services(self) -> List[Tuple[str, grpc.GenericRpcHandler]]:
+        out: List[Tuple[str, grpc.GenericRpcHandler]] = [(HEALTH, health_handler())]
+        if self.local_dirs:
+            out.append((FILESYNC, file_sync_handler(self.local_dirs)))
+        if self.outputs:
+            out.append((FILESEND, file_send_handler(self.outputs)))
+        if self.auth is not None:
+            out.append((AUTH, auth_handler(self.auth)))
+        out.append((SECRETS, secrets_handler(self.secrets)))
+        return out
+
+    def methods(self) -> List[str]:
+        """Every gRPC method this session serves, as announced to buildkitd."""
+        return method_paths((svc, SERVICE_METHODS[svc]) for svc, _ in self._services())
+
+    def headers(self) -> List[Tuple[str, str]]:
+        """The ``Control.Session`` call's metadata (lowercase keys, one entry per method)."""
+        md = [(HEADER_ID, self.id), (HEADER_NAME, self.name), (HEADER_SHARED_KEY, self.shared_key)]
+        md += [(HEADER_METHOD, m) for m in self.methods()]
+        return md
+
+    def stats(self, name: str) -> TransferStats:
+        """Upload counters of the local directory ``name``."""
+        return self.local_dirs[name].stats
+
+    def bytes_sent(self, name: str) -> int:
+        """File content bytes uploaded so far from the local directory ``name``."""
+        return self.local_dirs[name].stats.bytes_sent
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self, channel: grpc.Channel) -> None:
+        """Attach the session to the daemon behind ``channel``; serves in background threads."""
+        with self._lock:
+            if self._closed:
+                raise SessionError(f"session {self.id} is closed")
+            if self._server is not None:
+                raise SessionError(f"session {self.id} is already running")
+            self._sock_dir = _private_dir()
+            path = os.path.join(self._sock_dir, "s.sock")
+            server = grpc.server(
+                ThreadPoolExecutor(max_workers=32, thread_name_prefix="llbkit-session"),
+                handlers=[h for _, h in self._services()],
+                options=[
+                    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+                    ("grpc.max_send_message_length", _MAX_MESSAGE),
+                ],
+                maximum_concurrent_rpcs=None,
+            )
+            try:
+                server.add_insecure_port(f"unix:{path}")
+                server.start()
+                self._server = server
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(path)
+                self._tunnel = Tunnel(sock)
+                stub = control_pb2_grpc.ControlStub(channel)
+                self._tunnel.start(stub.Session, self.headers())
+            except Exception as e:
+                self._stop_locked()
+                raise SessionError(f"failed to start session {self.id}: {e}") from e
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        """The tunnel's failure, if the ``Control.Session`` call ended with an error."""
+        return self._tunnel.error if self._tunnel is not None else None
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until buildkitd ends the session; True if it did within ``timeout``."""
+        if self._tunnel is None:
+            return True
+        return self._tunnel.done.wait(timeout)
+
+    def close(self) -> None:
+        """Stop serving and end the ``Control.Session`` call; idempotent."""
+        with self._lock:
+            self._closed = True
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.close()
+        if self._server is not None:
+            self._server.stop(grace=None).wait(5)
+            self._server = None
+        if self._sock_dir is not None:
+            shutil.rmtree(self._sock_dir, ignore_errors=True)
+            self._sock_dir = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Session {self.id} dirs={sorted(self.local_dirs)} secrets={self.secrets.ids()} "
+            f"outputs={sorted(self.outputs)}>"
+        )
+
+
+def _private_dir() -> str:
+    """A 0700 temp dir short enough for a unix socket path (sun_path is 108 bytes)."""
+    base = tempfile.gettempdir()
+    if len(base) > 60:
+        base = "/tmp"
+    d = tempfile.mkdtemp(prefix="llbkit-s-", dir=base)
+    os.chmod(d, 0o700)
+    return d

@@ -1,0 +1,102 @@
+"""The session's byte tunnel: ``Control.Session`` messages <-> one stream socket.
+
+BuildKit hijacks the ``Control.Session`` call into a byte stream (each ``BytesMessage`` carries
+the next bytes of an HTTP/2 connection); buildkitd is the HTTP/2 client on it and the session
+client serves gRPC. llbkit serves with a real ``grpc.server`` on a private unix socket and
+copies bytes both ways between the call and one connection to that socket:
+
+- every message buildkitd sends is written to the socket (in order, whole);
+- whatever the socket yields is sent as the next message (at most ``chunk_size`` bytes each).
+
+When either side ends, the other is half-closed, so the HTTP/2 connection sees an orderly EOF.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
+
+import grpc
+
+from llbkit._proto import control_pb2
+
+__all__ = ["Tunnel", "CHUNK_SIZE"]
+
+CHUNK_SIZE = 64 * 1024
+
+# (request iterator, metadata) -> response iterator that is also a grpc.Call (has .cancel())
+StreamCall = Callable[..., Any]
+
+
+class Tunnel:
+    """Pumps bytes between a bidirectional ``BytesMessage`` call and a connected socket."""
+
+    def __init__(self, sock: socket.socket, chunk_size: int = CHUNK_SIZE) -> None:
+        self._sock = sock
+        self._chunk = chunk_size
+        self._call: Any = None
+        self._thread: Optional[threading.Thread] = None
+        self._closed = threading.Event()
+        self.done = threading.Event()
+        self.error: Optional[BaseException] = None
+        self.bytes_in = 0  # from buildkitd
+        self.bytes_out = 0  # to buildkitd
+
+    def requests(self) -> Iterator["control_pb2.BytesMessage"]:
+        """Messages to send: the socket's bytes, until it reaches EOF or is closed."""
+        while True:
+            try:
+                data = self._sock.recv(self._chunk)
+            except OSError:
+                return
+            if not data:
+                return
+            self.bytes_out += len(data)
+            yield control_pb2.BytesMessage(data=data)
+
+    def pump(self, responses: Iterable["control_pb2.BytesMessage"]) -> None:
+        """Write every received message to the socket; half-close it when they end."""
+        try:
+            for msg in responses:
+                if msg.data:
+                    self.bytes_in += len(msg.data)
+                    self._sock.sendall(msg.data)
+        except grpc.RpcError as e:
+            if not self._closed.is_set() and e.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+                self.error = e
+        except OSError as e:
+            if not self._closed.is_set():
+                self.error = e
+        finally:
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            self.done.set()
+
+    def start(self, call: StreamCall, metadata: Sequence[Tuple[str, str]]) -> None:
+        """Open the call (``call(request_iterator, metadata=...)``) and pump in a thread."""
+        self._call = call(self.requests(), metadata=list(metadata))
+        self._thread = threading.Thread(
+            target=self.pump, args=(self._call,), name="llbkit-session-tunnel", daemon=True
+        )
+        self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel the call and close the socket; idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._call is not None:
+            try:
+                self._call.cancel()
+            except Exception:
+                pass
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._sock.close()

@@ -1,0 +1,1 @@
+"""The ``llbkit`` command line: ``build``, ``dump-llb``, ``workers``, ``du``, ``prune``."""
