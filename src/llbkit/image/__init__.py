@@ -1,0 +1,79 @@
+"""The typed image IR between frontends and the LLB compiler: pure data and pure functions.
+
+::
+
+    from llbkit.image import ImageSpec, RegistryBase, CopyStep, RunStep, ContextSource, lower
+
+    spec = ImageSpec(
+        name="//app:img",
+        base=RegistryBase("registry.example.com/busybox:1.36"),
+        steps=(CopyStep(ContextSource("context", "app/main.sh"), "/app/"), RunStep("chmod +x /app/main.sh")),
+        env={"PORT": "8080"}, workdir="/app", entrypoint=["/app/main.sh"],
+        platforms=["linux/amd64", "linux/arm64"],
+    )
+    for build in plan(spec, base_configs={...}, context_digest="sha256:..."):
+        build.definition.to_bytes(), build.oci_config()
+
+A registry base's config is resolved by the caller (the client's ``resolve_image_config``) and
+passed in ``base_configs``: lowering never touches the network.
+"""
+
+from __future__ import annotations
+
+from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
+from llbkit.image.lower import BaseConfigs, Lowered, ResolvedBase, local_unique_id_for, lower
+from llbkit.image.plan import plan, registry_bases
+from llbkit.image.spec import (
+    Base,
+    CacheMount,
+    ContextSource,
+    CopyStep,
+    ImageSpec,
+    RegistryBase,
+    RunMount,
+    RunStep,
+    ScratchBase,
+    SecretMount,
+    SpecBase,
+    Step,
+    TmpfsMount,
+    check_base_graph,
+    normalize_platforms,
+    parse_chmod,
+    parse_port,
+    parse_signal,
+    parse_user,
+    validate_spec,
+)
+
+__all__ = [
+    "ImageSpec",
+    "Base",
+    "ScratchBase",
+    "RegistryBase",
+    "SpecBase",
+    "ContextSource",
+    "CopyStep",
+    "RunStep",
+    "Step",
+    "CacheMount",
+    "SecretMount",
+    "TmpfsMount",
+    "RunMount",
+    "validate_spec",
+    "check_base_graph",
+    "normalize_platforms",
+    "parse_port",
+    "parse_signal",
+    "parse_user",
+    "parse_chmod",
+    "lower",
+    "Lowered",
+    "ResolvedBase",
+    "BaseConfigs",
+    "local_unique_id_for",
+    "plan",
+    "registry_bases",
+    "ImageSpecError",
+    "MissingBaseConfigError",
+]

@@ -1,0 +1,364 @@
+"""Lowering: an :class:`~llbkit.image.spec.ImageSpec` and one platform -> an LLB state and the
+image config to return with it.
+
+Docker's rules, applied without a daemon:
+
+- a registry base starts from ``llb.image(ref, platform=...)``; its config (Env, WorkingDir,
+  User, Shell, Entrypoint, Cmd...) is the one the caller resolved and passes in ``base_configs``
+  (lowering never touches the network). Its env, working directory and user apply to runs, and
+  the image config is merged on top of it (:meth:`ImageConfig.to_oci`);
+- a :class:`~llbkit.image.spec.SpecBase` is lowered recursively for the same platform and
+  composed directly: its state is the starting filesystem and its full OCI config the base config;
+- the spec's ``env``, ``workdir`` (created like Docker's WORKDIR) and ``user`` apply first, then
+  the steps in order: copies from the build context (one ``local`` source per context name,
+  including exactly the paths copied), runs with the accumulated env, cwd, user and mounts;
+- one history entry per step, no wall-clock times (the exporter fills ``created`` from
+  SOURCE_DATE_EPOCH).
+
+The same spec, platform, base configs and context digest always give the same definition bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+from llbkit import llb
+from llbkit.buildkit.imageconfig import HistoryEntry, ImageConfig
+from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
+from llbkit.image.spec import (
+    CacheMount,
+    ContextSource,
+    CopyStep,
+    ImageSpec,
+    RegistryBase,
+    RunStep,
+    ScratchBase,
+    SecretMount,
+    SpecBase,
+    TmpfsMount,
+    normalize_platforms,
+    parse_chmod,
+    parse_port,
+    validate_spec,
+)
+from llbkit.llb.reference import parse_image_reference
+
+__all__ = ["Lowered", "ResolvedBase", "BaseConfigs", "lower", "local_unique_id_for"]
+
+DEFAULT_SHELL = ("/bin/sh", "-c")
+HISTORY_COMMENT = "llbkit"
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    """What the caller resolved for a registry base on one platform: its OCI config (parsed JSON
+    or raw bytes) and, optionally, the digest the reference resolved to. With a digest, the image
+    source is pinned to it (``name:tag@digest``), so the definition changes when the tag moves."""
+
+    config: Union[Mapping[str, Any], bytes, str]
+    digest: Optional[str] = None
+
+
+ConfigLike = Union[ResolvedBase, Mapping[str, Any], bytes, str]
+#: Keys are ``(ref, platform)`` or just ``ref`` (as written in the spec, or normalized).
+BaseConfigs = Mapping[Union[str, Tuple[str, str]], ConfigLike]
+
+
+@dataclass(frozen=True, eq=False)
+class Lowered:
+    """One image for one platform: the LLB ``state`` and its ``definition``, the ``config`` the
+    spec adds, and ``base_config`` (the OCI config JSON it is added to; ``None`` for scratch).
+    :meth:`oci_config` is the image's full OCI config."""
+
+    spec: ImageSpec
+    platform: str
+    state: llb.State
+    definition: llb.Definition
+    config: ImageConfig
+    base_config: Optional[Mapping[str, Any]] = None
+    local_unique_id: Optional[str] = None
+
+    def oci_config(self) -> Dict[str, Any]:
+        return self.config.to_oci(self.platform, self.base_config)
+
+    def oci_config_bytes(self) -> bytes:
+        return self.config.to_json_bytes(self.platform, self.base_config)
+
+
+def local_unique_id_for(context_digest: Optional[str]) -> Optional[str]:
+    """The ``local.unique`` value for a build context with this content digest."""
+    return f"llbkit-context:{context_digest}" if context_digest else None
+
+
+def _parse_config(value: Any, ref: str, platform: str) -> Tuple[Dict[str, Any], Optional[str]]:
+    digest = None
+    if isinstance(value, ResolvedBase):
+        digest, value = value.digest, value.config
+    if isinstance(value, (bytes, str)):
+        try:
+            value = json.loads(value)
+        except ValueError as e:
+            raise ImageSpecError(f"base image {ref} ({platform}): config is not JSON: {e}") from None
+    if not isinstance(value, Mapping):
+        raise ImageSpecError(f"base image {ref} ({platform}): config must be a JSON object, got {type(value).__name__}")
+    return dict(value), digest
+
+
+def _find_base_config(
+    spec: ImageSpec, base: RegistryBase, platform: str, base_configs: Optional[BaseConfigs]
+) -> Tuple[Dict[str, Any], Optional[str]]:
+    norm = base.normalized
+    configs = base_configs or {}
+    for key in ((norm, platform), (base.ref, platform), norm, base.ref):
+        if key in configs:
+            return _parse_config(configs[key], base.ref, platform)
+    raise MissingBaseConfigError(
+        f"{spec.name}: no config for base image {base.ref!r} on {platform}: resolve it (e.g. with the "
+        f"client's resolve_image_config) and pass it in base_configs[({norm!r}, {platform!r})]"
+    )
+
+
+def _pinned_ref(norm: str, digest: Optional[str]) -> str:
+    if not digest:
+        return norm
+    r = parse_image_reference(norm, op="base")
+    if r.digest and r.digest != digest:
+        raise ImageSpecError(
+            f"base image {norm}: the resolved digest {digest} differs from the pinned one {r.digest}"
+        )
+    return f"{r.name}{':' + r.tag if r.tag else ''}@{digest}"
+
+
+def _apply_config(state: llb.State, cfg_json: Mapping[str, Any]) -> llb.State:
+    """Env, working directory and user of an OCI config, as Docker applies a FROM image's."""
+    cfg = cfg_json.get("config") or {}
+    for entry in cfg.get("Env") or ():
+        key, _, value = str(entry).partition("=")
+        if key:
+            state = state.add_env(key, value)
+    if cfg.get("WorkingDir"):
+        state = state.dir(cfg["WorkingDir"])
+    if cfg.get("User"):
+        state = state.user(cfg["User"])
+    return state
+
+
+def _shell(cfg_json: Optional[Mapping[str, Any]]) -> Tuple[str, ...]:
+    shell = ((cfg_json or {}).get("config") or {}).get("Shell")
+    return tuple(shell) if shell else DEFAULT_SHELL
+
+
+def _dest(dest: str, workdir: str) -> str:
+    """Docker's COPY destination: relative to the working directory; a trailing ``/`` (or a final
+    ``.``) means into that directory."""
+    into = dest.endswith("/") or dest == "." or dest.endswith("/.")
+    path = dest if dest.startswith("/") else posixpath.join(workdir or "/", dest)
+    path = posixpath.normpath(path)
+    if path.startswith("//"):
+        path = "/" + path.lstrip("/")
+    if into and path != "/":
+        path += "/"
+    return path
+
+
+def _mount(m: Any) -> llb.Mount:
+    if isinstance(m, CacheMount):
+        return llb.cache(m.target, m.id, sharing=m.sharing)
+    if isinstance(m, SecretMount):
+        return llb.secret(m.path, m.id, uid=m.uid, gid=m.gid, mode=m.mode, optional=not m.required)
+    if isinstance(m, TmpfsMount):
+        return llb.tmpfs(m.target, size=m.size)
+    raise ImageSpecError(f"unsupported mount {m!r}")  # pragma: no cover - validated before
+
+
+def _copy_history(step: CopyStep) -> str:
+    opts = ""
+    if step.chown is not None:
+        opts += f" --chown={step.chown}"
+    if step.chmod is not None:
+        mode = parse_chmod(step.chmod)
+        opts += f" --chmod={mode:04o}"
+    src = step.source
+    return f"COPY{opts} {src.context_name}:{src.path} {step.dest}"
+
+
+def _run_history(step: RunStep) -> str:
+    cmd = step.command if isinstance(step.command, str) else json.dumps(list(step.command))
+    opts = "".join(f" --mount=type=cache,target={m.target}" for m in step.mounts if isinstance(m, CacheMount))
+    opts += "".join(f" --mount=type=secret,id={m.id}" for m in step.all_mounts if isinstance(m, SecretMount))
+    if step.network != "default":
+        opts += f" --network={step.network}"
+    return f"RUN{opts} {cmd}"
+
+
+def _locals(spec: ImageSpec) -> Dict[str, llb.State]:
+    """One local source per context name, including exactly the paths the copies name."""
+    paths: Dict[str, List[str]] = {}
+    for step in spec.steps:
+        if isinstance(step, CopyStep) and isinstance(step.source, ContextSource):
+            norm = posixpath.normpath(step.source.path)
+            lst = paths.setdefault(step.source.context_name, [])
+            if norm not in lst:
+                lst.append(norm)
+    return {
+        name: llb.local(
+            name,
+            include_patterns=sorted(ps),
+            shared_key_hint=name,
+            custom_name=f"[{spec.name}] load build context {name}",
+        )
+        for name, ps in sorted(paths.items())
+    }
+
+
+def _lower_state(
+    spec: ImageSpec,
+    platform: str,
+    base_configs: Optional[BaseConfigs],
+    source_date_epoch: Optional[int],
+) -> Tuple[llb.State, ImageConfig, Optional[Dict[str, Any]]]:
+    if spec.platforms and platform not in normalize_platforms(spec.platforms, spec_name=spec.name):
+        raise ImageSpecError(
+            f"{spec.name}: field 'platforms': {platform} is not one of {list(spec.platforms)}: add it, or "
+            f"build the image (and the images built on it) only for the listed platforms"
+        )
+    base = spec.base
+    base_json: Optional[Dict[str, Any]] = None
+    if isinstance(base, ScratchBase):
+        state = llb.scratch().platform(platform)
+    elif isinstance(base, RegistryBase):
+        base_json, digest = _find_base_config(spec, base, platform, base_configs)
+        ref = _pinned_ref(base.normalized, digest)
+        state = llb.image(ref, platform=platform, custom_name=f"[{spec.name}] FROM {base.ref}")
+        state = _apply_config(state, base_json)
+    else:
+        assert isinstance(base, SpecBase)
+        parent_state, parent_cfg, parent_base = _lower_state(base.spec, platform, base_configs, source_date_epoch)
+        base_json = parent_cfg.to_oci(platform, parent_base)
+        state = _apply_config(llb.State(parent_state.output).platform(platform), base_json)
+
+    history: List[HistoryEntry] = []
+    prefix = f"[{spec.name}] "
+
+    def note(created_by: str, empty: bool) -> None:
+        history.append(HistoryEntry(created_by=created_by, comment=HISTORY_COMMENT, empty_layer=empty))
+
+    for key, value in spec.env:
+        state = state.add_env(key, value)
+    if spec.env:
+        note("ENV " + " ".join(f"{k}={v}" for k, v in spec.env), True)
+    if spec.user is not None:
+        state = state.user(spec.user)
+    if spec.workdir is not None:
+        state = state.dir(spec.workdir)
+        workdir = state.get_dir()
+        if workdir != "/":
+            mk = llb.mkdir(workdir, 0o755, make_parents=True, owner=state.get_user() or None,
+                           created_time=source_date_epoch)
+            state = state.file(mk, custom_name=f"{prefix}WORKDIR {workdir}")
+            note(f"WORKDIR {workdir}", False)
+        else:
+            note("WORKDIR /", True)
+    if spec.user is not None:
+        note(f"USER {spec.user}", True)
+
+    contexts = _locals(spec)
+    shell = _shell(base_json)
+    for step in spec.steps:
+        if isinstance(step, CopyStep):
+            src = step.source
+            dest = _dest(step.dest, state.get_dir())
+            owner = step.chown if step.chown is not None else (0, 0)
+            mode = parse_chmod(step.chmod) if step.chmod is not None else None
+            copy_opts = dict(
+                owner=owner, mode=mode, follow_symlinks=True, dir_contents_only=True, create_dest_path=True,
+                created_time=source_date_epoch,
+            )
+            parent = dest.rstrip("/") if dest.endswith("/") else posixpath.dirname(dest)
+            if mode is not None and parent not in ("", "/"):
+                # BuildKit gives the directories a copy creates the copy's mode (a 0640 file would
+                # make an unreadable 0640 directory): create them first with 0755, as Docker does.
+                action = llb.mkdir(parent, 0o755, make_parents=True, owner=owner, created_time=source_date_epoch)
+                action = action.copy(contexts[src.context_name], "/" + posixpath.normpath(src.path), dest, **copy_opts)
+            else:
+                action = llb.copy(contexts[src.context_name], "/" + posixpath.normpath(src.path), dest, **copy_opts)
+            created_by = _copy_history(step)
+            state = state.file(action, custom_name=prefix + created_by)
+            note(created_by, False)
+        else:
+            assert isinstance(step, RunStep)
+            argv = list(shell) + [step.command] if isinstance(step.command, str) else list(step.command)
+            created_by = _run_history(step)
+            state = state.run(
+                argv,
+                mounts=[_mount(m) for m in step.all_mounts],
+                network=None if step.network == "default" else step.network,
+                custom_name=prefix + created_by,
+            ).root()
+            note(created_by, False)
+
+    ports: List[str] = []
+    for p in spec.exposed_ports:
+        for q in parse_port(p):
+            if q not in ports:
+                ports.append(q)
+    for label, present, text in (
+        ("LABEL", spec.labels, " ".join(f"{k}={json.dumps(v)}" for k, v in spec.labels)),
+        ("EXPOSE", ports, " ".join(ports)),
+        ("VOLUME", spec.volumes, json.dumps(list(spec.volumes))),
+        ("STOPSIGNAL", spec.stop_signal, spec.stop_signal or ""),
+        ("ENTRYPOINT", spec.entrypoint is not None, json.dumps(list(spec.entrypoint or ()))),
+        ("CMD", spec.cmd is not None, json.dumps(list(spec.cmd or ()))),
+    ):
+        if present:
+            note(f"{label} {text}", True)
+
+    config = ImageConfig(
+        env=dict(spec.env),
+        entrypoint=tuple(spec.entrypoint) if spec.entrypoint is not None else None,
+        cmd=tuple(spec.cmd) if spec.cmd is not None else None,
+        workdir=state.get_dir() if spec.workdir is not None else None,
+        user=spec.user,
+        labels=dict(spec.labels),
+        exposed_ports=tuple(ports),
+        volumes=tuple(spec.volumes),
+        stop_signal=spec.stop_signal,
+        history=tuple(history),
+    )
+    return state, config, base_json
+
+
+def lower(
+    spec: ImageSpec,
+    platform: Union[str, llb.Platform],
+    *,
+    base_configs: Optional[BaseConfigs] = None,
+    context_digest: Optional[str] = None,
+    source_date_epoch: Optional[int] = None,
+) -> Lowered:
+    """Lower ``spec`` for ``platform``.
+
+    ``base_configs`` holds the resolved config of every registry base in the chain, keyed by
+    ``(ref, platform)`` or ``ref`` (see :class:`ResolvedBase` to pin the digest too);
+    ``context_digest`` (the build context's content digest) becomes the local sources'
+    ``local.unique`` id; ``source_date_epoch`` (seconds), when given, is the mtime of copied files
+    and created directories. Raises :class:`~llbkit.image.errors.ImageSpecError` for an invalid
+    spec or a missing base config.
+    """
+    validate_spec(spec)
+    plat = normalize_platforms([platform if isinstance(platform, str) else llb.format_platform(platform)],
+                               spec_name=spec.name)[0]
+    if source_date_epoch is not None and (
+        not isinstance(source_date_epoch, int) or isinstance(source_date_epoch, bool) or source_date_epoch < 0
+    ):
+        raise ImageSpecError(f"source_date_epoch must be a non-negative int (seconds), got {source_date_epoch!r}")
+    try:
+        state, config, base_json = _lower_state(spec, plat, base_configs, source_date_epoch)
+        unique = local_unique_id_for(context_digest)
+        definition = state.marshal(plat, local_unique_id=unique)
+    except llb.LLBError as e:
+        raise ImageSpecError(f"{spec.name}: failed to lower for {plat}: {e}") from e
+    return Lowered(spec, plat, state, definition, config, base_json, unique)

@@ -1,0 +1,606 @@
+"""The typed image IR: what a ``container_image`` target asks for, as frozen data.
+
+A frontend (the Pants backend, a test, a CLI) builds an :class:`ImageSpec`; :func:`validate_spec`
+checks every field the way Docker would and raises :class:`~llbkit.image.errors.ImageSpecError`
+naming the image, the field, the value and the fix; :func:`llbkit.image.lower.lower` turns a valid
+spec into one LLB graph per platform.
+
+Sequences given as lists are stored as tuples and mappings as ordered ``(key, value)`` tuples,
+so specs are hashable and compare by value. Nothing here touches the network or a daemon.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from llbkit.image.errors import ImageSpecError
+from llbkit.llb.errors import LLBError
+from llbkit.llb.platform import format_platform, parse_platform
+from llbkit.llb.reference import normalize_image_reference
+
+__all__ = [
+    "ImageSpec",
+    "Base",
+    "ScratchBase",
+    "RegistryBase",
+    "SpecBase",
+    "ContextSource",
+    "CopyStep",
+    "RunStep",
+    "Step",
+    "CacheMount",
+    "SecretMount",
+    "TmpfsMount",
+    "RunMount",
+    "OUTPUT_FORMATS",
+    "NETWORK_MODES",
+    "validate_spec",
+    "check_base_graph",
+    "parse_port",
+    "parse_signal",
+    "parse_user",
+    "parse_chmod",
+    "normalize_platforms",
+]
+
+Pairs = Tuple[Tuple[str, str], ...]
+OUTPUT_FORMATS = ("oci", "docker")
+NETWORK_MODES = ("default", "none", "host")
+CACHE_SHARING = ("shared", "private", "locked")
+
+
+def _pairs(value: Any) -> Any:
+    """A mapping or a sequence of pairs as an ordered tuple of pairs (anything else unchanged)."""
+    if isinstance(value, Mapping):
+        return tuple((k, v) for k, v in value.items())
+    if isinstance(value, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in value):
+        return tuple((x[0], x[1]) for x in value)
+    return value
+
+
+def _tuple(value: Any) -> Any:
+    """Lists become tuples; strings and ``None`` stay as they are (validation rejects them)."""
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _freeze(obj: Any, *, tuples: Sequence[str] = (), pairs: Sequence[str] = ()) -> None:
+    for name in tuples:
+        object.__setattr__(obj, name, _tuple(getattr(obj, name)))
+    for name in pairs:
+        object.__setattr__(obj, name, _pairs(getattr(obj, name)))
+
+
+# -- bases --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScratchBase:
+    """The empty filesystem and an empty config (Docker's ``FROM scratch``)."""
+
+
+@dataclass(frozen=True)
+class RegistryBase:
+    """A registry image: ``ref`` is ``[registry/]name[:tag][@sha256:...]`` (``busybox`` means
+    ``docker.io/library/busybox:latest``). Its config is inherited as Docker does for ``FROM``."""
+
+    ref: str
+
+    @property
+    def normalized(self) -> str:
+        """The fully qualified reference; raises :class:`ImageSpecError` if ``ref`` is malformed."""
+        try:
+            return normalize_image_reference(self.ref, op="base")
+        except LLBError as e:
+            raise ImageSpecError(
+                f"invalid base image reference {self.ref!r}: {e} (use e.g. 'docker.io/library/python:3.12-slim' "
+                f"or 'name@sha256:<64 hex digits>')"
+            ) from None
+
+
+@dataclass(frozen=True)
+class SpecBase:
+    """Another image spec, composed directly under this one (no registry round trip): its
+    filesystem is the starting point and its config is inherited."""
+
+    spec: "ImageSpec"
+
+
+Base = Union[ScratchBase, RegistryBase, SpecBase]
+
+
+# -- copy sources and steps -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContextSource:
+    """A file or directory ``path`` (relative, inside the context) of the build context sent to
+    buildkitd under ``context_name``. A directory's contents are copied, as Docker's ``COPY``."""
+
+    context_name: str
+    path: str
+
+
+CopySource = ContextSource
+
+
+@dataclass(frozen=True)
+class CopyStep:
+    """Copy ``source`` to ``dest``. A relative ``dest`` is relative to the working directory; a
+    ``dest`` ending in ``/`` (or ``.``) means "into that directory"; missing parent directories
+    are created. ``chmod`` is an octal mode (``"0644"`` or ``0o644``); ``chown`` is ``user``,
+    ``uid``, ``user:group`` or ``uid:gid`` (names are looked up in the image's /etc/passwd and
+    /etc/group). Without ``chown`` the copied files belong to 0:0, whoever sent them."""
+
+    source: CopySource
+    dest: str
+    chmod: Union[str, int, None] = None
+    chown: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class CacheMount:
+    """A cache directory at ``target`` kept by buildkitd between builds (``id`` defaults to
+    ``target``); ``sharing`` is ``shared``, ``private`` or ``locked``."""
+
+    target: str
+    id: Optional[str] = None
+    sharing: str = "shared"
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """Secret ``id`` from the client, as a file at ``target`` (default ``/run/secrets/<id>``)."""
+
+    id: str
+    target: Optional[str] = None
+    required: bool = False
+    mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
+
+    @property
+    def path(self) -> str:
+        return self.target or f"/run/secrets/{self.id}"
+
+
+@dataclass(frozen=True)
+class TmpfsMount:
+    """An in-memory filesystem at ``target``; ``size`` in bytes (0: the kernel's default)."""
+
+    target: str
+    size: int = 0
+
+
+RunMount = Union[CacheMount, SecretMount, TmpfsMount]
+
+
+@dataclass(frozen=True)
+class RunStep:
+    """Run a command: ``command`` is an argv list (exec form) or a string run by the image's
+    shell (``/bin/sh -c`` unless the base config sets ``Shell``). The image's env, working
+    directory and user apply. ``network`` is ``default``, ``none`` or ``host``; ``secrets`` are
+    secret mounts (the same as listing them in ``mounts``)."""
+
+    command: Union[str, Tuple[str, ...]]
+    mounts: Tuple[RunMount, ...] = ()
+    network: str = "default"
+    secrets: Tuple[SecretMount, ...] = ()
+
+    def __post_init__(self) -> None:
+        _freeze(self, tuples=("command", "mounts", "secrets"))
+
+    @property
+    def all_mounts(self) -> Tuple[RunMount, ...]:
+        return tuple(self.mounts) + tuple(self.secrets)
+
+
+Step = Union[CopyStep, RunStep]
+
+
+# -- the image --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image. ``name`` (e.g. the target address) only appears in messages and progress.
+
+    ``env``, ``workdir`` and ``user`` apply to every run step and to the image config, on top of
+    what the base provides; ``platforms`` is the order of the output index (empty: the caller's
+    default). ``labels`` go into the config; ``annotations`` onto the manifests and index.
+    """
+
+    name: str
+    base: Base = ScratchBase()
+    steps: Tuple[Step, ...] = ()
+    env: Pairs = ()
+    workdir: Optional[str] = None
+    user: Optional[str] = None
+    entrypoint: Optional[Tuple[str, ...]] = None
+    cmd: Optional[Tuple[str, ...]] = None
+    labels: Pairs = ()
+    annotations: Pairs = ()
+    exposed_ports: Tuple[str, ...] = ()
+    volumes: Tuple[str, ...] = ()
+    stop_signal: Optional[str] = None
+    platforms: Tuple[str, ...] = ()
+    repository: Optional[str] = None
+    tags: Tuple[str, ...] = ()
+    registries: Tuple[str, ...] = ()
+    output_format: str = "oci"
+
+    def __post_init__(self) -> None:
+        _freeze(
+            self,
+            tuples=("steps", "entrypoint", "cmd", "exposed_ports", "volumes", "platforms", "tags", "registries"),
+            pairs=("env", "labels", "annotations"),
+        )
+
+    @property
+    def env_dict(self) -> Dict[str, str]:
+        return dict(self.env)
+
+    def base_chain(self) -> List["ImageSpec"]:
+        """This spec, then each :class:`SpecBase` below it (nearest first)."""
+        out: List[ImageSpec] = []
+        spec: Optional[ImageSpec] = self
+        while spec is not None:
+            if any(s is spec for s in out) or (spec.name and spec.name in [s.name for s in out]):
+                names = " -> ".join([s.name for s in out] + [spec.name])
+                raise ImageSpecError(
+                    f"{self.name}: field 'base': cyclic base chain {names}: an image cannot be built "
+                    f"on itself; point one of them at a registry image or scratch"
+                )
+            out.append(spec)
+            spec = spec.base.spec if isinstance(spec.base, SpecBase) else None
+        return out
+
+
+# -- field parsers (Docker's rules) ------------------------------------------------------------------
+
+
+def _err(spec_name: str, field_name: str, value: Any, problem: str, fix: str) -> ImageSpecError:
+    where = f"{spec_name}: " if spec_name else ""
+    return ImageSpecError(f"{where}field {field_name!r}: {problem} {value!r}: {fix}")
+
+
+_PORT_RE = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
+
+
+def parse_port(value: str) -> List[str]:
+    """``8080`` -> ``["8080/tcp"]``; ``53/udp``; ranges ``8000-8002/tcp`` expand (Docker's EXPOSE).
+
+    Raises ``ValueError`` with the reason."""
+    if not isinstance(value, str):
+        raise ValueError("a port must be a string")
+    m = _PORT_RE.match(value.strip())
+    if m is None:
+        raise ValueError("expected PORT[/PROTO] or START-END[/PROTO]")
+    lo = int(m.group(1))
+    hi = int(m.group(2)) if m.group(2) else lo
+    proto = (m.group(3) or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise ValueError(f"unknown protocol {proto!r} (use tcp, udp or sctp)")
+    if not (0 < lo <= 65535 and 0 < hi <= 65535):
+        raise ValueError("ports are 1..65535")
+    if hi < lo:
+        raise ValueError(f"the range end {hi} is below its start {lo}")
+    return [f"{p}/{proto}" for p in range(lo, hi + 1)]
+
+
+# moby/sys/signal's SignalMap for Linux (names without the SIG prefix).
+_SIGNALS = {
+    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
+    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+    "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
+}
+_SIGNALS |= {f"RTMIN+{i}" for i in range(1, 16)} | {f"RTMAX-{i}" for i in range(1, 15)}
+
+
+def parse_signal(value: str) -> str:
+    """Docker's ``ParseSignal``: a positive number (``15``), or a name with or without ``SIG``,
+    in any case (``SIGTERM``, ``term``). Returns the value unchanged; raises ``ValueError``."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("a stop signal must be a non-empty string")
+    if value.isdigit():
+        if not 0 < int(value) <= 64:
+            raise ValueError("signal numbers are 1..64")
+        return value
+    name = value.upper()
+    if name.startswith("SIG"):
+        name = name[3:]
+    if name not in _SIGNALS:
+        raise ValueError("unknown signal")
+    return value
+
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$")
+
+
+def _user_part(part: str, what: str) -> None:
+    if part.isdigit():
+        if int(part) > 4294967294:
+            raise ValueError(f"{what} id {part} is out of range 0..4294967294")
+        return
+    if not _NAME_RE.match(part):
+        raise ValueError(f"{what} {part!r} is neither a number nor a valid name")
+
+
+def parse_user(value: str) -> Tuple[str, Optional[str]]:
+    """``name``, ``uid``, ``name:group``, ``uid:gid`` (or mixed) -> ``(user, group or None)``."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("a user must be a non-empty string")
+    user, sep, group = value.partition(":")
+    if not user or (sep and not group) or ":" in group:
+        raise ValueError("expected USER or USER:GROUP")
+    _user_part(user, "user")
+    if sep:
+        _user_part(group, "group")
+    return user, (group if sep else None)
+
+
+def parse_chmod(value: Union[str, int]) -> int:
+    """``"0644"``/``"755"``/``0o644`` -> the mode as an int (``ValueError`` otherwise)."""
+    if isinstance(value, bool):
+        raise ValueError("a mode must be an octal string or an int")
+    if isinstance(value, int):
+        mode = value
+    elif isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value):
+        mode = int(value, 8)
+    else:
+        raise ValueError("expected an octal mode such as '0644' or '0755'")
+    if not 0 <= mode <= 0o7777:
+        raise ValueError("modes are 0..0o7777")
+    return mode
+
+
+def normalize_platforms(platforms: Iterable[str], *, spec_name: str = "") -> Tuple[str, ...]:
+    """Parse and normalize each platform (``linux/x86_64`` -> ``linux/amd64``), keeping the order;
+    raise :class:`ImageSpecError` for a malformed or repeated one."""
+    out: List[str] = []
+    for p in platforms:
+        try:
+            norm = format_platform(parse_platform(p, op="platforms"))
+        except LLBError as e:
+            reason = str(e).split(": ", 2)[-1]
+            raise _err(spec_name, "platforms", p, "invalid platform",
+                       f"{reason}; use os/arch[/variant], e.g. 'linux/amd64' or 'linux/arm64'") from None
+        if norm in out:
+            raise _err(spec_name, "platforms", p, "repeated platform",
+                       f"it is the same as {norm!r}; list each platform once")
+        out.append(norm)
+    return tuple(out)
+
+
+_ENV_BAD = re.compile(r"[=\s\0]")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_REGISTRY_RE = re.compile(r"^(?:" + _LABEL + r"(?:\." + _LABEL + r")*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+
+
+def _check_str_list(spec: "ImageSpec", name: str, value: Any, example: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, tuple) or not all(isinstance(x, str) for x in value):
+        raise _err(spec.name, name, value, "expected a list of strings, got", f"write it as a list, e.g. {example}")
+
+
+def _check_pairs(spec: "ImageSpec", name: str, value: Any) -> None:
+    if not isinstance(value, tuple) or not all(
+        isinstance(kv, tuple) and len(kv) == 2 and isinstance(kv[0], str) and isinstance(kv[1], str) for kv in value
+    ):
+        raise _err(spec.name, name, value, "expected a mapping of strings to strings, got",
+                   'write it as {"key": "value"}')
+    keys = [k for k, _ in value]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise _err(spec.name, name, k, "repeated key", "give each key once")
+        if not k:
+            raise _err(spec.name, name, k, "empty key", "give every entry a name")
+
+
+def _check_abs(spec: "ImageSpec", name: str, value: Any, what: str) -> None:
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise _err(spec.name, name, value, f"{what} must be an absolute path, got",
+                   f"start it with '/', e.g. '/{str(value).lstrip('./')}'")
+
+
+def _check_context_path(spec: "ImageSpec", where: str, path: Any) -> None:
+    if not isinstance(path, str) or not path:
+        raise _err(spec.name, where, path, "a copy source path must be a non-empty string, got",
+                   "name a file or directory relative to the build context")
+    if path.startswith("/"):
+        raise _err(spec.name, where, path, "a copy source must be relative to the build context, got",
+                   f"drop the leading '/': {path.lstrip('/')!r}")
+    norm = posixpath.normpath(path)
+    if norm == ".." or norm.startswith("../"):
+        raise _err(spec.name, where, path, "a copy source must stay inside the build context, got",
+                   "copy only files under the BUILD directory (own files elsewhere with a files target)")
+    if re.search(r"[*?\[\]\\\0]", path):
+        raise _err(spec.name, where, path, "copy sources are exact paths, not patterns; got",
+                   "name each file or directory exactly")
+
+
+def _check_user(spec: "ImageSpec", where: str, value: Any) -> None:
+    try:
+        parse_user(value)
+    except ValueError as e:
+        raise _err(spec.name, where, value, "invalid user", f"{e}; use 'name', 'uid', 'name:group' or 'uid:gid', "
+                   "e.g. '1000:1000'") from None
+
+
+def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
+    where = f"steps[{i}]"
+    if isinstance(step, CopyStep):
+        src = step.source
+        if not isinstance(src, ContextSource):
+            raise _err(spec.name, f"{where}.source", src, "unsupported copy source",
+                       "use ContextSource(context_name, path)")
+        if not isinstance(src.context_name, str) or not src.context_name or "/" in src.context_name:
+            raise _err(spec.name, f"{where}.source.context_name", src.context_name,
+                       "invalid context name", "use a non-empty name without '/'")
+        _check_context_path(spec, f"{where}.source.path", src.path)
+        if not isinstance(step.dest, str) or not step.dest or "\0" in step.dest:
+            raise _err(spec.name, f"{where}.dest", step.dest, "invalid copy destination",
+                       "use an absolute path, or a path relative to workdir; end it with '/' to copy into a directory")
+        if step.chmod is not None:
+            try:
+                parse_chmod(step.chmod)
+            except ValueError as e:
+                raise _err(spec.name, f"{where}.chmod", step.chmod, "invalid mode", str(e)) from None
+        if step.chown is not None:
+            _check_user(spec, f"{where}.chown", step.chown)
+    elif isinstance(step, RunStep):
+        cmd = step.command
+        if isinstance(cmd, str):
+            if not cmd.strip():
+                raise _err(spec.name, f"{where}.command", cmd, "empty command", "give a shell command or an argv list")
+        elif not isinstance(cmd, tuple) or not cmd or not all(isinstance(a, str) for a in cmd):
+            raise _err(spec.name, f"{where}.command", cmd, "invalid command",
+                       "give a shell command string or a non-empty list of strings")
+        if step.network not in NETWORK_MODES:
+            raise _err(spec.name, f"{where}.network", step.network, "unknown network mode",
+                       f"choose one of {', '.join(NETWORK_MODES)}")
+        targets: List[str] = []
+        for j, m in enumerate(step.all_mounts):
+            mw = f"{where}.mounts[{j}]"
+            if isinstance(m, CacheMount):
+                _check_abs(spec, f"{mw}.target", m.target, "a cache mount target")
+                if m.sharing not in CACHE_SHARING:
+                    raise _err(spec.name, f"{mw}.sharing", m.sharing, "unknown cache sharing mode",
+                               f"choose one of {', '.join(CACHE_SHARING)}")
+                if m.id is not None and (not isinstance(m.id, str) or not m.id):
+                    raise _err(spec.name, f"{mw}.id", m.id, "invalid cache id",
+                               "use a non-empty string or leave it out")
+                target = m.target
+            elif isinstance(m, SecretMount):
+                if not isinstance(m.id, str) or not m.id or "/" in m.id:
+                    raise _err(spec.name, f"{mw}.id", m.id, "invalid secret id", "use a non-empty name without '/'")
+                if m.target is not None:
+                    _check_abs(spec, f"{mw}.target", m.target, "a secret mount target")
+                for label, v, hi in (("mode", m.mode, 0o7777), ("uid", m.uid, 4294967294), ("gid", m.gid, 4294967294)):
+                    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+                        raise _err(spec.name, f"{mw}.{label}", v, f"invalid {label}", f"use an int in 0..{hi}")
+                target = m.path
+            elif isinstance(m, TmpfsMount):
+                _check_abs(spec, f"{mw}.target", m.target, "a tmpfs mount target")
+                if not isinstance(m.size, int) or isinstance(m.size, bool) or m.size < 0:
+                    raise _err(spec.name, f"{mw}.size", m.size, "invalid tmpfs size", "use a number of bytes >= 0")
+                target = m.target
+            else:
+                raise _err(spec.name, mw, m, "unsupported mount", "use CacheMount, SecretMount or TmpfsMount")
+            norm = posixpath.normpath(target)
+            if norm == "/":
+                raise _err(spec.name, f"{mw}.target", target, "cannot mount over the root filesystem",
+                           "choose a directory such as '/var/cache/apt'")
+            if norm in targets:
+                raise _err(spec.name, f"{mw}.target", target, "two mounts at the same target", "use distinct targets")
+            targets.append(norm)
+    else:
+        raise _err(spec.name, where, step, "unsupported step", "use CopyStep or RunStep")
+
+
+def _validate_one(spec: "ImageSpec") -> None:
+    if not isinstance(spec.name, str):
+        raise ImageSpecError(f"image name must be a string, got {spec.name!r}")
+    base = spec.base
+    if isinstance(base, RegistryBase):
+        try:
+            base.normalized
+        except ImageSpecError as e:
+            raise ImageSpecError(f"{spec.name}: field 'base': {e}") from None
+    elif not isinstance(base, (ScratchBase, SpecBase)):
+        raise _err(spec.name, "base", base, "unsupported base",
+                   "use ScratchBase(), RegistryBase(ref) or SpecBase(spec)")
+    if not isinstance(spec.steps, tuple):
+        raise _err(spec.name, "steps", spec.steps, "expected a list of steps, got", "use a list of copy/run steps")
+    for i, step in enumerate(spec.steps):
+        _check_step(spec, i, step)
+    _check_pairs(spec, "env", spec.env)
+    for k, v in spec.env:
+        if _ENV_BAD.search(k):
+            raise _err(spec.name, "env", k, "invalid variable name",
+                       "names may not contain '=', whitespace or NUL, e.g. 'APP_PORT'")
+        if "\0" in v:
+            raise _err(spec.name, "env", v, f"value of {k} contains a NUL byte", "remove it")
+    _check_pairs(spec, "labels", spec.labels)
+    _check_pairs(spec, "annotations", spec.annotations)
+    if spec.workdir is not None and (not isinstance(spec.workdir, str) or not spec.workdir or "\0" in spec.workdir):
+        raise _err(spec.name, "workdir", spec.workdir, "invalid working directory",
+                   "use a path such as '/app' (a relative one is joined onto the base's)")
+    if spec.user is not None:
+        _check_user(spec, "user", spec.user)
+    _check_str_list(spec, "entrypoint", spec.entrypoint, "['/app/bin.pex']")
+    _check_str_list(spec, "cmd", spec.cmd, "['serve']")
+    _check_str_list(spec, "exposed_ports", spec.exposed_ports, "['8080/tcp']")
+    for p in spec.exposed_ports:
+        try:
+            parse_port(p)
+        except ValueError as e:
+            raise _err(spec.name, "exposed_ports", p, "invalid port",
+                       f"{e}; use PORT[/tcp|/udp|/sctp], e.g. '8080', '8080/tcp' or '53/udp'") from None
+    _check_str_list(spec, "volumes", spec.volumes, "['/data']")
+    for v in spec.volumes:
+        _check_abs(spec, "volumes", v, "a volume")
+    if spec.stop_signal is not None:
+        try:
+            parse_signal(spec.stop_signal)
+        except ValueError as e:
+            raise _err(spec.name, "stop_signal", spec.stop_signal, "invalid stop signal",
+                       f"{e}; use a name such as 'SIGTERM' (or 'TERM') or a number such as '15'") from None
+    _check_str_list(spec, "platforms", spec.platforms, "['linux/amd64', 'linux/arm64']")
+    normalize_platforms(spec.platforms, spec_name=spec.name)
+    if spec.repository is not None:
+        try:
+            normalize_image_reference(spec.repository, op="repository")
+        except LLBError:
+            ok = False
+        else:
+            ok = ":" not in spec.repository.rpartition("/")[2] and "@" not in spec.repository
+        if not ok:
+            raise _err(spec.name, "repository", spec.repository, "invalid repository",
+                       "use a lowercase name without tag or digest, e.g. 'acme/app'")
+    _check_str_list(spec, "tags", spec.tags, "['1.4.0', 'latest']")
+    for t in spec.tags:
+        if not _TAG_RE.match(t):
+            raise _err(spec.name, "tags", t, "invalid tag",
+                       "tags are up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'")
+    _check_str_list(spec, "registries", spec.registries, "['registry.example.com']")
+    for r in spec.registries:
+        if not _REGISTRY_RE.match(r):
+            raise _err(spec.name, "registries", r, "invalid registry",
+                       "use HOST[:PORT], e.g. 'registry.example.com:5000'")
+    if spec.output_format not in OUTPUT_FORMATS:
+        raise _err(spec.name, "output_format", spec.output_format, "unknown output format",
+                   f"choose one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def validate_spec(spec: "ImageSpec") -> None:
+    """Check ``spec`` and every spec in its base chain; raise :class:`ImageSpecError` on the first
+    problem, naming the image, the field, the value and the fix."""
+    if not isinstance(spec, ImageSpec):
+        raise ImageSpecError(f"expected an ImageSpec, got {type(spec).__name__}")
+    for s in spec.base_chain():
+        _validate_one(s)
+
+
+def check_base_graph(base_of: Mapping[str, Optional[str]]) -> None:
+    """For frontends that resolve bases by address before building specs: ``base_of`` maps each
+    image to the image it is built on (``None``: a registry image or scratch). Raises
+    :class:`ImageSpecError` naming the first cycle found (in sorted order of the start)."""
+    for start in sorted(base_of):
+        seen: List[str] = []
+        node: Optional[str] = start
+        while node is not None:
+            if node in seen:
+                cycle = seen[seen.index(node):] + [node]
+                raise ImageSpecError(
+                    f"{start}: field 'base': cyclic base chain {' -> '.join(cycle)}: an image cannot be "
+                    f"built on itself; point one of them at a registry image or scratch"
+                )
+            seen.append(node)
+            node = base_of.get(node)

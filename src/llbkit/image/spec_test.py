@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import pytest
+
+from llbkit.errors import LlbkitError
+from llbkit.image import (
+    CacheMount,
+    ContextSource,
+    CopyStep,
+    ImageSpec,
+    ImageSpecError,
+    RegistryBase,
+    RunStep,
+    SecretMount,
+    SpecBase,
+    TmpfsMount,
+    check_base_graph,
+    parse_port,
+    parse_signal,
+    parse_user,
+    validate_spec,
+)
+
+
+def spec(**kw: Any) -> ImageSpec:
+    return ImageSpec(name="//app:img", **kw)
+
+
+def bad(match: str, **kw: Any) -> None:
+    with pytest.raises(ImageSpecError, match=match) as info:
+        validate_spec(spec(**kw))
+    assert isinstance(info.value, LlbkitError)
+    assert "//app:img" in str(info.value)
+
+
+def test_specs_are_frozen_hashable_and_normalized_to_tuples() -> None:
+    s = spec(env={"A": "1", "B": "2"}, platforms=["linux/amd64"], steps=[RunStep(["true"])])
+    assert s.env == (("A", "1"), ("B", "2")) and s.platforms == ("linux/amd64",)
+    assert s == spec(env=[("A", "1"), ("B", "2")], platforms=("linux/amd64",), steps=(RunStep(("true",)),))
+    hash(s)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.name = "x"  # type: ignore[misc]
+    validate_spec(s)
+
+
+def test_a_full_valid_spec() -> None:
+    validate_spec(
+        spec(
+            base=RegistryBase("docker.io/library/python:3.12-slim@sha256:" + "a" * 64),
+            steps=[
+                CopyStep(ContextSource("ctx", "app/bin.pex"), "/app/", chmod="0755", chown="app:app"),
+                RunStep("apt-get update", mounts=[CacheMount("/var/cache/apt", sharing="locked")]),
+                RunStep(["/app/bin.pex"], network="none", secrets=[SecretMount("token")],
+                        mounts=[TmpfsMount("/tmp")]),
+            ],
+            env={"PORT": "8080", "lower.dotted": "ok"},
+            workdir="/app", user="1000:1000", entrypoint=["/app/bin.pex"], cmd=["serve"],
+            labels={"a": "b"}, annotations={"c": "d"}, exposed_ports=["8080", "8080/tcp", "53/udp", "7000-7002"],
+            volumes=["/data"], stop_signal="SIGTERM", platforms=["linux/amd64", "linux/arm64/v8"],
+            repository="acme/app", tags=["1.4.0", "latest"], registries=["registry.example.com", "127.0.0.1:5000"],
+            output_format="docker",
+        )
+    )
+
+
+@pytest.mark.parametrize("value", ["linux", "linux/amd64/v1/x", "linux/nosucharch", "*/amd64", "plan9x/amd64"])
+def test_malformed_platforms(value: str) -> None:
+    bad(rf"field 'platforms': invalid platform '{re.escape(value)}'.*e\.g\. 'linux/amd64'", platforms=[value])
+
+
+def test_repeated_platform() -> None:
+    bad(r"field 'platforms': repeated platform 'linux/x86_64'.*'linux/amd64'",
+        platforms=["linux/amd64", "linux/x86_64"])
+
+
+@pytest.mark.parametrize("value", ["http", "0", "65536", "80/xyz", "80-70", "8080/", "-1", ""])
+def test_malformed_ports(value: str) -> None:
+    bad(r"field 'exposed_ports': invalid port .*use PORT\[/tcp\|/udp\|/sctp\]", exposed_ports=[value])
+
+
+def test_port_parsing() -> None:
+    assert parse_port("8080") == ["8080/tcp"]
+    assert parse_port("53/UDP") == ["53/udp"]
+    assert parse_port("7000-7002/tcp") == ["7000/tcp", "7001/tcp", "7002/tcp"]
+
+
+@pytest.mark.parametrize("value", ["SIGTERM", "TERM", "sigkill", "15", "SIGRTMIN+3", "RTMAX-1"])
+def test_signals_docker_accepts(value: str) -> None:
+    assert parse_signal(value) == value
+    validate_spec(spec(stop_signal=value))
+
+
+@pytest.mark.parametrize("value", ["SIGFOO", "0", "65", "", "-15", "SIG"])
+def test_malformed_signals(value: str) -> None:
+    bad(r"field 'stop_signal': invalid stop signal .*'SIGTERM'", stop_signal=value)
+
+
+@pytest.mark.parametrize("value", ["app", "1000", "1000:1000", "app:staff", "app:1000", "_svc$"])
+def test_users_docker_accepts(value: str) -> None:
+    parse_user(value)
+    validate_spec(spec(user=value))
+
+
+@pytest.mark.parametrize("value", ["", ":", "app:", ":grp", "a:b:c", "my user", "99999999999", "-x"])
+def test_malformed_users(value: str) -> None:
+    bad(r"field 'user': invalid user .*'uid:gid'", user=value)
+
+
+def test_malformed_chown_names_the_step() -> None:
+    bad(r"field 'steps\[0\].chown': invalid user 'a b'",
+        steps=[CopyStep(ContextSource("c", "f"), "/f", chown="a b")])
+
+
+@pytest.mark.parametrize(
+    "path,problem",
+    [
+        ("/etc/passwd", "relative to the build context.*drop the leading '/'"),
+        ("../secret", "stay inside the build context"),
+        ("a/../../b", "stay inside the build context"),
+        ("*.txt", "exact paths, not patterns"),
+        ("", "non-empty string"),
+    ],
+)
+def test_copy_sources_are_relative_and_do_not_escape(path: str, problem: str) -> None:
+    bad(rf"field 'steps\[0\].source.path': .*{problem}", steps=[CopyStep(ContextSource("c", path), "/app/")])
+
+
+@pytest.mark.parametrize("chmod", ["rwx", "999", "0o644", 0o17777, True])
+def test_bad_chmod(chmod: Any) -> None:
+    bad(r"field 'steps\[0\].chmod': invalid mode", steps=[CopyStep(ContextSource("c", "f"), "/f", chmod=chmod)])
+
+
+def test_absolute_paths_where_required() -> None:
+    bad(r"field 'volumes': a volume must be an absolute path, got 'data': start it with '/', e.g. '/data'",
+        volumes=["data"])
+    bad(r"field 'steps\[0\].mounts\[0\].target': a cache mount target must be an absolute path",
+        steps=[RunStep("true", mounts=[CacheMount("cache")])])
+    bad(r"field 'steps\[0\].mounts\[0\].target': a tmpfs mount target must be an absolute path",
+        steps=[RunStep("true", mounts=[TmpfsMount("tmp")])])
+    bad(r"field 'steps\[0\].mounts\[0\].target': cannot mount over the root",
+        steps=[RunStep("true", mounts=[TmpfsMount("/")])])
+    bad(r"two mounts at the same target",
+        steps=[RunStep("true", mounts=[TmpfsMount("/x")], secrets=[SecretMount("s", "/x/")])])
+
+
+@pytest.mark.parametrize("name", ["", "A=B", "MY VAR", "TAB\t"])
+def test_bad_env_names(name: str) -> None:
+    bad(r"field 'env'", env={name: "v"})
+
+
+def test_other_fields() -> None:
+    bad(r"field 'base': invalid base image reference 'Busybox'", base=RegistryBase("Busybox"))
+    bad(r"field 'entrypoint': expected a list of strings.*\['/app/bin.pex'\]", entrypoint="/app/bin.pex")
+    bad(r"field 'output_format': unknown output format 'tar': choose one of oci, docker", output_format="tar")
+    bad(r"field 'tags': invalid tag '-x'", tags=["-x"])
+    bad(r"field 'repository': invalid repository 'acme/app:1'", repository="acme/app:1")
+    bad(r"field 'registries': invalid registry 'https://r'", registries=["https://r"])
+    bad(r"field 'steps\[0\].network': unknown network mode 'bridge'", steps=[RunStep("true", network="bridge")])
+    bad(r"field 'steps\[0\].mounts\[0\].sharing'", steps=[RunStep("true", mounts=[CacheMount("/c", sharing="x")])])
+    bad(r"field 'steps\[0\].command': empty command", steps=[RunStep("  ")])
+    bad(r"field 'steps\[0\]': unsupported step", steps=["RUN true"])
+
+
+def test_errors_in_a_spec_base_name_that_base() -> None:
+    parent = ImageSpec(name="//base:img", user="a b")
+    with pytest.raises(ImageSpecError, match=r"^//base:img: field 'user'"):
+        validate_spec(ImageSpec(name="//child:img", base=SpecBase(parent)))
+
+
+def test_cyclic_base_chain_by_name() -> None:
+    a = ImageSpec(name="//a:img")
+    b = ImageSpec(name="//b:img", base=SpecBase(a))
+    a_again = ImageSpec(name="//a:img", base=SpecBase(b))
+    with pytest.raises(ImageSpecError, match=r"cyclic base chain //a:img -> //b:img -> //a:img"):
+        validate_spec(a_again)
+
+
+def test_check_base_graph() -> None:
+    check_base_graph({"//a": "//b", "//b": None, "//c": "//b"})
+    with pytest.raises(ImageSpecError, match=r"^//a: field 'base': cyclic base chain //a -> //b -> //c -> //a"):
+        check_base_graph({"//a": "//b", "//b": "//c", "//c": "//a"})
+    with pytest.raises(ImageSpecError, match=r"cyclic base chain //s -> //s"):
+        check_base_graph({"//s": "//s"})
