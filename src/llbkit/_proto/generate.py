@@ -26,8 +26,9 @@ def proto_files() -> list[str]:
 
 def generate(out_root: Path) -> list[Path]:
     """Compile every .proto into ``out_root/llbkit/_proto`` and return the files written."""
-    from grpc_tools import protoc  # dev-only dependency: imported here so the library never needs it
-    import grpc_tools
+    # A dev-only dependency, imported here so that the library never needs it.
+    from grpc_tools import protoc  # pants: no-infer-dep
+    import grpc_tools  # pants: no-infer-dep
 
     well_known = Path(grpc_tools.__file__).resolve().parent / "_proto"
     out_root.mkdir(parents=True, exist_ok=True)
