@@ -240,6 +240,7 @@ class Client:
             results = []
             for p, d in items:
                 ref = gw.solve(d)
+                p = p or _definition_platform(d)
                 cfg = cfg_for(p)
                 data = None
                 if cfg is not None or base is not None:
@@ -308,3 +309,11 @@ class Client:
                        "cache_imports": list(cache_imports)}
             return req, run, gw_opts
         return req, run
+
+
+def _definition_platform(definition: Any) -> Optional[str]:
+    """The one platform every op of an llb Definition is built for, or None (raw bytes, mixed)."""
+    from llbkit.llb.platform import format_platform
+
+    platforms = {format_platform(op.platform) for op in getattr(definition, "ops", ()) if op.platform}
+    return platforms.pop() if len(platforms) == 1 else None
