@@ -104,7 +104,7 @@ class OpMetadata:
     """Hand-written mirror of ``pb.OpMetadata``: per-op metadata kept beside the op bytes."""
 
     ignore_cache: bool = False
-    description: Mapping[str, str] = field(default=_EMPTY_MAP, hash=False)
+    description: Mapping[str, str] = field(default_factory=lambda: _EMPTY_MAP, hash=False)  # 3.11 refuses unhashable defaults
     export_cache: Optional[bool] = None
     caps: FrozenSet[str] = frozenset()
     progress_group: Optional[ProgressGroup] = None
