@@ -7,7 +7,10 @@ This module only wires the backend together.
 from pants.build_graph.build_file_aliases import BuildFileAliases
 
 from llbkit_pants.build_file_helpers import BUILD_FILE_HELPERS
+from llbkit_pants.goals import package
+from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import ContainerImageTarget
+from llbkit_pants.util_rules import dependencies, image_spec
 
 
 def build_file_aliases():
@@ -19,4 +22,9 @@ def target_types():
 
 
 def rules():
-    return []
+    return [
+        *BuildKitSubsystem.rules(),
+        *image_spec.rules(),
+        *dependencies.rules(),
+        *package.rules(),
+    ]

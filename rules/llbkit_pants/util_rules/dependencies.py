@@ -1,0 +1,71 @@
+"""Dependency inference for `container_image`: the targets `base` and `copy()` sources name.
+
+A `base` or `copy()` source starting with `:` or `//` is a target address; any other `copy()`
+source is a path under the BUILD file's directory, whose owning targets become dependencies.
+Users never list them twice. Bad values are left to the spec rule, which explains them.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from pants.engine.addresses import Addresses, UnparsedAddressInputs
+from pants.engine.fs import PathGlobs, Paths
+from pants.engine.internals.graph import Owners, OwnersRequest
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDependencies
+from pants.engine.unions import UnionRule
+
+from llbkit_pants import build_file_helpers as helpers
+from llbkit_pants.target_types import (
+    ContainerImageBaseField,
+    ContainerImageDependenciesField,
+    ContainerImageStepsField,
+)
+from llbkit_pants.util_rules.image_spec import is_address
+
+
+@dataclass(frozen=True)
+class ContainerImageInferenceFieldSet(FieldSet):
+    required_fields = (ContainerImageBaseField, ContainerImageDependenciesField)
+
+    base: ContainerImageBaseField
+    steps: ContainerImageStepsField
+    dependencies: ContainerImageDependenciesField
+
+
+class InferContainerImageDependencies(InferDependenciesRequest):
+    infer_from = ContainerImageInferenceFieldSet
+
+
+@rule(desc="Infer container_image dependencies from `base` and copy() sources")
+async def infer_container_image_dependencies(request: InferContainerImageDependencies) -> InferredDependencies:
+    fs = request.field_set
+    address = fs.address
+    values = [fs.base.value] if fs.base.value and is_address(fs.base.value) else []
+    paths = []
+    for step in fs.steps.value or ():
+        if isinstance(step, helpers.CopyStep):
+            if is_address(step.source):
+                values.append(step.source)
+            elif step.source and not step.source.startswith("/"):
+                norm = posixpath.normpath(posixpath.join(address.spec_path, step.source))
+                if norm != ".." and not norm.startswith("../"):
+                    paths.append(norm)
+    addresses = await Get(Addresses, UnparsedAddressInputs(
+        values, owning_address=address, skip_invalid_addresses=True,
+        description_of_origin=f"the `base` and copy() sources of {address}"))
+    found = await MultiGet(Get(Paths, PathGlobs([p, f"{p}/**"])) for p in paths)
+    files = sorted({f for paths_ in found for f in paths_.files})
+    owners = await MultiGet(Get(Owners, OwnersRequest((f,))) for f in files)
+    inferred = set(addresses) | {a for o in owners for a in o}
+    inferred.discard(address)
+    return InferredDependencies(sorted(inferred))
+
+
+def rules():
+    return [
+        *collect_rules(),
+        UnionRule(InferDependenciesRequest, InferContainerImageDependencies),
+    ]

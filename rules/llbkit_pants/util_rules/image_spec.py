@@ -1,0 +1,342 @@
+"""From a `container_image` target's fields to the library's `ImageSpec` and its build context.
+
+`ContainerImageSpecRequest(address)` -> `ContainerImageSpec`: the target's `base` chain is
+followed by address (a base that is not a `container_image`, and cycles, are errors naming the
+chain); every `copy()` source is resolved to a path in one build context, whose files are a Pants
+`Digest` (exactly the files the copies name, across the chain); the library then validates the
+spec, and each of its errors is re-raised as an `InvalidFieldException` naming the field alias,
+the target, the value and the fix.
+
+In the build context, a path source keeps its path from the build root
+(`copy("conf/app.yaml", ...)` in `svc/BUILD` is `svc/conf/app.yaml`); a target source lives in
+`.llbkit-targets/<address>/`: its package's files, or its files/resources sources relative to
+the target's directory.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from pants.core.goals.package import BuiltPackage, PackageFieldSet
+from pants.core.target_types import (
+    FileSourceField,
+    FilesGeneratingSourcesField,
+    ResourceSourceField,
+    ResourcesGeneratingSourcesField,
+)
+from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
+from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.internals.graph import Owners, OwnersRequest
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    FieldSetsPerTarget,
+    FieldSetsPerTargetRequest,
+    HydratedSources,
+    HydrateSourcesRequest,
+    InvalidFieldException,
+    SourcesField,
+    Target,
+    Targets,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+from pants.util.strutil import softwrap
+
+from llbkit.image import (
+    CacheMount,
+    ContextSource,
+    CopyStep,
+    ImageSpec,
+    ImageSpecError,
+    RegistryBase,
+    RunStep,
+    ScratchBase,
+    SecretMount,
+    SpecBase,
+    TmpfsMount,
+    validate_spec,
+)
+from llbkit_pants import build_file_helpers as helpers
+from llbkit_pants.target_types import (
+    ContainerImageAnnotationsField,
+    ContainerImageBaseField,
+    ContainerImageCmdField,
+    ContainerImageEntrypointField,
+    ContainerImageEnvField,
+    ContainerImageExposedPortsField,
+    ContainerImageLabelsField,
+    ContainerImageOutputFormatField,
+    ContainerImagePlatformsField,
+    ContainerImageRegistriesField,
+    ContainerImageRepositoryField,
+    ContainerImageStepsField,
+    ContainerImageStopSignalField,
+    ContainerImageTagsField,
+    ContainerImageUserField,
+    ContainerImageVolumesField,
+    ContainerImageWorkdirField,
+)
+
+CONTEXT_NAME = "context"
+TARGETS_DIR = ".llbkit-targets"
+SCRATCH = "scratch"
+# Library field names whose Pants alias differs.
+_ALIASES = {"tags": "image_tags"}
+_FILE_FIELDS = (FileSourceField, ResourceSourceField, FilesGeneratingSourcesField, ResourcesGeneratingSourcesField)
+
+
+def is_address(value: str) -> bool:
+    """`base` and `copy()` sources name a target when they start with `:` or `//`."""
+    return value.startswith(":") or value.startswith("//")
+
+
+def _field_error(address: Address, alias: str, message: str) -> InvalidFieldException:
+    return InvalidFieldException(f"Invalid field `{alias}` in container_image target {address}: {message}")
+
+
+def _wrap_spec_error(address: Address, e: ImageSpecError) -> InvalidFieldException:
+    """The library's message (`NAME: field 'steps[0].chmod': problem VALUE: fix`), with the alias."""
+    text = str(e)
+    m = re.search(r"field '([a-z_]+)", text)
+    alias = _ALIASES.get(m.group(1), m.group(1)) if m else "base"
+    prefix = f"{address}: "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+    if m and text.startswith(f"field '{m.group(1)}': "):  # the alias already says which field
+        text = text[len(f"field '{m.group(1)}': "):]
+    return _field_error(address, alias, text)
+
+
+@dataclass(frozen=True)
+class ContainerImageSpecRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class ContainerImageSpec:
+    """A target's `ImageSpec` (its base targets composed in as `SpecBase`s), the build context the
+    copies read (`context`, with `context_digest` its content digest, `None` without copies), and
+    the chain of `container_image` addresses: this one first, then its bases."""
+
+    address: Address
+    spec: ImageSpec
+    context: Digest
+    context_digest: Optional[str]
+    chain: Tuple[Address, ...]
+
+
+@dataclass(frozen=True)
+class CopySourceRequest:
+    address: Address
+    index: int
+    source: str
+
+
+@dataclass(frozen=True)
+class CopySource:
+    """Where a `copy()` source is in the build context, and the files it adds there."""
+
+    path: str
+    digest: Digest
+
+
+def _target_dir(address: Address) -> str:
+    return posixpath.join(TARGETS_DIR, re.sub(r"[^A-Za-z0-9._-]+", "_", address.spec.lstrip("/")).strip("_") or "root")
+
+
+def _check_relative(address: Address, index: int, source: str) -> str:
+    where = f"steps[{index}] copy() source {source!r}"
+    if not source or source.startswith("/"):
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where} must be a path relative to the BUILD file's directory ({address.spec_path or 'the build root'}),
+            or a target address such as ':files'; drop the leading '/': {source.lstrip('/')!r}.
+            """))
+    norm = posixpath.normpath(source)
+    if norm == ".." or norm.startswith("../"):
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where} leaves the BUILD file's directory ({address.spec_path or 'the build root'}). Copy
+            files from elsewhere through a target: declare `files(name="...", sources=[...])` in
+            their own directory and use copy("//path/to/dir:name", ...).
+            """))
+    if re.search(r"[*?\[\]]", source):
+        raise _field_error(address, "steps", f"{where} is a pattern; name each file or directory exactly, "
+                           "or copy a `files` target that globs them.")
+    return norm
+
+
+@rule(desc="Resolve a copy() source of a container_image")
+async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
+    address, source = request.address, request.source
+    where = f"steps[{request.index}] copy() source {source!r}"
+    if is_address(source):
+        addresses = await Get(Addresses, UnparsedAddressInputs(
+            [source], owning_address=address,
+            description_of_origin=f"the {where} in the `steps` field of {address}"))
+        wrapped = await Get(WrappedTarget, WrappedTargetRequest(addresses[0], description_of_origin=str(address)))
+        tgt = wrapped.target
+        prefix = _target_dir(tgt.address)
+        field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [tgt]))
+        if field_sets.field_sets:
+            built = await Get(BuiltPackage, PackageFieldSet, field_sets.field_sets[0])
+            snapshot = await Get(Snapshot, Digest, built.digest)
+            digest = await Get(Digest, AddPrefix(built.digest, prefix))
+            path = posixpath.join(prefix, snapshot.files[0]) if len(snapshot.files) == 1 else prefix
+            return CopySource(path, digest)
+        if any(tgt.has_field(f) for f in _FILE_FIELDS):
+            hydrated = await Get(HydratedSources, HydrateSourcesRequest(tgt[SourcesField]))
+            files = hydrated.snapshot.files
+            if not files:
+                raise _field_error(address, "steps", f"{where}: target {tgt.address} has no files.")
+            digest = hydrated.snapshot.digest
+            spec_path = tgt.address.spec_path
+            if spec_path and all(f.startswith(spec_path + "/") for f in files):
+                digest = await Get(Digest, RemovePrefix(digest, spec_path))
+            digest = await Get(Digest, AddPrefix(digest, prefix))
+            return CopySource(prefix, digest)
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where} is a `{tgt.alias}` target, which has neither a package (such as a `pex_binary`
+            or an `archive`) nor files/resources sources: copy a packageable target, or a `files`
+            or `resources` target.
+            """))
+
+    rel = _check_relative(address, request.index, source)
+    repo_path = posixpath.normpath(posixpath.join(address.spec_path, rel))
+    globs = [f"{repo_path}/**"] if repo_path == "." else [repo_path, f"{repo_path}/**"]
+    snapshot = await Get(Snapshot, PathGlobs(globs))
+    if not snapshot.files:
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where}: there is no file or directory {repo_path!r}. Paths are relative to the BUILD
+            file's directory ({address.spec_path or 'the build root'}).
+            """))
+    owners = await MultiGet(Get(Owners, OwnersRequest((f,))) for f in snapshot.files)
+    all_owners = sorted({a for o in owners for a in o})
+    targets = await Get(Targets, Addresses(all_owners))
+    file_owners = {t.address for t in targets if any(t.has_field(f) for f in _FILE_FIELDS)}
+    unowned = [f for f, o in zip(snapshot.files, owners) if not file_owners.intersection(o)]
+    if unowned:
+        rels = [posixpath.relpath(f, address.spec_path or ".") for f in unowned]
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where}: {', '.join(repr(r) for r in rels[:5])}{' ...' if len(rels) > 5 else ''} is not
+            owned by a `files` or `resources` target, so Pants would not know when it changes.
+            Declare one in {address.spec_path or 'the root'}/BUILD, e.g.
+            `files(name="files", sources={[rels[0]]!r})`; copy() then finds it (no need to
+            list it in `dependencies`).
+            """))
+    return CopySource(repo_path, snapshot.digest)
+
+
+def _run_step(step: helpers.RunStep) -> RunStep:
+    def mount(m: helpers.Mount):  # type: ignore[no-untyped-def]
+        if isinstance(m, helpers.CacheMount):
+            return CacheMount(m.target, m.id, m.sharing)
+        if isinstance(m, helpers.SecretMount):
+            return SecretMount(m.id, m.target, m.required, m.mode, m.uid, m.gid)
+        return TmpfsMount(m.target, m.size)
+
+    return RunStep(
+        step.command,
+        mounts=tuple(mount(m) for m in step.mounts),
+        network=step.network or "default",
+        secrets=tuple(mount(s) for s in step.secrets),
+    )
+
+
+async def _base_chain(address: Address) -> List[Target]:
+    """This target, then each `container_image` its `base` names, nearest first."""
+    chain: List[Target] = []
+    current = address
+    while True:
+        wrapped = await Get(WrappedTarget, WrappedTargetRequest(current, description_of_origin=str(address)))
+        tgt = wrapped.target
+        if chain and not tgt.has_field(ContainerImageBaseField):
+            prev = chain[-1]
+            raise _field_error(prev.address, "base", softwrap(
+                f"""
+                {prev[ContainerImageBaseField].value!r} is a `{tgt.alias}` target, not a
+                `container_image`: use the address of a container_image target, a registry
+                reference such as 'docker.io/library/busybox:1.36', or 'scratch'.
+                """))
+        if any(t.address == tgt.address for t in chain):
+            names = " -> ".join(str(t.address) for t in chain + [tgt])
+            raise _field_error(chain[0].address, "base", softwrap(
+                f"""
+                cyclic base chain {names}: an image cannot be built on itself; point one of them
+                at a registry image or 'scratch'.
+                """))
+        chain.append(tgt)
+        value = tgt[ContainerImageBaseField].value or ""
+        if not is_address(value):
+            return chain
+        addresses = await Get(Addresses, UnparsedAddressInputs(
+            [value], owning_address=tgt.address,
+            description_of_origin=f"the `base` field of {tgt.address}"))
+        current = addresses[0]
+
+
+@rule(desc="Compile a container_image target's fields to an image spec")
+async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerImageSpec:
+    chain = await _base_chain(request.address)
+    spec: Optional[ImageSpec] = None
+    digests: List[Digest] = []
+    for tgt in reversed(chain):  # the root base first
+        address = tgt.address
+        steps = tgt[ContainerImageStepsField].value or ()
+        copies = [(i, s) for i, s in enumerate(steps) if isinstance(s, helpers.CopyStep)]
+        sources = await MultiGet(Get(CopySource, CopySourceRequest(address, i, s.source)) for i, s in copies)
+        source_paths = {i: src.path for (i, _), src in zip(copies, sources)}
+        digests.extend(src.digest for src in sources)
+        lib_steps = tuple(
+            CopyStep(ContextSource(CONTEXT_NAME, source_paths[i]), s.dest, s.chmod, s.chown)
+            if isinstance(s, helpers.CopyStep) else _run_step(s)
+            for i, s in enumerate(steps)
+        )
+        base_value = tgt[ContainerImageBaseField].value or ""
+        if spec is not None:
+            base = SpecBase(spec)
+        elif base_value == SCRATCH:
+            base = ScratchBase()
+        else:
+            base = RegistryBase(base_value)
+        repository = tgt[ContainerImageRepositoryField].value or (
+            posixpath.join(address.spec_path, address.target_name).lower())
+        spec = ImageSpec(
+            name=str(address),
+            base=base,
+            steps=lib_steps,
+            env=tuple((tgt[ContainerImageEnvField].value or {}).items()),
+            workdir=tgt[ContainerImageWorkdirField].value,
+            user=tgt[ContainerImageUserField].value,
+            entrypoint=tgt[ContainerImageEntrypointField].value,
+            cmd=tgt[ContainerImageCmdField].value,
+            labels=tuple((tgt[ContainerImageLabelsField].value or {}).items()),
+            annotations=tuple((tgt[ContainerImageAnnotationsField].value or {}).items()),
+            exposed_ports=tgt[ContainerImageExposedPortsField].value or (),
+            volumes=tgt[ContainerImageVolumesField].value or (),
+            stop_signal=tgt[ContainerImageStopSignalField].value,
+            platforms=tgt[ContainerImagePlatformsField].value or (),  # empty: [buildkit].platforms
+            repository=repository,
+            tags=tgt[ContainerImageTagsField].value or (),
+            registries=tgt[ContainerImageRegistriesField].value or (),
+            output_format=tgt[ContainerImageOutputFormatField].value or "oci",
+        )
+        try:
+            validate_spec(spec)
+        except ImageSpecError as e:
+            raise _wrap_spec_error(address, e) from None
+    assert spec is not None
+    context = await Get(Digest, MergeDigests(digests))
+    snapshot = await Get(Snapshot, Digest, context)
+    context_digest = f"sha256:{context.fingerprint}" if snapshot.files else None
+    return ContainerImageSpec(request.address, spec, context, context_digest, tuple(t.address for t in chain))
+
+
+def rules():
+    return collect_rules()

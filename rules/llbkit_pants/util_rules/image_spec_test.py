@@ -1,0 +1,195 @@
+"""Fields -> ImageSpec, base chains, build contexts, inferred dependencies and errors (no daemon)."""
+
+from __future__ import annotations
+
+from textwrap import dedent
+from typing import Dict
+
+import pytest
+from pants.build_graph.address import Address
+from pants.core.target_types import (
+    FilesGeneratorTarget,
+    FileTarget,
+    GenericTarget,
+    ResourcesGeneratorTarget,
+    ResourceTarget,
+)
+from pants.engine.addresses import Addresses
+from pants.engine.fs import Digest, DigestContents
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.rules import QueryRule
+from pants.engine.target import DependenciesRequest
+from pants.testutil.rule_runner import RuleRunner
+
+from llbkit.image import ContextSource, CopyStep, RegistryBase, RunStep, ScratchBase, SpecBase
+from llbkit_pants import register
+from llbkit_pants.target_types import ContainerImageDependenciesField
+from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    return RuleRunner(
+        rules=[
+            *register.rules(),
+            QueryRule(ContainerImageSpec, [ContainerImageSpecRequest]),
+            QueryRule(DigestContents, [Digest]),
+            QueryRule(Addresses, [DependenciesRequest]),
+        ],
+        target_types=[
+            *register.target_types(), FilesGeneratorTarget, FileTarget, ResourcesGeneratorTarget, ResourceTarget,
+            GenericTarget,
+        ],
+        aliases=[register.build_file_aliases()],
+    )
+
+
+def image_spec(rule_runner: RuleRunner, path: str, name: str) -> ContainerImageSpec:
+    return rule_runner.request(ContainerImageSpec, [ContainerImageSpecRequest(Address(path, target_name=name))])
+
+
+def context_files(rule_runner: RuleRunner, image: ContainerImageSpec) -> Dict[str, bytes]:
+    contents = rule_runner.request(DigestContents, [image.context])
+    return {fc.path: fc.content for fc in contents}
+
+
+def expect_error(rule_runner: RuleRunner, files: Dict[str, str], path: str, name: str, *fragments: str) -> str:
+    rule_runner.write_files(files)
+    with pytest.raises(ExecutionError) as e:
+        image_spec(rule_runner, path, name)
+    message = str(e.value)
+    for f in fragments:
+        assert f in message, message
+    return message
+
+
+def test_fields_become_an_image_spec(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({
+        "app/hello.txt": "hello\n",
+        "app/conf/a.yaml": "a: 1\n",
+        "app/unused.txt": "not copied\n",
+        "app/BUILD": dedent("""\
+            files(name="files", sources=["*.txt", "conf/*.yaml"])
+            container_image(
+                name="app",
+                base="registry.example.com/busybox:1.36",
+                steps=[copy("hello.txt", "/app/"), copy("conf", "conf/", chmod="0644"), run("cat /app/hello.txt")],
+                env={"PORT": "8080"}, workdir="/app", user="1000:1000", entrypoint=["/app/run"], cmd=["serve"],
+                exposed_ports=["8080/tcp"], volumes=["/data"], stop_signal="SIGTERM",
+                platforms=["linux/amd64", "linux/arm64"], image_tags=["1.0"],
+            )
+            """),
+    })
+    image = image_spec(rule_runner, "app", "app")
+    spec = image.spec
+    assert spec.name == "app:app"
+    assert spec.base == RegistryBase("registry.example.com/busybox:1.36")
+    assert spec.steps == (
+        CopyStep(ContextSource("context", "app/hello.txt"), "/app/"),
+        CopyStep(ContextSource("context", "app/conf"), "conf/", chmod="0644"),
+        RunStep("cat /app/hello.txt"),
+    )
+    assert spec.env == (("PORT", "8080"),) and spec.workdir == "/app" and spec.user == "1000:1000"
+    assert spec.platforms == ("linux/amd64", "linux/arm64") and spec.tags == ("1.0",)
+    assert spec.repository == "app/app"
+    # The context holds exactly the files the copies name.
+    assert context_files(rule_runner, image) == {"app/hello.txt": b"hello\n", "app/conf/a.yaml": b"a: 1\n"}
+    assert image.context_digest and image.context_digest.startswith("sha256:")
+
+
+def test_base_chain_composes_specs_and_infers_dependencies(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({
+        "base/etc/os-release": "ID=test\n",
+        "base/BUILD": dedent("""\
+            files(name="etc", sources=["etc/*"])
+            container_image(name="base", base="scratch", steps=[copy(":etc", "/etc/")], workdir="/app")
+            """),
+        "app/msg.txt": "hi\n",
+        "app/BUILD": dedent("""\
+            files(name="files", sources=["msg.txt"])
+            container_image(name="app", base="//base:base", steps=[copy("msg.txt", "msg.txt")])
+            """),
+    })
+    image = image_spec(rule_runner, "app", "app")
+    assert image.chain == (Address("app", target_name="app"), Address("base", target_name="base"))
+    assert isinstance(image.spec.base, SpecBase)
+    base = image.spec.base.spec
+    assert base.base == ScratchBase() and base.workdir == "/app"
+    (copy_etc,) = base.steps
+    assert isinstance(copy_etc, CopyStep) and copy_etc.source.path == ".llbkit-targets/base_etc"
+    assert context_files(rule_runner, image) == {
+        "app/msg.txt": b"hi\n",
+        ".llbkit-targets/base_etc/etc/os-release": b"ID=test\n",  # relative to the target's dir
+    }
+    tgt = rule_runner.get_target(Address("app", target_name="app"))
+    deps = rule_runner.request(Addresses, [DependenciesRequest(tgt[ContainerImageDependenciesField])])
+    assert Address("base", target_name="base") in deps
+    assert Address("app", target_name="files", relative_file_path="msg.txt") in deps
+
+
+def _image(fields: str, files: str = "") -> Dict[str, str]:
+    build = 'files(name="files", sources=["f.txt"])\n' if not files else files
+    return {"img/f.txt": "x\n", "img/BUILD": build + f'container_image(name="img", base="scratch", {fields})\n'}
+
+
+@pytest.mark.parametrize(
+    "fields, fragments",
+    [
+        ('platforms=["linux"]', ("`platforms`", "img:img", "'linux'", "linux/amd64")),
+        ('exposed_ports=["80/xyz"]', ("`exposed_ports`", "'80/xyz'", "tcp, udp or sctp")),
+        ('stop_signal="SIGFOO"', ("`stop_signal`", "'SIGFOO'", "SIGTERM")),
+        ('user="a:b:c"', ("`user`", "'a:b:c'", "uid:gid")),
+        ('image_tags=["-bad"]', ("`image_tags`", "'-bad'", "128 letters")),
+        ('steps=[run("true", network="bogus")]', ("`steps`", "'bogus'", "default, none, host")),
+        ('steps=[copy("f.txt", "/x", chmod="999")]', ("`steps`", "'999'", "octal")),
+        ('volumes=["data"]', ("`volumes`", "'data'", "'/data'")),
+    ],
+)
+def test_invalid_values_name_alias_target_value_and_fix(rule_runner: RuleRunner, fields: str, fragments) -> None:
+    expect_error(rule_runner, _image(fields), "img", "img", "container_image target img:img", *fragments)
+
+
+def test_unknown_output_format_is_rejected(rule_runner: RuleRunner) -> None:
+    expect_error(rule_runner, _image('output_format="tarball"'), "img", "img", "output_format", "tarball", "oci")
+
+
+def test_copy_source_no_target_owns_suggests_files(rule_runner: RuleRunner) -> None:
+    files = _image('steps=[copy("f.txt", "/f.txt")]', files="# no files target\n")
+    expect_error(rule_runner, files, "img", "img", "`steps`", "'f.txt'", "not owned by a `files` or `resources` target",
+                 'files(name="files", sources=[\'f.txt\'])')
+
+
+@pytest.mark.parametrize(
+    "source, fragments",
+    [
+        ("/etc/passwd", ("relative to the BUILD file's directory", "'etc/passwd'")),
+        ("../other/f.txt", ("leaves the BUILD file's directory", "files(")),
+        ("missing.txt", ("no file or directory", "img/missing.txt")),
+        ("*.txt", ("is a pattern",)),
+    ],
+)
+def test_bad_copy_paths(rule_runner: RuleRunner, source: str, fragments) -> None:
+    expect_error(rule_runner, _image(f'steps=[copy("{source}", "/x/")]'), "img", "img", "`steps`", *fragments)
+
+
+def test_copy_of_a_target_without_files_or_package(rule_runner: RuleRunner) -> None:
+    files = _image('steps=[copy(":other", "/x/")]', files='target(name="other")\n')
+    expect_error(rule_runner, files, "img", "img", "`steps`", "`target` target", "files/resources")
+
+
+def test_base_that_is_not_a_container_image(rule_runner: RuleRunner) -> None:
+    files = {"img/f.txt": "x\n", "img/BUILD": dedent("""\
+        files(name="files", sources=["f.txt"])
+        container_image(name="img", base=":files")
+        """)}
+    expect_error(rule_runner, files, "img", "img", "`base`", "img:img", "`files` target, not a `container_image`",
+                 "scratch")
+
+
+def test_cyclic_base_chain(rule_runner: RuleRunner) -> None:
+    files = {"img/BUILD": dedent("""\
+        container_image(name="a", base=":b")
+        container_image(name="b", base=":c")
+        container_image(name="c", base=":a")
+        """)}
+    expect_error(rule_runner, files, "img", "a", "`base`", "cyclic base chain img:a -> img:b -> img:c -> img:a")
