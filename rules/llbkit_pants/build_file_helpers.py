@@ -1,7 +1,8 @@
 """The helpers BUILD files use inside `container_image(steps=[...])`.
 
 `copy`, `run`, `cache_mount`, `secret_mount` and `tmpfs_mount` build plain, hashable values that
-the `steps` field checks; the rules turn them into the library's `llbkit.image` steps. They only
+the `steps` field checks; the rules turn the steps into the library's `llbkit.image` steps (whose
+mount values the helpers build directly). They only
 record what the user wrote: validation happens in the field (type and shape) and in the library
 (paths, users, modes), so errors can name the target and the field.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Optional, Tuple, Union
+
+from llbkit.image import CacheMount, SecretMount, TmpfsMount
 
 
 def _strings(value: Union[str, Iterable[str]], what: str) -> Union[str, Tuple[str, ...]]:
@@ -24,35 +27,7 @@ def _strings(value: Union[str, Iterable[str]], what: str) -> Union[str, Tuple[st
     return items
 
 
-@dataclass(frozen=True)
-class CacheMount:
-    """A persistent cache directory mounted during one `run` step (never part of the image)."""
-
-    target: str
-    id: Optional[str] = None
-    sharing: str = "shared"
-
-
-@dataclass(frozen=True)
-class SecretMount:
-    """A secret, served by the client at build time, mounted as a file during one `run` step."""
-
-    id: str
-    target: Optional[str] = None
-    required: bool = True
-    mode: int = 0o400
-    uid: int = 0
-    gid: int = 0
-
-
-@dataclass(frozen=True)
-class TmpfsMount:
-    """An empty in-memory filesystem mounted during one `run` step."""
-
-    target: str
-    size: int = 0
-
-
+# Mounts are the library's own values (llbkit.image): nothing in them is Pants-specific.
 Mount = Union[CacheMount, SecretMount, TmpfsMount]
 
 

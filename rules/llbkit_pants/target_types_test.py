@@ -54,7 +54,7 @@ def test_steps_from_build_file_helpers(rule_runner: RuleRunner) -> None:
             ("/app/bin.pex", "--selfcheck"),
             mounts=(TmpfsMount("/tmp"),),
             network="none",
-            secrets=(SecretMount("token"),),
+            secrets=(SecretMount("token", required=True),),  # secret_mount() defaults to required
         ),
     )
     assert tgt[ContainerImageOutputFormatField].value == "oci"

@@ -46,7 +46,6 @@ from pants.engine.target import (
 from pants.util.strutil import softwrap
 
 from llbkit.image import (
-    CacheMount,
     ContextSource,
     CopyStep,
     ImageSpec,
@@ -54,9 +53,7 @@ from llbkit.image import (
     RegistryBase,
     RunStep,
     ScratchBase,
-    SecretMount,
     SpecBase,
-    TmpfsMount,
     validate_spec,
 )
 from llbkit_pants import build_file_helpers as helpers
@@ -234,19 +231,8 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
 
 
 def _run_step(step: helpers.RunStep) -> RunStep:
-    def mount(m: helpers.Mount):  # type: ignore[no-untyped-def]
-        if isinstance(m, helpers.CacheMount):
-            return CacheMount(m.target, m.id, m.sharing)
-        if isinstance(m, helpers.SecretMount):
-            return SecretMount(m.id, m.target, m.required, m.mode, m.uid, m.gid)
-        return TmpfsMount(m.target, m.size)
-
-    return RunStep(
-        step.command,
-        mounts=tuple(mount(m) for m in step.mounts),
-        network=step.network or "default",
-        secrets=tuple(mount(s) for s in step.secrets),
-    )
+    # The helpers' mounts already are llbkit.image values.
+    return RunStep(step.command, mounts=step.mounts, network=step.network or "default", secrets=step.secrets)
 
 
 async def _base_chain(address: Address) -> List[Target]:
