@@ -8,6 +8,10 @@
   (``parse_output``... read buildctl-style CSV specs);
 - progress comes as :class:`SolveStatus` events, rendered by :class:`PlainPrinter`,
   :class:`TtyPrinter` or :class:`JsonPrinter`;
+- :class:`WorkerPool` (:mod:`.pool`) schedules platforms on a fleet of workers (native first,
+  emulation as fallback, load-balanced, health-checked) and :func:`build_multiplatform`
+  (:mod:`.multiplatform`) builds one image's platforms in parallel on it, with failover, into one
+  OCI index;
 - failures raise subclasses of :class:`llbkit.errors.BuildKitError` (see :mod:`.errors`).
 """
 
@@ -21,12 +25,21 @@ from llbkit.buildkit.errors import (
     ConnectionFailedError,
     DaemonError,
     ExportSpecError,
+    NoWorkerError,
     SolveCancelledError,
     SolveError,
     TLSConfigError,
     TLSError,
 )
 from llbkit.buildkit.imageconfig import HistoryEntry, ImageConfig
+from llbkit.buildkit.multiplatform import (
+    Attempt,
+    MultiPlatformResult,
+    PlatformBuild,
+    PlatformBuildError,
+    PlatformJob,
+    build_multiplatform,
+)
 from llbkit.buildkit.options import (
     CacheOption,
     Export,
@@ -34,6 +47,7 @@ from llbkit.buildkit.options import (
     parse_cache_import,
     parse_output,
 )
+from llbkit.buildkit.pool import Lease, WorkerConfig, WorkerPool, WorkerStatus, choose_worker
 from llbkit.buildkit.progress import (
     JsonPrinter,
     PlainPrinter,
@@ -98,4 +112,16 @@ __all__ = [
     "SolveError",
     "SolveCancelledError",
     "ExportSpecError",
+    "NoWorkerError",
+    "WorkerConfig",
+    "WorkerPool",
+    "WorkerStatus",
+    "Lease",
+    "choose_worker",
+    "PlatformJob",
+    "PlatformBuild",
+    "Attempt",
+    "MultiPlatformResult",
+    "PlatformBuildError",
+    "build_multiplatform",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "SolveError",
     "SolveCancelledError",
     "ExportSpecError",
+    "NoWorkerError",
 ]
 
 
@@ -87,3 +88,17 @@ class SolveCancelledError(BuildKitError):
 
 class ExportSpecError(BuildKitError, ValueError):
     """An ``--output``, ``--export-cache``, ``--import-cache`` or ``--secret`` spec is invalid."""
+
+
+class NoWorkerError(BuildKitError):
+    """No worker of a pool can build a platform (any more).
+
+    ``platform`` is the platform; ``workers`` is ``(worker, reason)`` for every worker of the
+    pool: the error it failed with when it was tried, or why it could not be used.
+    """
+
+    def __init__(self, platform: str, workers: Sequence[Tuple[str, str]], message: str = "") -> None:
+        lines = "".join(f"\n  - {w}: {r}" for w, r in workers)
+        super().__init__((message or f"no worker can build {platform}") + ":" + lines)
+        self.platform = platform
+        self.workers: Tuple[Tuple[str, str], ...] = tuple(workers)

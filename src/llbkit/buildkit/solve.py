@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from llbkit.buildkit.connection import translate_rpc_error
-from llbkit.buildkit.errors import BuildKitError, SolveCancelledError, SolveError
+from llbkit.buildkit.errors import BuildKitError, ConnectionFailedError, SolveCancelledError, SolveError
 from llbkit.buildkit.imageconfig import platform_fields
 from llbkit.buildkit.progress import ProgressHandler, ProgressTracker, combine, status_from_pb
 from llbkit.buildkit.types import SolveResult
@@ -258,6 +258,7 @@ class SolveRun:
         self._control = control_pb2_grpc.ControlStub(channel)
         self._status_call: Any = None
         self._status_error: Optional[BaseException] = None
+        self._status_seen = False  # the daemon answered: a later UNAVAILABLE is a lost connection
         self._gateway_error: Optional[BaseException] = None
 
     # -- threads ------------------------------------------------------------------------------
@@ -268,6 +269,7 @@ class SolveRun:
         try:
             self._status_call = self._control.Status(control_pb2.StatusRequest(Ref=self.ref))
             for resp in self._status_call:
+                self._status_seen = True
                 self.progress(status_from_pb(resp))
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.CANCELLED:
@@ -373,6 +375,14 @@ class SolveRun:
         if err is None:
             return SolveCancelledError(f"build {self.ref} was cancelled")
         if err.code() == grpc.StatusCode.UNAVAILABLE:
+            if self._status_seen:
+                return ConnectionFailedError(
+                    f"lost the connection to buildkitd at {self.address} during build {self.ref} "
+                    f"({' '.join((err.details() or 'unavailable').split())}): the daemon stopped or "
+                    "crashed while building (its log says why). The build did not finish and "
+                    "nothing was exported; run it again once the daemon is back.",
+                    str(self.address),
+                )
             return translate_rpc_error(err, self.address, tls=self.tls, what=what)
         return self._solve_error(err.details() or err.code().name)
 

@@ -187,6 +187,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         secrets=secrets, progress=printer, ref=args.ref,
     )
     with _client(args) as client:
+        # buildkitd reports an unsupported platform late and obscurely: check it first
+        from llbkit.buildkit.platforms import check_platforms, definition_platforms
+
+        check_platforms(client, ([platform] if platform else []) + definition_platforms(definition))
         if config is not None or args.base or platform is not None:
             res = client.build_image(definition, platform=platform, config=config, base=args.base, **common)
         else:
@@ -213,6 +217,10 @@ def cmd_dump_llb(args: argparse.Namespace) -> int:
 # -- workers, du, prune -----------------------------------------------------------------------
 
 def cmd_workers(args: argparse.Namespace) -> int:
+    addrs = args.addr if isinstance(args.addr, list) else ([args.addr] if args.addr else [])
+    if getattr(args, "pool", None) or len(addrs) > 1:
+        return _pool_workers(args, addrs)
+    args.addr = addrs[0] if addrs else None
     with _client(args) as client:
         workers = client.list_workers(args.filter)
     if args.format == "json":
@@ -228,6 +236,41 @@ def cmd_workers(args: argparse.Namespace) -> int:
     for a, b in rows:
         sys.stdout.write(f"{a:<{width}}  {b}\n")
     return 0
+
+
+def _pool_workers(args: argparse.Namespace, addrs: List[str]) -> int:
+    """``llbkit workers`` for a pool: one row per configured worker, checked in parallel."""
+    from llbkit.buildkit.pool import WorkerConfig, WorkerPool, load_pool_config
+
+    if args.filter:
+        raise LlbkitError("--filter applies to one daemon's workers; leave it out with several --addr or --pool")
+    configs = load_pool_config(args.pool) if args.pool else []
+    tls = _tls(args)
+    for a in addrs:
+        tcp = a.startswith("tcp://")
+        configs.append(WorkerConfig(a, tls=tls if tcp else None, insecure=tcp and args.insecure_tcp))
+    with WorkerPool(configs, health_timeout=args.timeout) as pool:
+        statuses = pool.check_all()
+    rows = []
+    for st in statuses:
+        rows.append({
+            "name": st.name, "address": st.address, "reachable": bool(st.reachable),
+            "error": st.error or None, "native": st.native_platform,
+            "emulated": list(st.emulated_platforms),
+            "version": st.version.version if st.version else None,
+        })
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        table = [("NAME", "ADDRESS", "NATIVE", "EMULATED", "VERSION", "STATUS")]
+        for r in rows:
+            status = "reachable" if r["reachable"] else f"unreachable: {r['error']}"
+            table.append((r["name"] if r["name"] != r["address"] else "-", r["address"], r["native"] or "-",
+                          ",".join(r["emulated"]) or "-", r["version"] or "-", status))
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        for row in table:
+            sys.stdout.write("  ".join(f"{c:<{widths[i]}}" for i, c in enumerate(row[:5])) + "  " + row[5] + "\n")
+    return 0 if all(r["reachable"] for r in rows) else 1
 
 
 def _record_json(r: UsageRecord) -> Dict[str, Any]:

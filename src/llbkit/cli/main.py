@@ -30,11 +30,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _connection_flags(p: argparse.ArgumentParser) -> None:
+def _connection_flags(p: argparse.ArgumentParser, several: bool = False) -> None:
     g = p.add_argument_group("daemon connection")
-    g.add_argument("--addr", default=None,
-                   help="buildkitd address, unix://PATH or tcp://HOST:PORT (default: $BUILDKIT_HOST, "
-                        "then unix:///run/buildkit/buildkitd.sock)")
+    if several:
+        g.add_argument("--addr", action="append", default=None,
+                       help="buildkitd address, unix://PATH or tcp://HOST:PORT (default: $BUILDKIT_HOST, "
+                            "then unix:///run/buildkit/buildkitd.sock); repeat it to show a pool of "
+                            "workers (the TLS flags then apply to the tcp:// addresses)")
+    else:
+        g.add_argument("--addr", default=None,
+                       help="buildkitd address, unix://PATH or tcp://HOST:PORT (default: $BUILDKIT_HOST, "
+                            "then unix:///run/buildkit/buildkitd.sock)")
     g.add_argument("--tlsdir", default=None, help="directory with ca.pem, cert.pem and key.pem")
     g.add_argument("--tlscacert", default=None, help="CA certificate that signed the daemon's certificate")
     g.add_argument("--tlscert", default=None, help="client certificate")
@@ -85,8 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("definition", nargs="?", default="-", help="definition file (default: stdin)")
     d.add_argument("--dot", action="store_true", help="print a Graphviz graph instead")
 
-    w = sub.add_parser("workers", help="list the daemon's workers")
-    _connection_flags(w)
+    w = sub.add_parser("workers", help="list the daemon's workers, or a pool's",
+                       description="List one daemon's workers, or, with several --addr or --pool, each "
+                                   "worker of a pool: address, native and emulated platforms, version and "
+                                   "reachability (exit status 1 when a worker of the pool is unreachable).")
+    _connection_flags(w, several=True)
+    w.add_argument("--pool", default=None, metavar="FILE",
+                   help='worker pool config (JSON): {"workers": [{"address": ..., "name": ..., "tlsdir": ..., '
+                        '"platforms": [...]}]}')
     w.add_argument("--format", choices=["table", "json"], default="table")
     w.add_argument("--filter", action="append", default=[], help="filter, e.g. platform==linux/arm64")
 
