@@ -46,16 +46,17 @@ __all__ = [
 
 
 def normalize_platform(platform: str) -> str:
-    """``os/arch[/variant]`` with the variants that name the default dropped (``arm64/v8``,
-    ``amd64/v1``), as containerd normalizes them."""
-    parts = [p.strip().lower() for p in platform.strip().split("/")]
-    if len(parts) < 2 or not all(parts):
-        raise BuildKitError(f"invalid platform {platform!r}: expected os/arch[/variant], e.g. linux/arm64")
-    arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}.get(parts[1], parts[1])
-    variant = parts[2] if len(parts) > 2 else ""
-    if (arch, variant) in (("arm64", "v8"), ("arm64", "8"), ("amd64", "v1")):
-        variant = ""
-    return "/".join([parts[0], arch] + ([variant] if variant else []))
+    """``os/arch[/variant]`` normalized as containerd does (``aarch64`` -> ``arm64``, default
+    variants such as ``arm64/v8`` dropped): the LLB compiler's parser, with this stage's error."""
+    from llbkit.llb.errors import LLBError
+    from llbkit.llb.platform import format_platform, parse_platform
+
+    try:
+        return format_platform(parse_platform(platform.strip().lower()))
+    except LLBError:
+        raise BuildKitError(
+            f"invalid platform {platform!r}: expected os/arch[/variant], e.g. linux/arm64"
+        ) from None
 
 
 @dataclass(frozen=True)
