@@ -282,11 +282,17 @@ def file_sync_handler(dirs: Mapping[str, LocalDir]) -> grpc.GenericRpcHandler:
 # ---- FileSend.DiffCopy: receive exports -------------------------------------------------------
 
 
-def _receive_file(output: FileOutput, md: Mapping[str, List[str]], requests: Iterator[bytes]) -> Iterator[bytes]:
+def _receive_file(
+    output: FileOutput, md: Mapping[str, List[str]], requests: Iterator[bytes], context: grpc.ServicerContext
+) -> Iterator[bytes]:
     writer = AtomicFile(output.path)
     try:
         for raw in requests:
             writer.write(filesync_pb2.BytesMessage.FromString(raw).data)
+        # The byte stream has no end marker: when the daemon dies mid-export, gRPC may end the
+        # request iterator without an error. Only a call that is still live ended normally.
+        if not context.is_active():
+            raise LlbkitError(f"the export to {output.path} was cut off: the daemon went away")
         writer.commit()
     except BaseException:
         writer.abort()
@@ -338,7 +344,7 @@ def file_send_handler(outputs: Mapping[int, "FileOutput | DirOutput"]) -> grpc.G
             context.abort(grpc.StatusCode.NOT_FOUND, f"exporter {exporter_id} not found")
         if isinstance(output, DirOutput):
             return _receive_dir(output, requests, context)
-        return _receive_file(output, md, requests)  # type: ignore[arg-type]
+        return _receive_file(output, md, requests, context)  # type: ignore[arg-type]
 
     handler = grpc.stream_stream_rpc_method_handler(diff_copy)  # raw bytes: two message types
     return grpc.method_handlers_generic_handler(FILESEND, {"DiffCopy": handler})
