@@ -24,6 +24,7 @@ from llbkit.testutil.certs import TLSFiles
 from llbkit.testutil.errors import CommandError, FixtureError
 from llbkit.testutil.procs import (
     Daemon,
+    DaemonFixture,
     check_port_free,
     free_port,
     make_temp_dir,
@@ -60,7 +61,7 @@ def render_config(
     return "\n".join(lines) + "\n"
 
 
-class Buildkitd:
+class Buildkitd(DaemonFixture):
     """A buildkitd process; attributes ``pid``, ``addr``, ``log_path``, ``root``, ``tls``..."""
 
     def __init__(
@@ -95,11 +96,6 @@ class Buildkitd:
         self.buildctl_bin: Optional[Path] = None
 
     # -- paths -------------------------------------------------------------------------------
-    def _state(self, name: str) -> Path:
-        if self.state_dir is None:
-            raise FixtureError(f"{self.name} is not started")
-        return self.state_dir / name
-
     @property
     def root(self) -> Path:
         return self._state("root")
@@ -115,15 +111,6 @@ class Buildkitd:
     @property
     def otel_socket(self) -> Path:
         return self._state("otel.sock")
-
-    @property
-    def pid(self) -> int:
-        if self._daemon is None:
-            raise FixtureError(f"{self.name} is not started")
-        return self._daemon.pid
-
-    def running(self) -> bool:
-        return self._daemon is not None and self._daemon.running()
 
     # TLS files a client needs (None for a daemon without TLS)
     @property
@@ -142,9 +129,6 @@ class Buildkitd:
     @property
     def client_key(self) -> Optional[Path]:
         return self.tls.client_key if self.tls else None
-
-    def log_tail(self, lines: int = 30) -> str:
-        return self._daemon.log_tail(lines) if self._daemon else "(not started)"
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "Buildkitd":

@@ -332,6 +332,34 @@ class Daemon:
         return f"<{self.name} pid={pid} {state} log={self.log_path}>"
 
 
+class DaemonFixture:
+    """What every fixture daemon exposes once started: its state dir, PID, liveness, log tail.
+
+    Subclasses set ``name``, ``state_dir`` (None until started) and ``_daemon`` (a :class:`Daemon`).
+    """
+
+    name: str
+    state_dir: Optional[Path]
+    _daemon: Optional["Daemon"]
+
+    def _state(self, name: str) -> Path:
+        if self.state_dir is None:
+            raise FixtureError(f"{self.name} is not started")
+        return self.state_dir / name
+
+    @property
+    def pid(self) -> int:
+        if self._daemon is None:
+            raise FixtureError(f"{self.name} is not started")
+        return self._daemon.pid
+
+    def running(self) -> bool:
+        return self._daemon is not None and self._daemon.running()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return self._daemon.log_tail(lines) if self._daemon else "(not started)"
+
+
 def pid_gone(pid: int, timeout: float = 5.0) -> bool:
     """True once ``pid`` no longer runs (exited, or a zombie awaiting init) within ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -24,6 +24,7 @@ from llbkit.testutil.busybox_image import BusyboxImage
 from llbkit.testutil.errors import FixtureError
 from llbkit.testutil.procs import (
     Daemon,
+    DaemonFixture,
     check_port_free,
     free_port,
     make_temp_dir,
@@ -34,7 +35,7 @@ from llbkit.testutil.tools import find_tool
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class Registry:
+class Registry(DaemonFixture):
     """A registry process; attributes ``pid``, ``host`` (``127.0.0.1:PORT``), ``log_path``..."""
 
     def __init__(
@@ -75,11 +76,6 @@ class Registry:
     def ref(self, repo: str, tag: str = "latest") -> str:
         return f"{self.host}/{repo}:{tag}"
 
-    def _state(self, name: str) -> Path:
-        if self.state_dir is None:
-            raise FixtureError(f"{self.name} is not started")
-        return self.state_dir / name
-
     @property
     def storage_dir(self) -> Path:
         return self._state("storage")
@@ -91,18 +87,6 @@ class Registry:
     @property
     def log_path(self) -> Path:
         return self._state("registry.log")
-
-    @property
-    def pid(self) -> int:
-        if self._daemon is None:
-            raise FixtureError(f"{self.name} is not started")
-        return self._daemon.pid
-
-    def running(self) -> bool:
-        return self._daemon is not None and self._daemon.running()
-
-    def log_tail(self, lines: int = 30) -> str:
-        return self._daemon.log_tail(lines) if self._daemon else "(not started)"
 
     def start(self) -> "Registry":
         exe = find_tool("docker-registry")
