@@ -188,7 +188,7 @@ class Client:
         from llbkit.buildkit.session import DirOutput, FileOutput, Session
 
         outputs = {
-            i: DirOutput(e.dest) if e.type == "local" else FileOutput(e.dest)
+            i: DirOutput(e.dest) if e.type == "local" else FileOutput(e.dest, defer_commit=True)
             for i, e in enumerate(exports) if e.dest is not None
         }
         return Session(local_dirs=local_dirs, secrets=secrets, outputs=outputs, auth=auth)

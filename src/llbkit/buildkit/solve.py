@@ -316,6 +316,7 @@ class SolveRun:
             gw_thread = threading.Thread(target=self._run_gateway, args=(build, gateway, future),
                                          name=f"llbkit-gateway-{self.ref}", daemon=True)
             gw_thread.start()
+        succeeded = False
         try:
             try:
                 while True:
@@ -333,8 +334,12 @@ class SolveRun:
                 raise self._failure(None) from None
             except grpc.RpcError as e:
                 raise self._failure(e) from None
+            succeeded = True
         finally:
             self._finish(status_thread, gw_thread, future)
+            if self.session is not None:
+                # Exported files are kept only when the whole solve succeeded.
+                self.session.finish_outputs(succeeded and (gw_thread is None or self._gateway_error is None))
         if gw_thread is not None and self._gateway_error is not None:
             raise self._failure(None)
         return SolveResult(ref=self.ref, exporter_response=dict(resp.ExporterResponse))

@@ -120,6 +120,18 @@ class FileOutput:
 
     path: str
     metadata: Dict[str, str] = field(default_factory=dict, compare=False)
+    #: Keep the received file under its temporary name until :meth:`finish` says whether the
+    #: solve succeeded: the byte stream has no end marker, so a daemon dying mid-export can look
+    #: like a normal end of stream. The client sets this; without it the file is committed at
+    #: the end of the stream.
+    defer_commit: bool = field(default=False, compare=False)
+    _pending: Optional[AtomicFile] = field(default=None, compare=False, repr=False)
+
+    def finish(self, succeeded: bool) -> None:
+        """Commit (solve succeeded) or remove (failed) a deferred file; idempotent."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.commit() if succeeded else pending.abort()
 
 
 @dataclass
@@ -289,11 +301,13 @@ def _receive_file(
     try:
         for raw in requests:
             writer.write(filesync_pb2.BytesMessage.FromString(raw).data)
-        # The byte stream has no end marker: when the daemon dies mid-export, gRPC may end the
-        # request iterator without an error. Only a call that is still live ended normally.
         if not context.is_active():
             raise LlbkitError(f"the export to {output.path} was cut off: the daemon went away")
-        writer.commit()
+        if output.defer_commit:
+            output.finish(False)  # a file left from an earlier stream of this output
+            output._pending = writer
+        else:
+            writer.commit()
     except BaseException:
         writer.abort()
         raise

@@ -173,6 +173,13 @@ class Session:
             return True
         return self._tunnel.done.wait(timeout)
 
+    def finish_outputs(self, succeeded: bool) -> None:
+        """Commit (or, when the solve failed, remove) the file outputs made with ``defer_commit``."""
+        for out in self.outputs.values():
+            finish = getattr(out, "finish", None)
+            if finish is not None:
+                finish(succeeded)
+
     def close(self) -> None:
         """Stop serving and end the ``Control.Session`` call; idempotent."""
         with self._lock:
