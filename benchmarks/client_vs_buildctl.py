@@ -14,9 +14,13 @@ What it measures, each client as its own process, the same definition bytes on s
     ``--small-files`` files) sent with ``--local ctx=DIR``; the definition is the local source
     alone. The daemon's cache is pruned (``buildctl prune --all``) before every build, so every
     build sends everything; MB/s = context bytes / wall time of the client process;
-(c) memory: the client process's peak RSS (VmHWM in /proc/PID/status, polled) during (b), and
-    while receiving a ``type=tar`` export of a state holding ``--size`` bytes (made by a RUN and
-    cached before the timed builds; MB/s of the export too).
+(c) memory: the client process's peak RSS (``ru_maxrss`` from ``wait4``, the kernel's figure)
+    during (b), and while receiving a ``type=tar`` export of a state holding ``--size`` bytes
+    (made by a RUN and cached before the timed builds; MB/s of the export too).
+
+First, start-up: ``--version``, ``--help`` and listing the workers (``llbkit workers``,
+``buildctl debug workers``). llbkit runs as installed: bytecode cached (in a temporary
+PYTHONPYCACHEPREFIX), not recompiled by every process.
 
 Ratios are ours / buildctl's (for times and memory lower is better; for MB/s higher is better).
 """
@@ -60,52 +64,39 @@ def parse_size(text: str) -> int:
 
 # -- running a client and watching its memory ------------------------------------------------
 
-def _vm_hwm_kib(pid: int) -> Optional[int]:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def run_client(argv: Sequence[str], stdin: Path, env: Optional[dict] = None) -> Tuple[float, int]:
-    """Run one client process; returns (wall seconds, peak RSS in KiB). Fails loudly."""
-    peak = 0
+    """Run one client process; returns (wall seconds, peak RSS in KiB). Fails loudly.
+
+    The peak RSS is the kernel's own figure for the process (``ru_maxrss`` from ``wait4``),
+    measured the same way for both clients."""
     with open(stdin, "rb") as inp:
         start = time.monotonic()
         proc = subprocess.Popen(list(argv), stdin=inp, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, env=env)
-        done = threading.Event()
-
-        def drain() -> None:
-            proc.stderr_text = proc.stderr.read()  # type: ignore[attr-defined]
-            done.set()
-
-        t = threading.Thread(target=drain, daemon=True)
+        err: List[bytes] = []
+        t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
         t.start()
-        while proc.poll() is None:
-            v = _vm_hwm_kib(proc.pid)
-            if v:
-                peak = max(peak, v)
-            time.sleep(0.02)
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
         t.join()
     if proc.returncode != 0:
         raise SystemExit(f"client failed ({proc.returncode}): {' '.join(argv)}\n"
-                         f"{proc.stderr_text.decode(errors='replace')}")  # type: ignore[attr-defined]
-    return wall, peak
+                         f"{b''.join(err).decode(errors='replace')}")
+    return wall, usage.ru_maxrss
 
 
 class Clients:
-    def __init__(self, bk: Buildkitd, buildctl: Path) -> None:
+    def __init__(self, bk: Buildkitd, buildctl: Path, pycache: str) -> None:
         self.bk = bk
         self.buildctl = buildctl
         self.env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[1] / "src")
         self.env["PYTHONPATH"] = src + os.pathsep + self.env.get("PYTHONPATH", "")
+        # As installed: bytecode compiled once and cached (outside the tree), not recompiled by
+        # every process as PYTHONDONTWRITEBYTECODE would have it.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.env["PYTHONPYCACHEPREFIX"] = pycache
 
     def ours(self, *args: str) -> List[str]:
         return [sys.executable, "-m", "llbkit", "build", "--addr", self.bk.addr, "--progress", "quiet", *args]
@@ -178,7 +169,8 @@ def main() -> int:
         bk.start()
         assert bk.buildctl_bin is not None
         version = f"buildctl from {bk.buildctl_bin.parent.parent.name}"
-        cl = Clients(bk, bk.buildctl_bin)
+        cl = Clients(bk, bk.buildctl_bin, str(tmp / "pycache"))
+        run_client([sys.executable, "-m", "llbkit", "--help"], Path(os.devnull), cl.env)  # compile once
         print(f"llbkit {__version__} client vs buildctl - Python {platform.python_version()}, "
               f"{os.cpu_count()} CPUs, {platform.machine()}; {version}")
         print(f"size {args.size / MiB:.0f} MiB; {args.reps} reps per measurement (median), "
@@ -190,6 +182,18 @@ def main() -> int:
         t_theirs = statistics.median(run_client([str(bk.buildctl_bin), "--version"], Path(os.devnull))[0] for _ in range(5))
         print(f"\nprocess start-up alone (--version, median of 5): llbkit {t_ours * 1000:.0f} ms, "
               f"buildctl {t_theirs * 1000:.0f} ms")
+
+        def startup(argv: Sequence[str], env: Optional[dict] = None) -> float:
+            return statistics.median(run_client(argv, Path(os.devnull), env)[0] for _ in range(7))
+
+        py = [sys.executable, "-m", "llbkit"]
+        bc = [str(bk.buildctl_bin), "--addr", bk.addr]
+        rows = [("--help", startup(py + ["--help"], cl.env), startup([str(bk.buildctl_bin), "--help"])),
+                ("workers", startup(py + ["workers", "--addr", bk.addr], cl.env),
+                 startup(bc + ["debug", "workers"]))]
+        print("\nstart-up, median of 7         llbkit   buildctl   ratio")
+        for name, a, b in rows:
+            print(f"    {name:<28} {a * 1000:>6.0f} ms {b * 1000:>6.0f} ms  {ratio(a, b):>6}")
 
         if "overhead" not in args.skip:
             d = write_def(base.run(["/bin/sleep", f"{args.sleep:g}"], ignore_cache=True).root(), tmp / "sleep.llb")

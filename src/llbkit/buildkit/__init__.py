@@ -17,58 +17,136 @@
 
 from __future__ import annotations
 
-from llbkit.buildkit.client import Client
-from llbkit.buildkit.connection import DEFAULT_ADDRESS, Address, TLSConfig, parse_address
-from llbkit.buildkit.errors import (
-    AddressError,
-    BuildKitError,
-    ConnectionFailedError,
-    DaemonError,
-    ExportSpecError,
-    NoWorkerError,
-    SolveCancelledError,
-    SolveError,
-    TLSConfigError,
-    TLSError,
-)
-from llbkit.buildkit.imageconfig import HistoryEntry, ImageConfig
-from llbkit.buildkit.multiplatform import (
-    Attempt,
-    MultiPlatformResult,
-    PlatformBuild,
-    PlatformBuildError,
-    PlatformJob,
-    build_multiplatform,
-)
-from llbkit.buildkit.options import (
-    CacheOption,
-    Export,
-    parse_cache_export,
-    parse_cache_import,
-    parse_output,
-)
-from llbkit.buildkit.pool import Lease, WorkerConfig, WorkerPool, WorkerStatus, choose_worker
-from llbkit.buildkit.progress import (
-    JsonPrinter,
-    PlainPrinter,
-    ProgressTracker,
-    SolveStatus,
-    TtyPrinter,
-    Vertex,
-    VertexLog,
-    VertexStatus,
-    VertexWarning,
-    make_printer,
-)
-from llbkit.buildkit.solve import BuildResult, Gateway, GatewayRef, ResolvedImage
-from llbkit.buildkit.types import (
-    BuildkitVersion,
-    DaemonInfo,
-    GCPolicy,
-    SolveResult,
-    UsageRecord,
-    WorkerInfo,
-)
+from typing import TYPE_CHECKING, Any
+
+# The names below are imported on first use (PEP 562), so that `import llbkit.buildkit` (and the
+# CLI's light commands) do not pay for gRPC, protobuf and every module of the client at start-up.
+# The imports under TYPE_CHECKING are what type checkers and Pants' dependency inference read.
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.buildkit.client import Client
+    from llbkit.buildkit.connection import DEFAULT_ADDRESS, Address, TLSConfig, parse_address
+    from llbkit.buildkit.errors import (
+        AddressError,
+        BuildKitError,
+        ConnectionFailedError,
+        DaemonError,
+        ExportSpecError,
+        NoWorkerError,
+        SolveCancelledError,
+        SolveError,
+        TLSConfigError,
+        TLSError,
+    )
+    from llbkit.buildkit.imageconfig import HistoryEntry, ImageConfig
+    from llbkit.buildkit.multiplatform import (
+        Attempt,
+        MultiPlatformResult,
+        PlatformBuild,
+        PlatformBuildError,
+        PlatformJob,
+        build_multiplatform,
+    )
+    from llbkit.buildkit.options import (
+        CacheOption,
+        Export,
+        parse_cache_export,
+        parse_cache_import,
+        parse_output,
+    )
+    from llbkit.buildkit.pool import Lease, WorkerConfig, WorkerPool, WorkerStatus, choose_worker
+    from llbkit.buildkit.progress import (
+        JsonPrinter,
+        PlainPrinter,
+        ProgressTracker,
+        SolveStatus,
+        TtyPrinter,
+        Vertex,
+        VertexLog,
+        VertexStatus,
+        VertexWarning,
+        make_printer,
+    )
+    from llbkit.buildkit.solve import BuildResult, Gateway, GatewayRef, ResolvedImage
+    from llbkit.buildkit.types import (
+        BuildkitVersion,
+        DaemonInfo,
+        GCPolicy,
+        SolveResult,
+        UsageRecord,
+        WorkerInfo,
+    )
+
+_LAZY = {
+    "Client": "llbkit.buildkit.client",
+    "DEFAULT_ADDRESS": "llbkit.buildkit.connection",
+    "Address": "llbkit.buildkit.connection",
+    "TLSConfig": "llbkit.buildkit.connection",
+    "parse_address": "llbkit.buildkit.connection",
+    "AddressError": "llbkit.buildkit.errors",
+    "BuildKitError": "llbkit.buildkit.errors",
+    "ConnectionFailedError": "llbkit.buildkit.errors",
+    "DaemonError": "llbkit.buildkit.errors",
+    "ExportSpecError": "llbkit.buildkit.errors",
+    "NoWorkerError": "llbkit.buildkit.errors",
+    "SolveCancelledError": "llbkit.buildkit.errors",
+    "SolveError": "llbkit.buildkit.errors",
+    "TLSConfigError": "llbkit.buildkit.errors",
+    "TLSError": "llbkit.buildkit.errors",
+    "HistoryEntry": "llbkit.buildkit.imageconfig",
+    "ImageConfig": "llbkit.buildkit.imageconfig",
+    "Attempt": "llbkit.buildkit.multiplatform",
+    "MultiPlatformResult": "llbkit.buildkit.multiplatform",
+    "PlatformBuild": "llbkit.buildkit.multiplatform",
+    "PlatformBuildError": "llbkit.buildkit.multiplatform",
+    "PlatformJob": "llbkit.buildkit.multiplatform",
+    "build_multiplatform": "llbkit.buildkit.multiplatform",
+    "CacheOption": "llbkit.buildkit.options",
+    "Export": "llbkit.buildkit.options",
+    "parse_cache_export": "llbkit.buildkit.options",
+    "parse_cache_import": "llbkit.buildkit.options",
+    "parse_output": "llbkit.buildkit.options",
+    "Lease": "llbkit.buildkit.pool",
+    "WorkerConfig": "llbkit.buildkit.pool",
+    "WorkerPool": "llbkit.buildkit.pool",
+    "WorkerStatus": "llbkit.buildkit.pool",
+    "choose_worker": "llbkit.buildkit.pool",
+    "JsonPrinter": "llbkit.buildkit.progress",
+    "PlainPrinter": "llbkit.buildkit.progress",
+    "ProgressTracker": "llbkit.buildkit.progress",
+    "SolveStatus": "llbkit.buildkit.progress",
+    "TtyPrinter": "llbkit.buildkit.progress",
+    "Vertex": "llbkit.buildkit.progress",
+    "VertexLog": "llbkit.buildkit.progress",
+    "VertexStatus": "llbkit.buildkit.progress",
+    "VertexWarning": "llbkit.buildkit.progress",
+    "make_printer": "llbkit.buildkit.progress",
+    "BuildResult": "llbkit.buildkit.solve",
+    "Gateway": "llbkit.buildkit.solve",
+    "GatewayRef": "llbkit.buildkit.solve",
+    "ResolvedImage": "llbkit.buildkit.solve",
+    "BuildkitVersion": "llbkit.buildkit.types",
+    "DaemonInfo": "llbkit.buildkit.types",
+    "GCPolicy": "llbkit.buildkit.types",
+    "SolveResult": "llbkit.buildkit.types",
+    "UsageRecord": "llbkit.buildkit.types",
+    "WorkerInfo": "llbkit.buildkit.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Client",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from llbkit.buildkit.connection import (
     Address,
@@ -30,10 +30,6 @@ from llbkit.buildkit.connection import (
     translate_rpc_error,
 )
 from llbkit.buildkit.errors import BuildKitError, ExportSpecError
-from llbkit.buildkit.imageconfig import ImageConfig
-from llbkit.buildkit.options import CacheOption, Export
-from llbkit.buildkit.progress import ProgressHandler
-from llbkit.buildkit.solve import BuildFunc, BuildResult, Gateway, SolveRun
 from llbkit.buildkit.types import (
     BuildkitVersion,
     DaemonInfo,
@@ -43,6 +39,14 @@ from llbkit.buildkit.types import (
     WorkerInfo,
     timestamp_to_datetime,
 )
+
+# The solve machinery is imported where a solve starts: `llbkit workers`, `du` and `prune` (and
+# any program that only asks the daemon questions) start faster without it.
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.buildkit.imageconfig import ImageConfig
+    from llbkit.buildkit.options import CacheOption, Export
+    from llbkit.buildkit.progress import ProgressHandler
+    from llbkit.buildkit.solve import BuildFunc, BuildResult, Gateway, SolveRun
 
 __all__ = ["Client"]
 
@@ -178,35 +182,51 @@ class Client:
     #   SolveStatus events, cancel: threading.Event, ref: the build reference,
     #   local_dirs: {name: dir or session.LocalDir}, secrets: {id: session.SecretSource},
     #   session: a session.Session of your own (None: one is made from local_dirs, secrets,
-    #   the exporters' dest and the docker config.json credentials; False: no session).
+    #   the exporters' dest and the docker config.json credentials; False: no session),
+    #   stdout: the binary stream a dest="-" export is written to (default sys.stdout.buffer).
 
     @staticmethod
     def new_session(exports: Sequence[Export] = (), *, local_dirs: Optional[Mapping[str, Any]] = None,
-                    secrets: Optional[Mapping[str, Any]] = None, auth: Any = True) -> Any:
+                    secrets: Optional[Mapping[str, Any]] = None, auth: Any = True,
+                    content_stores: Optional[Mapping[str, Any]] = None, stdout: Any = None) -> Any:
         """A session serving ``local_dirs``, ``secrets``, registry credentials (``auth``: the docker
-        config.json by default) and the file outputs of ``exports`` (by exporter index)."""
+        config.json by default), the file outputs of ``exports`` (by exporter index; ``dest="-"``
+        streams to ``stdout``, default ``sys.stdout.buffer``) and OCI ``content_stores`` by id."""
         from llbkit.buildkit.session import DirOutput, FileOutput, Session
 
-        outputs = {
-            i: DirOutput(e.dest) if e.type == "local" else FileOutput(e.dest, defer_commit=True)
-            for i, e in enumerate(exports) if e.dest is not None
-        }
-        return Session(local_dirs=local_dirs, secrets=secrets, outputs=outputs, auth=auth)
+        outputs: Dict[int, Any] = {}
+        for i, e in enumerate(exports):
+            if e.dest is None or e.is_layout_dir:  # a layout directory is a content store
+                continue
+            if e.type == "local":
+                outputs[i] = DirOutput(e.dest)
+            elif e.to_stdout:
+                import sys
+
+                outputs[i] = FileOutput(e.dest, stream=stdout if stdout is not None else sys.stdout.buffer)
+            else:
+                outputs[i] = FileOutput(e.dest, defer_commit=True)
+        return Session(local_dirs=local_dirs, secrets=secrets, outputs=outputs, auth=auth,
+                       content_stores=content_stores)
 
     def solve(self, definition: Any, **kwargs: Any) -> SolveResult:
         """Plain ``Control.Solve`` of a definition (``llb.Definition`` or its bytes): what
         ``buildctl build`` does with a definition on stdin. Exported images get no config."""
         from llbkit.buildkit.solve import _definition_pb
 
-        req, run = self._prepare(gateway=False, **kwargs)
+        req, run, stores = self._prepare(gateway=False, **kwargs)
         req.Definition.CopyFrom(_definition_pb(definition))
-        return run.run(req)
+        res = run.run(req)
+        stores.update_indexes(res.exporter_response)
+        return res
 
     def build(self, fn: BuildFunc, **kwargs: Any) -> SolveResult:
         """A gateway build: ``fn(gateway)`` solves definitions, resolves base images and returns a
         :class:`BuildResult` (refs and image configs), which the exporters then export."""
-        req, run, gw_opts = self._prepare(gateway=True, **kwargs)
-        return run.run(req, fn, gw_opts)
+        req, run, stores, gw_opts = self._prepare(gateway=True, **kwargs)
+        res = run.run(req, fn, gw_opts)
+        stores.update_indexes(res.exporter_response)
+        return res
 
     def build_image(
         self,
@@ -230,6 +250,9 @@ class Client:
         else:
             items = [(platform, definitions)]
             multi = False
+
+        from llbkit.buildkit.imageconfig import ImageConfig
+        from llbkit.buildkit.solve import BuildResult
 
         def cfg_for(p: Optional[str]) -> Optional[ImageConfig]:
             if isinstance(config, Mapping):
@@ -271,17 +294,26 @@ class Client:
         progress: Optional[ProgressHandler] = None,
         cancel: Optional[threading.Event] = None,
         ref: Optional[str] = None,
+        stdout: Any = None,
     ) -> Any:
         from llbkit._proto import control_pb2
+        from llbkit.buildkit.localstores import plan_local_stores
+        from llbkit.buildkit.solve import SolveRun
 
+        stores = plan_local_stores(exports, cache_exports, cache_imports)
+        cache_exports, cache_imports = stores.cache_exports, stores.cache_imports
         if session is None:
-            session = self.new_session(exports, local_dirs=local_dirs, secrets=secrets)
+            session = self.new_session(exports, local_dirs=local_dirs, secrets=secrets,
+                                       content_stores=stores.stores, stdout=stdout)
         elif session is False:
             session = None
-            if local_dirs or secrets or any(e.needs_session for e in exports):
-                raise ExportSpecError("local directories, secrets and exporters with dest= need a session (session=False was given)")
-        elif local_dirs or secrets:
-            raise ExportSpecError("pass local_dirs/secrets to the Session you give, not to the solve")
+            if local_dirs or secrets or stores.stores or any(e.needs_session for e in exports):
+                raise ExportSpecError("local directories, secrets, local caches and exporters with dest= "
+                                      "need a session (session=False was given)")
+        else:
+            if local_dirs or secrets:
+                raise ExportSpecError("pass local_dirs/secrets to the Session you give, not to the solve")
+            session.content_stores.update(stores.stores)
         attrs: Dict[str, str] = dict(frontend_attrs or {})
         if source_date_epoch is not None:
             if int(source_date_epoch) < 0:
@@ -307,8 +339,8 @@ class Client:
         if gateway:
             gw_opts = {"frontend_opts": {k: v for k, v in attrs.items() if k == "cache-imports"},
                        "cache_imports": list(cache_imports)}
-            return req, run, gw_opts
-        return req, run
+            return req, run, stores, gw_opts
+        return req, run, stores
 
 
 def _definition_platform(definition: Any) -> Optional[str]:

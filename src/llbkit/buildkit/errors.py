@@ -61,7 +61,9 @@ class SolveError(BuildKitError):
 
     ``vertex`` is the failing step's name, ``command`` the process it ran (when it was a RUN),
     ``exit_code`` the process' exit code and ``log_tail`` its last output lines; ``detail`` is
-    BuildKit's own message.
+    BuildKit's own message. ``vertex_digest``, ``exit_code``, ``command`` and ``sources`` (source
+    locations, :class:`~llbkit.buildkit.errdetails.SourceRange`) come from the typed error
+    details the daemon sends along, when it does.
     """
 
     def __init__(
@@ -73,8 +75,12 @@ class SolveError(BuildKitError):
         command: Optional[str] = None,
         exit_code: Optional[int] = None,
         log_tail: Sequence[str] = (),
+        vertex_digest: Optional[str] = None,
+        sources: Sequence[object] = (),
     ) -> None:
         super().__init__(message)
+        self.vertex_digest = vertex_digest
+        self.sources: Tuple[object, ...] = tuple(sources)
         self.detail = detail
         self.vertex = vertex
         self.command = command

@@ -87,6 +87,17 @@ class Export:
         return cls(typ, a, dest)
 
     @property
+    def is_layout_dir(self) -> bool:
+        """An ``oci``/``docker`` export into an OCI layout directory (``tar=false``) rather than a
+        tar file: buildkitd writes its blobs into a content store served by the session."""
+        return self.type in ("oci", "docker") and self.attrs.get("tar", "true").lower() in ("false", "0")
+
+    @property
+    def to_stdout(self) -> bool:
+        """A file export streamed to standard output (``dest=-``)."""
+        return self.dest == "-"
+
+    @property
     def needs_session(self) -> bool:
         """Whether the result streams back to this client (FileSend over the session)."""
         return self.dest is not None
@@ -113,6 +124,21 @@ class CacheOption:
     @classmethod
     def inline(cls) -> "CacheOption":
         return cls("inline", {})
+
+    @classmethod
+    def local_export(cls, dest: str, **attrs: str) -> "CacheOption":
+        """The local cache exporter: an OCI layout directory on this machine (``mode=max``...)."""
+        a = {k.replace("_", "-"): str(v) for k, v in attrs.items()}
+        a["dest"] = dest
+        return cls("local", a)
+
+    @classmethod
+    def local_import(cls, src: str, **attrs: str) -> "CacheOption":
+        """The local cache importer: a directory the local cache exporter (ours or buildctl's)
+        wrote; ``tag=`` picks an entry of its index.json (default ``latest``)."""
+        a = {k.replace("_", "-"): str(v) for k, v in attrs.items()}
+        a["src"] = src
+        return cls("local", a)
 
 
 def parse_csv(spec: str, what: str) -> List[Tuple[str, str]]:
@@ -149,15 +175,14 @@ def parse_output(spec: str) -> Export:
     if typ == "registry":
         typ, attrs["push"] = "image", "true"
     dest = attrs.pop("dest", None)
-    if typ in ("oci", "docker"):
-        if attrs.get("tar", "true").lower() in ("false", "0"):
-            raise ExportSpecError(f"invalid --output {spec!r}: tar=false (an OCI layout directory) is not supported; write a tar file")
+    export = Export(typ, attrs, dest)
     if typ in FILE_EXPORTERS or typ == "local":
         if not dest:
-            kind = "directory" if typ == "local" else "file"
+            kind = "directory" if typ == "local" or export.is_layout_dir else "file"
             raise ExportSpecError(f"invalid --output {spec!r}: the {typ} exporter needs dest=<{kind}>")
-        if dest == "-":
-            raise ExportSpecError(f"invalid --output {spec!r}: writing to stdout (dest=-) is not supported; give a file")
+        if dest == "-" and (typ == "local" or export.is_layout_dir):
+            raise ExportSpecError(f"invalid --output {spec!r}: dest=- (stdout) takes a single file; "
+                                  "give a directory")
     elif dest:
         raise ExportSpecError(f"invalid --output {spec!r}: the {typ} exporter takes no dest")
     return Export(typ, attrs, dest)
@@ -178,20 +203,20 @@ def _cache(spec: str, what: str, ref_key: str) -> CacheOption:
     if typ == "registry" and not attrs.get("ref"):
         raise ExportSpecError(f"invalid {what} {spec!r}: the registry cache needs ref=<image reference>")
     if typ == "local":
-        raise ExportSpecError(
-            f"invalid {what} {spec!r}: the local cache (a content store served over the session) is "
-            "not supported yet; use type=registry,ref=... or type=inline"
-        )
+        key = "dest" if what == "--export-cache" else "src"
+        if not attrs.get(key):
+            raise ExportSpecError(f"invalid {what} {spec!r}: the local cache needs {key}=<directory>")
     return CacheOption(typ, attrs)
 
 
 def parse_cache_export(spec: str) -> CacheOption:
-    """An ``--export-cache`` spec: ``type=registry,ref=R,mode=max``, ``type=inline`` or ``REF``."""
+    """An ``--export-cache`` spec: ``type=registry,ref=R,mode=max``, ``type=local,dest=DIR``,
+    ``type=inline`` or ``REF``."""
     return _cache(spec, "--export-cache", "ref")
 
 
 def parse_cache_import(spec: str) -> CacheOption:
-    """An ``--import-cache`` spec: ``type=registry,ref=R`` or ``REF``."""
+    """An ``--import-cache`` spec: ``type=registry,ref=R``, ``type=local,src=DIR`` or ``REF``."""
     return _cache(spec, "--import-cache", "ref")
 
 

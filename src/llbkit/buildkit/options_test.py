@@ -19,7 +19,8 @@ def test_parse_outputs():
 @pytest.mark.parametrize("spec,msg", [
     ("name=x", "type=<"), ("type=foo", "unknown type 'foo'"), ("type=oci", "dest=<file>"),
     ("type=local", "dest=<directory>"), ("type=image,dest=x", "takes no dest"), ("type=tar,output=x", "dest=x"),
-    ("type=oci,dest=-", "stdout"), ("type=oci,dest=d,tar=false", "tar=false"), ("type=image,push", "not key=value"),
+    ("type=local,dest=-", "stdout"), ("type=oci,dest=-,tar=false", "stdout"),
+    ("type=oci,tar=false", "dest=<directory>"), ("type=image,push", "not key=value"),
 ])
 def test_bad_outputs(spec, msg):
     with pytest.raises(ExportSpecError, match="invalid --output") as ei:
@@ -39,5 +40,17 @@ def test_cache_specs():
     assert parse_cache_export("type=inline") == CacheOption.inline()
     with pytest.raises(ExportSpecError, match="needs ref="):
         parse_cache_import("type=registry")
-    with pytest.raises(ExportSpecError, match="not supported yet"):
-        parse_cache_export("type=local,dest=x")
+    assert parse_cache_export("type=local,dest=c,mode=max") == CacheOption.local_export("c", mode="max")
+    assert parse_cache_import("type=local,src=c") == CacheOption.local_import("c")
+    with pytest.raises(ExportSpecError, match="needs dest=<directory>"):
+        parse_cache_export("type=local,src=x")
+    with pytest.raises(ExportSpecError, match="needs src=<directory>"):
+        parse_cache_import("type=local")
+
+
+def test_layout_dir_and_stdout_outputs():
+    e = parse_output("type=oci,dest=layout,tar=false")
+    assert e.is_layout_dir and e.dest == "layout" and e.attrs == {"tar": "false"} and e.needs_session
+    assert not parse_output("type=oci,dest=o.tar").is_layout_dir
+    assert parse_output("type=docker,dest=-").to_stdout
+    assert parse_output("type=tar,dest=-").to_stdout

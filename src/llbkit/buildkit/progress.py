@@ -179,6 +179,15 @@ class ProgressTracker:
                     out.append((st.vertex, list(st.logs) + st.buf.flush()))
             return out
 
+    def get(self, digest: str) -> Optional[Tuple[Vertex, List[str]]]:
+        """The step of that digest and its last log lines, if it was seen."""
+        with self._lock:
+            st = self._vertices.get(digest)
+            if st is None:
+                return None
+            pending = [st.buf.partial.decode(errors="replace")] if st.buf.partial else []
+            return st.vertex, (list(st.logs) + pending)[-self._tail:]
+
     def vertices(self) -> List[Vertex]:
         """The latest state of every step seen, in first-seen order."""
         with self._lock:

@@ -389,24 +389,40 @@ class SolveRun:
                     str(self.address),
                 )
             return translate_rpc_error(err, self.address, tls=self.tls, what=what)
-        return self._solve_error(err.details() or err.code().name)
+        from llbkit.buildkit.errdetails import details_from_rpc_error
 
-    def _solve_error(self, detail: str) -> SolveError:
-        failed = self.tracker.failed()
+        return self._solve_error(err.details() or err.code().name, details_from_rpc_error(err))
+
+    def _solve_error(self, detail: str, typed: Any = None) -> SolveError:
+        from llbkit.buildkit.errdetails import ErrorDetails
+
+        typed = typed if typed is not None else ErrorDetails()
+        # Some daemon messages end in a line holding only "."; keep the words.
+        detail = "\n".join(l for l in detail.strip().splitlines() if l.strip() not in ("", "."))
         vertex = command = None
-        exit_code = None
+        exit_code = typed.exit_code
         tail: List[str] = []
-        if failed:
-            v, tail = failed[-1]
-            vertex = v.name
+        # The daemon's typed details name the failing vertex; the progress stream has its name and
+        # output. Without them (older daemons), the last vertex that reported an error.
+        found = self.tracker.get(typed.vertex) if typed.vertex else None
+        if found is None:
+            failed = self.tracker.failed()
+            found = failed[-1] if failed else None
+        if found is not None:
+            v, tail = found
+            vertex = v.name or None
             m = _PROC_RE.search(v.error)
             command = m.group(1) if m else None
-        m = _EXIT_RE.search(detail)
-        if m:
-            exit_code = int(m.group(1))
+        if typed.op_args:
+            command = " ".join(typed.op_args)
+        if exit_code is None:
+            m = _EXIT_RE.search(detail)
+            exit_code = int(m.group(1)) if m else None
         if command is None:
             m = _PROC_RE.search(detail)
             command = m.group(1) if m else None
+        if vertex is None and typed.description.get("llb.customname"):
+            vertex = typed.description["llb.customname"]
         if vertex and exit_code is not None:
             msg = f"failed to solve: step {vertex!r} exited with code {exit_code}"
             if command and command != vertex:
@@ -415,7 +431,9 @@ class SolveRun:
             msg = f"failed to solve: step {vertex!r} failed: {detail}"
         else:
             msg = f"failed to solve: {detail}"
+        for src in typed.sources:
+            msg += f"\n  at {src}" + "".join(f"\n    | {line}" for line in src.lines)
         if tail:
-            msg += ". Last output lines:\n" + "\n".join(f"  {l}" for l in tail)
-        return SolveError(msg, detail=detail, vertex=vertex,
-                          command=command, exit_code=exit_code, log_tail=tail)
+            msg += ("\n" if typed.sources else ". ") + "Last output lines:\n" + "\n".join(f"  {l}" for l in tail)
+        return SolveError(msg, detail=detail, vertex=vertex, command=command, exit_code=exit_code,
+                          log_tail=tail, vertex_digest=typed.vertex, sources=typed.sources)

@@ -8,22 +8,17 @@ import os
 import re
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from llbkit.buildkit import (
-    Client,
-    ExportSpecError,
-    ImageConfig,
-    TLSConfig,
-    UsageRecord,
-    make_printer,
-    parse_cache_export,
-    parse_cache_import,
-    parse_output,
-)
-from llbkit.buildkit.errors import TLSConfigError
-from llbkit.buildkit.options import merge_opts
+from llbkit.buildkit.client import Client
+from llbkit.buildkit.connection import TLSConfig
+from llbkit.buildkit.errors import ExportSpecError, TLSConfigError
 from llbkit.errors import BuildKitError, LlbkitError
+
+# `build` needs the solve machinery (options, progress printers, image configs): imported there,
+# so that `workers`, `du` and `prune` start faster.
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.buildkit.types import UsageRecord
 
 __all__ = ["cmd_build", "cmd_dump_llb", "cmd_workers", "cmd_du", "cmd_prune", "parse_size", "parse_duration"]
 
@@ -149,10 +144,22 @@ def parse_secret(specs: List[str]) -> Dict[str, Any]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from llbkit import llb
+    from llbkit.buildkit.imageconfig import ImageConfig
+    from llbkit.buildkit.options import merge_opts, parse_cache_export, parse_cache_import, parse_output
+    from llbkit.buildkit.progress import make_printer
 
     data = _read_definition(args.definition)
     definition = llb.load(data)
     exports = [parse_output(o) for o in args.output]
+    if any(e.to_stdout for e in exports):
+        if sum(e.to_stdout for e in exports) > 1:
+            raise ExportSpecError("only one --output can write to stdout (dest=-)")
+        if args.progress == "json":
+            raise ExportSpecError("--progress json writes to stdout, and so does an --output with dest=-: "
+                                  "give the output a file, or use another --progress")
+        if sys.stdout.isatty():
+            raise ExportSpecError("an --output with dest=- writes a binary stream to stdout, which is a "
+                                  "terminal: redirect it (`> image.tar`, `| tar t`) or give dest=FILE")
     cache_exports = [parse_cache_export(c) for c in args.export_cache]
     cache_imports = [parse_cache_import(c) for c in args.import_cache]
     opts = merge_opts(args.opt)

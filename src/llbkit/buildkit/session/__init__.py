@@ -20,6 +20,12 @@ which buildkitd is the gRPC client and the session the server. llbkit runs a rea
 - ``Secrets.GetSecret`` from files, environment variables or bytes (:mod:`.secrets`); an unknown
   ID answers NotFound. Values are never logged.
 - ``grpc.health.v1.Health/Check`` (buildkitd drops sessions that fail it).
+- ``containerd.services.content.v1.Content`` when the session has ``content_stores``: OCI layout
+  directories buildkitd reads and writes by store id, for the local cache and for ``oci``/
+  ``docker`` exports with ``tar=false`` (:mod:`.content`, :mod:`llbkit.buildkit.ocilayout`).
+
+Bulk data is hand-framed (:mod:`.wire`): file chunks and tunnel messages are serialized by
+joining a few header bytes to the data, so each byte is copied once per hop, not three times.
 
 Use::
 
@@ -29,6 +35,7 @@ Use::
         local_dirs={"context": LocalDir("./app", exclude=["*.pyc"])},   # or just a path
         secrets={"token": SecretSource(env="API_TOKEN")},               # file=, env= or value=
         outputs={0: FileOutput("out/image.tar")},  # key: index in SolveRequest.Exporters
+        content_stores={"local:" + os.path.abspath("cache"): OCIStore("cache")},  # by store id
         auth=True,            # DockerAuthProvider() (default); an AuthProvider; or None
         shared_key="",        # same key + same local name => incremental uploads
     )

@@ -14,11 +14,13 @@ and go to the caller (:class:`Sink` for the receiver).
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
-from typing import BinaryIO, Dict, Generic, Iterator, List, Optional, Protocol, Set, TypeVar
+from typing import BinaryIO, Dict, Generic, Iterator, List, Optional, Protocol, Set, Tuple, TypeVar
 
 from llbkit._proto import fsutil_types_pb2 as fpb
+from llbkit.buildkit.session import wire
 from llbkit.buildkit.session.patterns import go_clean
 from llbkit.buildkit.session.stat import can_request_data, is_dir
 from llbkit.errors import SessionError
@@ -42,9 +44,9 @@ DATA = fpb.Packet.PACKET_DATA
 FIN = fpb.Packet.PACKET_FIN
 ERR = fpb.Packet.PACKET_ERR
 
-# fsutil sends 32 KiB chunks; larger ones cost Python fewer packets and stay far below gRPC's
-# message limit.
-DATA_CHUNK_SIZE = 256 * 1024
+# fsutil sends 32 KiB chunks; larger ones cost Python fewer packets and stay far below the
+# session's message limit (16 MiB in buildkitd).
+DATA_CHUNK_SIZE = 512 * 1024
 
 K = TypeVar("K")
 
@@ -123,6 +125,20 @@ class Sender(Generic[K]):
                     break
                 yield fpb.Packet(type=DATA, ID=file_id, data=chunk)
         yield fpb.Packet(type=DATA, ID=file_id)
+
+    @staticmethod
+    def data_frames(file_id: int, fd: Optional[int], buf: bytearray) -> Iterator[Tuple[bytes, int]]:
+        """Like :meth:`data_packets`, but serialized, with the data's length: ``(packet, n)``.
+        Reads the file descriptor ``fd`` into a reused buffer ``buf`` (its size is the chunk
+        size): one copy of the data per packet, the one that makes the message."""
+        view = memoryview(buf)
+        if fd is not None:
+            while True:
+                n = os.readv(fd, [view])
+                if not n:
+                    break
+                yield wire.data_packet(file_id, view[:n]), n
+        yield wire.data_packet(file_id, b""), 0
 
     @staticmethod
     def fin() -> "fpb.Packet":

@@ -12,13 +12,14 @@ import queue
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import grpc
 
-from llbkit._proto import auth_pb2, filesync_pb2, fsutil_types_pb2 as fpb, secrets_pb2
+from llbkit._proto import auth_pb2, fsutil_types_pb2 as fpb, secrets_pb2
 from llbkit.buildkit.session.auth import AuthProvider
-from llbkit.buildkit.session.diffcopy import Receiver, Sender, FileRequest, SenderFinished
+from llbkit.buildkit.session.diffcopy import DATA_CHUNK_SIZE, Receiver, Sender, FileRequest, SenderFinished
+from llbkit.buildkit.session.wire import bytes_message_data
 from llbkit.buildkit.session.secrets import SecretError, SecretStore
 from llbkit.buildkit.session.walk import FilterOptions, walk
 from llbkit.buildkit.session.writers import AtomicDir, AtomicFile
@@ -52,7 +53,7 @@ KEY_FOLLOW = "followpaths"
 KEY_EXPORTER_ID = "buildkit-attachable-exporter-id"
 KEY_EXPORTER_META_PREFIX = "exporter-md-"
 
-_QUEUE_DEPTH = 16  # packets in flight per stream (x DATA_CHUNK_SIZE bytes of memory at most)
+_QUEUE_DEPTH = 8  # packets in flight per stream (x DATA_CHUNK_SIZE bytes of memory at most)
 _END = object()
 
 
@@ -125,6 +126,9 @@ class FileOutput:
     #: like a normal end of stream. The client sets this; without it the file is committed at
     #: the end of the stream.
     defer_commit: bool = field(default=False, compare=False)
+    #: A binary stream (``sys.stdout.buffer`` for ``dest=-``) to write to as the bytes arrive,
+    #: instead of the file at ``path``: nothing to commit, so a failed solve may leave part of it.
+    stream: Optional[BinaryIO] = field(default=None, compare=False, repr=False)
     _pending: Optional[AtomicFile] = field(default=None, compare=False, repr=False)
 
     def finish(self, succeeded: bool) -> None:
@@ -204,12 +208,11 @@ def _send_dir(
 ) -> Iterator["fpb.Packet"]:
     sender: Sender[str] = Sender()
     pipe = _Pipe(context)
-    wanted: "queue.Queue[Any]" = queue.Queue()
     stats = local.stats
     stats._add(syncs=1)
 
-    def out(p: "fpb.Packet", data: int = 0) -> bool:
-        stats._add(data=data, packet=p.ByteSize())
+    def out(p: "fpb.Packet | bytes", data: int = 0) -> bool:
+        stats._add(data=data, packet=len(p) if isinstance(p, bytes) else p.ByteSize())
         return pipe.put(p)
 
     def lister() -> None:
@@ -223,53 +226,50 @@ def _send_dir(
             pipe.put(Sender.error(f"failed to walk {local.path}: {e}"))
             pipe.put(_END)
 
+    buf = bytearray(DATA_CHUNK_SIZE)  # reused for every read of every file
+
+    def send_file(req: FileRequest) -> bool:
+        """The DATA packets of one requested file; False once the call is over or failed."""
+        stats._add(files=1)
+        try:
+            fd: Optional[int] = os.open(req.key, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            fd = None  # gone or unreadable since the listing: sent empty, as fsutil does
+        try:
+            for frame, n in Sender.data_frames(req.id, fd, buf):
+                if not out(frame, n):
+                    return False
+        except OSError as e:
+            pipe.put(Sender.error(f"failed to read {req.key}: {e}"))
+            pipe.put(_END)
+            return False
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return True
+
     def reader() -> None:
+        # Files are sent by the thread that reads the requests: a hand-off to another thread per
+        # file cost more than the read itself with many small files. While it sends, requests wait
+        # in gRPC's buffers; the receiver asks ahead, so the sends never stall on them.
         try:
             for p in requests:
                 ev = sender.receive(p)
                 if isinstance(ev, FileRequest):
-                    wanted.put(ev)
+                    if not send_file(ev):
+                        return
                 elif isinstance(ev, SenderFinished):
-                    wanted.put(_END)
+                    pipe.put(Sender.fin())
+                    pipe.put(_END)
                     return
         except grpc.RpcError:
             pass
         except LlbkitError as e:
             pipe.put(Sender.error(str(e)))
-        wanted.put(None)  # the call ended without FIN
-        pipe.stop()
-
-    def data_sender() -> None:
-        while True:
-            req = wanted.get()
-            if req is None:
-                return
-            if req is _END:
-                pipe.put(Sender.fin())
-                pipe.put(_END)
-                return
-            stats._add(files=1)
-            try:
-                fd = os.open(req.key, os.O_RDONLY | os.O_NOFOLLOW)
-            except OSError:
-                f = None
-            else:
-                f = os.fdopen(fd, "rb")
-            try:
-                for p in Sender.data_packets(req.id, f):
-                    if not out(p, len(p.data)):
-                        return
-            except OSError as e:
-                pipe.put(Sender.error(f"failed to read {req.key}: {e}"))
-                pipe.put(_END)
-                return
-            finally:
-                if f is not None:
-                    f.close()
+        pipe.stop()  # the call ended without FIN
 
     _thread("llbkit-filesync-list", lister)
     _thread("llbkit-filesync-recv", reader)
-    _thread("llbkit-filesync-data", data_sender)
     yield from pipe.drain()
 
 
@@ -286,9 +286,14 @@ def file_sync_handler(dirs: Mapping[str, LocalDir]) -> grpc.GenericRpcHandler:
     handler = grpc.stream_stream_rpc_method_handler(
         diff_copy,
         request_deserializer=fpb.Packet.FromString,
-        response_serializer=fpb.Packet.SerializeToString,
+        response_serializer=_serialize_packet,
     )
     return grpc.method_handlers_generic_handler(FILESYNC, {"DiffCopy": handler})
+
+
+def _serialize_packet(p: "fpb.Packet | bytes") -> bytes:
+    # DATA packets arrive already serialized (wire.data_packet): no second copy of the data.
+    return p if isinstance(p, bytes) else p.SerializeToString()
 
 
 # ---- FileSend.DiffCopy: receive exports -------------------------------------------------------
@@ -297,10 +302,16 @@ def file_sync_handler(dirs: Mapping[str, LocalDir]) -> grpc.GenericRpcHandler:
 def _receive_file(
     output: FileOutput, md: Mapping[str, List[str]], requests: Iterator[bytes], context: grpc.ServicerContext
 ) -> Iterator[bytes]:
+    if output.stream is not None:
+        for raw in requests:
+            output.stream.write(bytes_message_data(raw))
+        output.stream.flush()
+        _exporter_metadata(output, md)
+        return iter(())
     writer = AtomicFile(output.path)
     try:
         for raw in requests:
-            writer.write(filesync_pb2.BytesMessage.FromString(raw).data)
+            writer.write(bytes_message_data(raw))  # a view: no copy
         if not context.is_active():
             raise LlbkitError(f"the export to {output.path} was cut off: the daemon went away")
         if output.defer_commit:
@@ -311,11 +322,15 @@ def _receive_file(
     except BaseException:
         writer.abort()
         raise
+    _exporter_metadata(output, md)
+    return iter(())
+
+
+def _exporter_metadata(output: FileOutput, md: Mapping[str, List[str]]) -> None:
     output.metadata.clear()
     for k, v in md.items():
         if k.startswith(KEY_EXPORTER_META_PREFIX):
             output.metadata[k[len(KEY_EXPORTER_META_PREFIX):]] = ",".join(v)
-    return iter(())
 
 
 def _receive_dir(output: DirOutput, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:

@@ -9,11 +9,10 @@ import socket
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import grpc
 
-from llbkit._proto import control_pb2_grpc
 from llbkit.buildkit.session.auth import AuthProvider, DockerAuthProvider
 from llbkit.buildkit.session.secrets import SecretLike, SecretStore
 from llbkit.buildkit.session.services import (
@@ -34,7 +33,8 @@ from llbkit.buildkit.session.services import (
     method_paths,
     secrets_handler,
 )
-from llbkit.buildkit.session.tunnel import Tunnel
+from llbkit.buildkit.session.content import CONTENT, CONTENT_METHODS, content_handler
+from llbkit.buildkit.session.tunnel import SESSION_METHOD, Tunnel
 from llbkit.errors import SessionError
 
 __all__ = ["Session", "new_session_id"]
@@ -71,6 +71,7 @@ class Session:
         secrets: Optional[Mapping[str, SecretLike]] = None,
         auth: Union[AuthProvider, bool, None] = True,
         outputs: Optional[Mapping[int, OutputLike]] = None,
+        content_stores: Optional[Mapping[str, Any]] = None,
         shared_key: str = "",
         name: str = "llbkit",
         session_id: Optional[str] = None,
@@ -94,6 +95,9 @@ class Session:
                 raise SessionError(
                     f"output {idx}: expected FileOutput or DirOutput, got {type(out).__name__}"
                 )
+        #: OCI content stores buildkitd reaches by store id (``local:<dir>``: the local cache;
+        #: ``export``: oci/docker exports with tar=false), each an ``ocilayout.OCIStore``.
+        self.content_stores: Dict[str, Any] = dict(content_stores or {})
         self._lock = threading.Lock()
         self._server: Optional[grpc.Server] = None
         self._tunnel: Optional[Tunnel] = None
@@ -110,11 +114,14 @@ class Session:
         if self.auth is not None:
             out.append((AUTH, auth_handler(self.auth)))
         out.append((SECRETS, secrets_handler(self.secrets)))
+        if self.content_stores:
+            out.append((CONTENT, content_handler(self.content_stores)))
         return out
 
     def methods(self) -> List[str]:
         """Every gRPC method this session serves, as announced to buildkitd."""
-        return method_paths((svc, SERVICE_METHODS[svc]) for svc, _ in self._services())
+        methods = dict(SERVICE_METHODS, **{CONTENT: CONTENT_METHODS})
+        return method_paths((svc, methods[svc]) for svc, _ in self._services())
 
     def headers(self) -> List[Tuple[str, str]]:
         """The ``Control.Session`` call's metadata (lowercase keys, one entry per method)."""
@@ -156,8 +163,8 @@ class Session:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.connect(path)
                 self._tunnel = Tunnel(sock)
-                stub = control_pb2_grpc.ControlStub(channel)
-                self._tunnel.start(stub.Session, self.headers())
+                # raw bytes both ways: the tunnel encodes and decodes BytesMessage itself
+                self._tunnel.start(channel.stream_stream(SESSION_METHOD), self.headers())
             except Exception as e:
                 self._stop_locked()
                 raise SessionError(f"failed to start session {self.id}: {e}") from e
@@ -187,6 +194,8 @@ class Session:
             self._stop_locked()
 
     def _stop_locked(self) -> None:
+        for store in self.content_stores.values():
+            store.close()  # unfinished writes of a cut-off solve
         if self._tunnel is not None:
             self._tunnel.close()
         if self._server is not None:

@@ -19,9 +19,12 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 import grpc
 
-from llbkit._proto import control_pb2
+from llbkit.buildkit.session import wire
 
-__all__ = ["Tunnel", "CHUNK_SIZE"]
+__all__ = ["Tunnel", "CHUNK_SIZE", "SESSION_METHOD"]
+
+SESSION_METHOD = "/moby.buildkit.v1.Control/Session"
+_HEADER_ROOM = 10  # a BytesMessage's tag and length varint fit in front of the data
 
 # Larger messages mean fewer trips through gRPC's Python layer: 1 MiB instead of 64 KiB took
 # uploads from ~95 to ~120 MB/s (benchmarks/client_vs_buildctl.py); well below gRPC's 4 MiB default
@@ -46,25 +49,35 @@ class Tunnel:
         self.bytes_in = 0  # from buildkitd
         self.bytes_out = 0  # to buildkitd
 
-    def requests(self) -> Iterator["control_pb2.BytesMessage"]:
-        """Messages to send: the socket's bytes, until it reaches EOF or is closed."""
+    def requests(self) -> Iterator[bytes]:
+        """Serialized ``BytesMessage``s to send: the socket's bytes, until EOF or close.
+
+        The socket is read into one reused buffer, behind room for the message header, so each
+        message costs one copy of its data (``bytes()`` of the header and data together)."""
+        buf = bytearray(_HEADER_ROOM + self._chunk)
+        view = memoryview(buf)
         while True:
             try:
-                data = self._sock.recv(self._chunk)
+                n = self._sock.recv_into(view[_HEADER_ROOM:])
             except OSError:
                 return
-            if not data:
+            if not n:
                 return
-            self.bytes_out += len(data)
-            yield control_pb2.BytesMessage(data=data)
+            self.bytes_out += n
+            head = wire.bytes_message_header(n)
+            start = _HEADER_ROOM - len(head)
+            view[start:_HEADER_ROOM] = head
+            yield bytes(view[start:_HEADER_ROOM + n])
 
-    def pump(self, responses: Iterable["control_pb2.BytesMessage"]) -> None:
-        """Write every received message to the socket; half-close it when they end."""
+    def pump(self, responses: Iterable[Any]) -> None:
+        """Write every received message (serialized, or a ``BytesMessage``) to the socket;
+        half-close it when they end."""
         try:
             for msg in responses:
-                if msg.data:
-                    self.bytes_in += len(msg.data)
-                    self._sock.sendall(msg.data)
+                data = wire.bytes_message_data(msg) if isinstance(msg, bytes) else msg.data
+                if len(data):
+                    self.bytes_in += len(data)
+                    self._sock.sendall(data)
         except grpc.RpcError as e:
             if not self._closed.is_set() and e.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
                 self.error = e
@@ -79,7 +92,8 @@ class Tunnel:
             self.done.set()
 
     def start(self, call: StreamCall, metadata: Sequence[Tuple[str, str]]) -> None:
-        """Open the call (``call(request_iterator, metadata=...)``) and pump in a thread."""
+        """Open the call (``call(request_iterator, metadata=...)``, a stream-stream callable
+        without serializers: :data:`SESSION_METHOD` on a channel) and pump in a thread."""
         self._call = call(self.requests(), metadata=list(metadata))
         self._thread = threading.Thread(
             target=self.pump, args=(self._call,), name="llbkit-session-tunnel", daemon=True

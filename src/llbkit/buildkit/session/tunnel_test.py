@@ -19,8 +19,8 @@ class FakeCall:
         self.requests_done = threading.Event()
 
         def consume():
-            for m in requests:
-                self.sent.append(m.data)
+            for m in requests:  # serialized BytesMessages
+                self.sent.append(control_pb2.BytesMessage.FromString(m).data)
             self.requests_done.set()
 
         threading.Thread(target=consume, daemon=True).start()
@@ -30,7 +30,8 @@ class FakeCall:
             m = self.incoming.get()
             if m is None:
                 return
-            yield control_pb2.BytesMessage(data=m)
+            # both forms the tunnel accepts: raw (the real call) and a message object
+            yield control_pb2.BytesMessage(data=m).SerializeToString() if len(m) % 2 else control_pb2.BytesMessage(data=m)
 
     def cancel(self):
         self.cancelled = True
