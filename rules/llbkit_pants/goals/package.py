@@ -1,11 +1,20 @@
-"""`pants package` for `container_image`: lower, solve on buildkitd, write the OCI layout tar (or
-docker archive) and `<name>.image.json` into `dist/<path>/`.
+"""`pants package` for `container_image`: lower, solve on the buildkitd worker pool, write the
+OCI layout tar (or docker archive) and `<name>.image.json` into `dist/<path>/`.
 
 Caching is by content: the outputs are keyed by the LLB definitions (which hold the build
 context's digest and every registry base pinned by digest), the export options and llbkit's own
-code (see `llbkit.builder.cache`), and kept in `$LLBKIT_CACHE/images/`. Worker addresses and
-credentials are not in the key. A cached image needs no buildkitd: the local one is started only
-when something must be solved (or a registry base given by tag must be resolved).
+code (see `llbkit.builder.cache`), and kept in `$LLBKIT_CACHE/images/`. Worker addresses,
+credentials and secrets are not in the key. Registry bases given by tag are resolved from the
+registry directly, so a cached image needs no buildkitd at all: the pool is contacted (and the
+local buildkitd started) only when something must be solved.
+
+Every platform of an image is solved in parallel on the worker the pool picks (native first,
+then the least busy: one pool is shared by all the images of a run, so they spread over the
+workers), and retried on another worker when its worker is unreachable or dies; each scheduling
+event is logged, and `<name>.image.json` records which worker built which platform.
+
+The image file reaches the Pants store by a `cp` process whose output Pants stores from disk,
+never through Python memory, so images of any size are packaged byte for byte.
 """
 
 from __future__ import annotations
@@ -18,17 +27,30 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Dict, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
-from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
+from pants.core.util_rules import system_binaries
+from pants.core.util_rules.system_binaries import CpBinary
+from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, DigestContents, Directory, FileContent, MergeDigests
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from llbkit.builder import (
+    BuildOptions,
+    ImageCache,
+    LazyPool,
+    build_outputs,
+    cached_outputs,
+    outputs_key,
+    resolve_bases,
+    secrets_for,
+)
+from llbkit.buildkit.errors import NoWorkerError
 from llbkit.buildkit.options import parse_cache_export, parse_cache_import
-from llbkit.builder import BuildOptions, ImageCache, build_outputs, cached_outputs, outputs_key, resolve_bases
-from llbkit.builder.workers import Workers
+from llbkit.buildkit.pool import WorkerConfig
 from llbkit.errors import LlbkitError
 from llbkit.image import ImageSpecError, normalize_platforms, plan
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
@@ -73,39 +95,34 @@ def image_references(repository: str, tags: Tuple[str, ...], registries: Tuple[s
     return tuple(f"{p}:{t}" for p in prefixes for t in tags)
 
 
-class _Connector:
-    """`connect(platform) -> (client, worker)` for the library: configured workers, or the local
-    daemon started on first use. Clients are opened lazily, once per address."""
+# One pool per worker configuration, shared by every image of a run, so that the pool's
+# load-aware choice spreads the images over the workers and each worker is checked once.
+_pools: Dict[Tuple[Tuple[WorkerConfig, ...], bool], LazyPool] = {}
+_pools_lock = threading.Lock()
 
-    def __init__(self, workers: Workers, auto_start: bool) -> None:
-        self.workers = workers
-        self.auto_start = auto_start
-        self._clients: Dict[str, Any] = {}
-        self._lock = threading.Lock()
 
-    def __call__(self, platform: str) -> Tuple[Any, str]:
-        from llbkit.buildkit.client import Client
-        from llbkit.buildkit.local_daemon import LocalDaemon
+def shared_pool(buildkit: BuildKitSubsystem) -> LazyPool:
+    key = (buildkit.worker_configs(), bool(buildkit.auto_start))
+    with _pools_lock:
+        if key not in _pools:
+            _pools[key] = LazyPool(key[0], auto_start=key[1])
+        return _pools[key]
 
-        with self._lock:
-            tls = None
-            if self.workers.workers:
-                worker = self.workers.for_platform(platform)
-                address, tls = worker.address, self.workers.tls_for(worker)
-            elif self.auto_start:
-                address = LocalDaemon().ensure()
-            else:
-                raise ContainerImageBuildError(
-                    "no buildkitd to build with: set [buildkit].workers (e.g. "
-                    "workers = [\"unix:///run/buildkit/buildkitd.sock\"]) or [buildkit].auto_start = true"
-                )
-            if address not in self._clients:
-                self._clients[address] = Client(address, tls=tls)
-            return self._clients[address], address
 
-    def close(self) -> None:
-        for c in self._clients.values():
-            c.close()
+def explain_no_worker(e: NoWorkerError, allow_emulation: bool) -> str:
+    """The pool's error, with the `[buildkit]` settings that fix it."""
+    reasons = [r for _, r in e.workers]
+    hints = []
+    if any(r.startswith("unreachable") for r in reasons):
+        hints.append("check the addresses in [buildkit].workers and that those buildkitd daemons are running "
+                     "(`./pants buildkit-workers` shows what each one answers)")
+    if not allow_emulation and any("emulation is disallowed" in r for r in reasons):
+        hints.append(f"add a worker native to {e.platform} to [buildkit].workers, or set "
+                     "[buildkit].allow_emulation = true")
+    if any(r.startswith("cannot build") for r in reasons):
+        hints.append(f"add a worker that can build {e.platform} to [buildkit].workers "
+                     "(emulation needs qemu binfmt handlers on the worker's host)")
+    return str(e) + ("\nTo fix: " + "; ".join(hints) + "." if hints else "")
 
 
 def _write_context(contents: DigestContents, root: Path) -> Path:
@@ -120,16 +137,19 @@ def _write_context(contents: DigestContents, root: Path) -> Path:
 
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
 async def package_container_image(
-    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem
+    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, cp: CpBinary
 ) -> BuiltPackage:
     image = await Get(ContainerImageSpec, ContainerImageSpecRequest(field_set.address))
     spec = image.spec
     address = field_set.address
     image_path, record_path = field_set.output_paths()
     try:
-        workers = buildkit.worker_config()
+        workers = shared_pool(buildkit)
         cache_from = tuple(parse_cache_import(c) for c in buildkit.cache_from)
         cache_to = tuple(parse_cache_export(c) for c in buildkit.cache_to)
+        configured_secrets = buildkit.secret_sources()
+        if buildkit.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {buildkit.max_attempts}")
     except (ValueError, LlbkitError) as e:
         raise ContainerImageBuildError(f"invalid [buildkit] option: {e}") from None
     try:
@@ -143,22 +163,25 @@ async def package_container_image(
             f'output_format="oci" (one index over all platforms).'
         )
     references = image_references(spec.repository or "", spec.tags, spec.registries)
-    progress = None
+    printer = None
     if buildkit.progress == "plain":
         from llbkit.buildkit.progress import make_printer
 
-        progress = make_printer("plain", sys.stderr)
-    opts = BuildOptions(
-        output_format=spec.output_format, ref_names=spec.tags if spec.output_format == "oci" else (),
-        docker_tags=references if spec.output_format == "docker" else (), record_tags=references,
-        annotations=spec.annotations, source_date_epoch=buildkit.source_date_epoch,
-        cache_from=cache_from, cache_to=cache_to, progress=progress,
-    )
+        printer = make_printer("plain", sys.stderr)
     cache = ImageCache()
-    connect = _Connector(workers, buildkit.auto_start)
     started = time.monotonic()
     try:
-        bases = resolve_bases(spec, platforms, connect, cache)
+        secrets = secrets_for(spec, configured_secrets, target=str(address), option="[buildkit].secrets")
+        opts = BuildOptions(
+            output_format=spec.output_format, ref_names=spec.tags if spec.output_format == "oci" else (),
+            docker_tags=references if spec.output_format == "docker" else (), record_tags=references,
+            annotations=spec.annotations, source_date_epoch=buildkit.source_date_epoch,
+            cache_from=cache_from, cache_to=cache_to, allow_emulation=buildkit.allow_emulation,
+            max_attempts=buildkit.max_attempts, secrets=secrets,
+            progress=(lambda platform, worker: printer) if printer is not None else None,
+            log=lambda message: logger.info(f"{address}: {message}"),
+        )
+        bases = resolve_bases(spec, platforms, workers, cache, log=lambda m: logger.info(f"{address}: {m}"))
         lowered = plan(spec, base_configs=bases, context_digest=image.context_digest,
                        source_date_epoch=buildkit.source_date_epoch, default_platforms=platforms)
         key = outputs_key(lowered, opts, image.context_digest)
@@ -168,20 +191,27 @@ async def package_container_image(
             with tempfile.TemporaryDirectory(prefix="llbkit-context-") as tmp:
                 ctx = _write_context(contents, Path(tmp)) if image.context_digest else None
                 out = build_outputs(lowered, opts, context_digest=image.context_digest,
-                                    context_dir=lambda: ctx, connect=connect, cache=cache)
-    except ImageSpecError as e:
+                                    context_dir=lambda: ctx, workers=workers, cache=cache)
+    except NoWorkerError as e:
+        raise ContainerImageBuildError(
+            f"failed to build {address}: {explain_no_worker(e, buildkit.allow_emulation)}") from None
+    except (ImageSpecError, LlbkitError) as e:
         raise ContainerImageBuildError(f"failed to build {address}: {e}") from None
-    except LlbkitError as e:
-        raise ContainerImageBuildError(f"failed to build {address}: {e}") from None
-    finally:
-        connect.close()
     record = out.record
     how = "from cache" if out.cached else f"solved in {time.monotonic() - started:.1f}s"
     logger.info(f"{address}: {', '.join(platforms)} {how} (index {record['index']['digest']})")
-    digest = await Get(Digest, CreateDigest([
-        FileContent(image_path, out.image_path.read_bytes()),
-        FileContent(record_path, out.record_path.read_bytes()),
-    ]))
+
+    # The image enters the store from disk (streamed by the engine), never through Python memory.
+    # PER_SESSION: the source is a path of this machine's cache, which must not reach a shared cache.
+    parent = posixpath.dirname(image_path)
+    out_dir = await Get(Digest, CreateDigest([Directory(parent)])) if parent else EMPTY_DIGEST
+    copied = await Get(ProcessResult, Process(
+        argv=(cp.path, "--", str(out.image_path), image_path), input_digest=out_dir,
+        output_files=(image_path,), description=f"Store the image of {address}",
+        level=LogLevel.DEBUG, cache_scope=ProcessCacheScope.PER_SESSION,
+    ))
+    record_digest = await Get(Digest, CreateDigest([FileContent(record_path, out.record_path.read_bytes())]))
+    digest = await Get(Digest, MergeDigests([copied.output_digest, record_digest]))
     workers_used = sorted({p["worker"] for p in record["platforms"] if p.get("worker")})
     return BuiltPackage(digest, (
         BuiltPackageArtifact(image_path, (
@@ -196,5 +226,6 @@ async def package_container_image(
 def rules():
     return [
         *collect_rules(),
+        *system_binaries.rules(),
         UnionRule(PackageFieldSet, ContainerImagePackageFieldSet),
     ]

@@ -1,12 +1,15 @@
 """The `[buildkit]` options: which buildkitd workers build images, and how.
 
-With no `workers`, a local buildkitd is started on demand (`auto_start`) and reused across runs;
+The workers form one pool (`llbkit.buildkit.pool`): each platform of an image goes to a worker
+native to it when one is reachable, else to one that emulates it, the least busy first. With
+no `workers`, a local buildkitd is started on demand (`auto_start`) and reused across runs;
 see `llbkit.buildkit.local_daemon`.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import os
+from typing import Dict, Optional, Tuple
 
 from pants.option.option_types import BoolOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
@@ -14,7 +17,9 @@ from pants.util.strutil import softwrap
 
 from llbkit.buildkit.connection import TLSConfig
 from llbkit.buildkit.local_daemon import INSTALL_HINT
-from llbkit.builder.workers import WorkerSpec, Workers, parse_worker
+from llbkit.buildkit.pool import WorkerConfig
+from llbkit.buildkit.session.secrets import SecretSource
+from llbkit.builder import LazyPool, parse_secrets, parse_worker
 
 
 class BuildKitSubsystem(Subsystem):
@@ -32,13 +37,15 @@ class BuildKitSubsystem(Subsystem):
         default=[],
         help=softwrap(
             """
-            The buildkitd workers, as `ADDRESS` or `ADDRESS=PLATFORM,...` (the platforms a worker
-            runs natively), e.g.
-            `workers = ["tcp://10.0.0.5:1234=linux/amd64", "tcp://10.0.0.6:1234=linux/arm64"]`.
-            Addresses are `unix:///path/to/buildkitd.sock` or `tcp://HOST:PORT` (with TLS, see
-            `tls_ca`). Each platform of an image is solved on the first worker that lists it, else
-            on the first worker without a platform list (it emulates other platforms). Empty: use
-            the local buildkitd (see `auto_start`).
+            The buildkitd workers, as `ADDRESS` or `ADDRESS=PLATFORM,...`, e.g.
+            `workers = ["unix:///run/buildkit/buildkitd.sock", "tcp://10.0.0.6:1234=linux/arm64"]`.
+            Addresses are `unix:///path/to/buildkitd.sock` or `tcp://HOST:PORT` (with mutual TLS,
+            see `tls_dir`). A worker's platforms are asked of the daemon (its first one is native,
+            the others emulated); list them after `=` (native first) to override that. Each
+            platform of an image is solved on a worker native to it when one is reachable, else on
+            one that emulates it (see `allow_emulation`), the least busy first; the platforms of
+            an image are solved in parallel. Empty: use the local buildkitd (see `auto_start`).
+            `./pants buildkit-workers` shows each worker's platforms and whether it answers.
             """
         ),
     )
@@ -50,7 +57,8 @@ class BuildKitSubsystem(Subsystem):
         help=softwrap(
             """
             A directory holding `ca.pem`, `cert.pem` and `key.pem` (buildctl's `--tlsdir` layout),
-            instead of `tls_ca`, `tls_cert` and `tls_key`.
+            instead of `tls_ca`, `tls_cert` and `tls_key`. TLS applies to the `tcp://` workers.
+            Relative paths are relative to the build root; `~` is expanded.
             """
         ),
     )
@@ -66,6 +74,39 @@ class BuildKitSubsystem(Subsystem):
             PID is in `buildkitd.pid` there; stop it with `kill $(cat .../buildkitd.pid)`). buildkitd
             is looked for in `$LLBKIT_BUILDKIT_BIN`, `$LLBKIT_CACHE/buildkit-v0.32.2/bin`, then
             `PATH`. If it is missing: {INSTALL_HINT}. Builds served from the cache never start it.
+            """
+        ),
+    )
+    allow_emulation = BoolOption(
+        default=True,
+        help=softwrap(
+            """
+            Whether a platform may be built by emulation (qemu) on a worker native to another
+            platform when no worker native to it is reachable. With `false`, such a platform fails
+            with an error naming every worker and why it cannot build it.
+            """
+        ),
+    )
+    max_attempts = IntOption(
+        default=3,
+        help=softwrap(
+            """
+            How many times a platform is tried, each time on another worker, when its worker cannot
+            be reached or dies during the build (a failing `run` step is not retried). Each retry
+            is logged.
+            """
+        ),
+    )
+    secrets = StrListOption(
+        default=[],
+        help=softwrap(
+            """
+            Where the values of secrets come from, as `ID=env:VARIABLE` or `ID=file:PATH`, e.g.
+            `secrets = ["token=env:APP_TOKEN", "npmrc=file:~/.npmrc"]`: a `run` step with
+            `secrets=[secret_mount("token")]` then reads `$APP_TOKEN` at `/run/secrets/token`.
+            Only the secrets an image mounts are sent to its build. Values never enter a cache
+            key, the image or a log; an image mounting a required secret that is not listed here
+            fails with an error naming the target and the secret.
             """
         ),
     )
@@ -100,14 +141,23 @@ class BuildKitSubsystem(Subsystem):
         help="Solve progress: `quiet` (the default: one line per image), `plain` (BuildKit's step-by-step log, on stderr).",
     )
 
-    def worker_config(self) -> Workers:
+    def worker_configs(self) -> Tuple[WorkerConfig, ...]:
         """The configured workers (empty: the local daemon); raises `ValueError` naming the bad entry."""
-        specs: Tuple[WorkerSpec, ...] = tuple(parse_worker(w) for w in self.workers)
-        return Workers(specs, self.tls_config())
+        tls = self.tls_config()
+        return tuple(parse_worker(w, tls) for w in self.workers)
+
+    def lazy_pool(self) -> LazyPool:
+        """The pool to build on, made (and the local daemon started) only when first used."""
+        return LazyPool(self.worker_configs(), auto_start=self.auto_start)
+
+    def secret_sources(self) -> Dict[str, SecretSource]:
+        """The configured secret sources by id; raises `ValueError` naming the bad entry."""
+        return parse_secrets(self.secrets)
 
     def tls_config(self) -> Optional[TLSConfig]:
         if self.tls_dir:
-            return TLSConfig.from_dir(self.tls_dir, self.tls_server_name)
+            return TLSConfig.from_dir(os.path.expanduser(self.tls_dir), self.tls_server_name)
         if self.tls_ca or self.tls_cert or self.tls_key:
-            return TLSConfig(self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name)
+            ca, cert, key = (os.path.expanduser(p) if p else None for p in (self.tls_ca, self.tls_cert, self.tls_key))
+            return TLSConfig(ca, cert, key, self.tls_server_name)
         return None

@@ -3,43 +3,43 @@ its ``image.json`` record, through the content cache.
 
 ::
 
-    bases = resolve_bases(spec, platforms, connect)            # tag -> digest, config per platform
+    workers = LazyPool([parse_worker("unix:///run/buildkit/buildkitd.sock")])  # or LazyPool(): local daemon
+    bases = resolve_bases(spec, platforms, workers, cache)       # tag -> digest, config per platform
     lowered = plan(spec, base_configs=bases, context_digest=..., source_date_epoch=0)
-    out = build_outputs(lowered, opts, context_dir=..., connect=connect, cache=ImageCache())
-    out.image_bytes, out.record_bytes, out.cached
+    out = build_outputs(lowered, opts, context_digest=..., context_dir=..., workers=workers, cache=ImageCache())
+    out.image_path, out.record_path, out.cached
 
-``connect(platform)`` returns ``(client, worker name)``: the caller decides which buildkitd serves
-which platform (configured workers, or the auto-started local one) and connects lazily, so a
-fully cached build touches no daemon. Each platform is solved in its own build, in parallel;
-results are assembled in the declared order, whatever order they finish in.
+A cache hit touches no daemon: the pool is made (and the local buildkitd started) only when
+something must be solved. Otherwise :func:`llbkit.buildkit.build_multiplatform` solves every
+platform in parallel on the worker the pool picks (native first, then the least loaded),
+retries a platform on another worker when its worker is unreachable or dies (at most
+``max_attempts`` tries, each reported through ``log``), and assembles the index in the declared
+platform order. ``image.json`` records which worker built which platform.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from llbkit.builder.cache import ImageCache, build_key, code_fingerprint
+from llbkit.builder.lazy_pool import LazyPool
 from llbkit.buildkit.local_daemon import BUILDKIT_VERSION
-from llbkit.errors import BuildKitError
-from llbkit.image import ImageSpec, Lowered, ResolvedBase, registry_bases
-from llbkit.llb.reference import parse_image_reference
+from llbkit.image import Lowered
 
-__all__ = ["BuildOptions", "BuildOutputs", "build_outputs", "cached_outputs", "outputs_key", "resolve_bases", "Connect"]
+__all__ = ["BuildOptions", "BuildOutputs", "build_outputs", "cached_outputs", "outputs_key"]
 
-#: ``connect(platform) -> (client, worker name)``; the client is closed by the caller of build.
-Connect = Callable[[str], Tuple[Any, str]]
 IMAGE_FILE = "image.tar"
 RECORD_FILE = "image.json"
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """What to export. Everything but ``cache_from``/``cache_to``/``progress`` enters the key."""
+    """What to export, and how to schedule. Only the export options enter the key: never the
+    workers, secrets, cache import/export, retries or progress."""
 
     output_format: str = "oci"  # "oci": an OCI layout tar with one index; "docker": docker load
     ref_names: Tuple[str, ...] = ()  # index.json ref names of the OCI layout (the tags)
@@ -49,7 +49,11 @@ class BuildOptions:
     source_date_epoch: int = 0
     cache_from: Tuple[Any, ...] = ()  # llbkit.buildkit.CacheOption values
     cache_to: Tuple[Any, ...] = ()
-    progress: Optional[Callable[[Any], None]] = field(default=None, compare=False)
+    allow_emulation: bool = True  # False: a platform with no native worker fails
+    max_attempts: int = 3  # tries of a platform, each on another worker
+    secrets: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # id -> SecretSource
+    progress: Optional[Callable[[str, str], Any]] = field(default=None, compare=False)  # (platform, worker) -> handler
+    log: Optional[Callable[[str], None]] = field(default=None, compare=False)  # scheduling events, one line each
 
     def export_key(self) -> Dict[str, Any]:
         return {
@@ -70,84 +74,6 @@ class BuildOutputs:
     @property
     def record(self) -> Dict[str, Any]:
         return json.loads(self.record_path.read_bytes())
-
-
-def _has_digest(ref: str) -> bool:
-    try:
-        return bool(parse_image_reference(ref, op="base").digest)
-    except Exception:
-        return False
-
-
-def resolve_bases(
-    spec: ImageSpec, platforms: Sequence[str], connect: Connect, cache: Optional[ImageCache] = None
-) -> Dict[Tuple[str, str], ResolvedBase]:
-    """Resolve every registry base of ``spec``'s chain for each platform, through a worker's
-    ResolveImageConfig: a tag is resolved to a digest, which pins the base in the definition.
-    Configs of bases given by digest are kept in ``cache`` (they cannot change), so building
-    them again needs no daemon."""
-    out: Dict[Tuple[str, str], ResolvedBase] = {}
-    for ref in registry_bases(spec):
-        for p in platforms:
-            store = None
-            if cache is not None and _has_digest(ref):
-                store = cache.root.parent / "base-configs" / (
-                    ref.replace("/", "_").replace(":", "_").replace("@", "_") + "_" + p.replace("/", "_") + ".json")
-                if store.exists():
-                    doc = json.loads(store.read_bytes())
-                    out[(ref, p)] = ResolvedBase(doc["config"].encode(), doc["digest"])
-                    continue
-            client, worker = connect(p)
-            found: Dict[str, Any] = {}
-
-            def fn(gw: Any) -> Any:
-                from llbkit.buildkit.solve import BuildResult
-
-                found["r"] = gw.resolve_image_config(ref, platform=p)
-                return BuildResult.of(None)
-
-            try:
-                client.build(fn)
-            except BuildKitError as e:
-                raise BuildKitError(f"failed to resolve base image {ref} for {p} on {worker}: {e}") from e
-            r = found["r"]
-            out[(ref, p)] = ResolvedBase(r.raw_config, r.digest)
-            if store is not None:
-                store.parent.mkdir(parents=True, exist_ok=True)
-                tmp = store.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"config": r.raw_config.decode(), "digest": r.digest}))
-                tmp.replace(store)
-    return out
-
-
-def _solve_one(lowered: Lowered, connect: Connect, context_dir: Optional[Path], tmp: Path, i: int,
-               opts: BuildOptions) -> Tuple[Any, str]:
-    from llbkit.buildkit.options import Export
-    from llbkit.buildkit.solve import BuildResult
-    from llbkit.oci import open_layout, split
-
-    client, worker = connect(lowered.platform)
-    dest = tmp / f"platform-{i}.tar"
-    attrs = {"rewrite-timestamp": "true"}
-    attrs.update({f"annotation.{k}": v for k, v in opts.annotations})
-    definition = lowered.definition
-    config = lowered.oci_config_bytes()
-
-    def fn(gw: Any) -> Any:
-        return BuildResult.of(gw.solve(definition), config)
-
-    local_dirs = {"context": str(context_dir)} if context_dir is not None else None
-    try:
-        client.build(fn, exports=[Export("oci", attrs, str(dest))], local_dirs=local_dirs,
-                      source_date_epoch=opts.source_date_epoch, cache_imports=list(opts.cache_from),
-                      cache_exports=list(opts.cache_to), progress=opts.progress)
-    except BuildKitError as e:
-        raise BuildKitError(f"failed to solve {lowered.spec.name} for {lowered.platform} on {worker}: {e}") from e
-    images = split(open_layout(dest))
-    if len(images) != 1:
-        raise BuildKitError(f"{lowered.spec.name} ({lowered.platform}): expected one image from {worker}, "
-                            f"got {len(images)}")
-    return images[0], worker
 
 
 def outputs_key(lowered: Sequence[Lowered], opts: BuildOptions, context_digest: Optional[str]) -> str:
@@ -171,12 +97,13 @@ def build_outputs(
     *,
     context_digest: Optional[str],
     context_dir: Callable[[], Optional[Path]],
-    connect: Connect,
+    workers: LazyPool,
     cache: ImageCache,
 ) -> BuildOutputs:
     """The outputs of ``lowered`` (one per platform, in index order), from ``cache`` when its key
-    is there, else solved (``context_dir()`` is called only then) and stored in ``cache``."""
-    from llbkit.oci import assemble, image_record, write_docker_archive, write_oci_tar
+    is there, else solved on ``workers`` (``context_dir()`` is called only then) and stored."""
+    from llbkit.buildkit.multiplatform import PlatformJob, build_multiplatform
+    from llbkit.oci import open_layout, split, write_docker_archive
     from llbkit.oci.metadata import dumps
 
     if opts.output_format not in ("oci", "docker"):
@@ -189,20 +116,37 @@ def build_outputs(
         return hit
 
     ctx = context_dir()
+    local_dirs = {"context": str(ctx)} if ctx is not None else None
+    jobs = [PlatformJob.from_lowered(lw, local_dirs=local_dirs, secrets=dict(opts.secrets) or None)
+            for lw in lowered]
     with tempfile.TemporaryDirectory(prefix="llbkit-build-") as tmpdir:
         tmp = Path(tmpdir)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(lowered))) as pool:
-            futures = [pool.submit(_solve_one, lw, connect, ctx, tmp, i, opts) for i, lw in enumerate(lowered)]
-            results = [f.result() for f in futures]  # by input index, never completion order
-        images = [img for img, _ in results]
-        workers: Mapping[str, str] = {str(img.platform): w for img, w in results}
-        assembled = assemble(images, dict(opts.annotations) or None)
-        out = tmp / IMAGE_FILE
-        if opts.output_format == "oci":
-            write_oci_tar(assembled, out, opts.ref_names)
-        else:
-            write_docker_archive(images[0], out, opts.docker_tags)
-        record = image_record(assembled, opts.record_tags, workers,
-                              extra={"format": opts.output_format, "build_key": key})
+        index_tar = tmp / "index.oci.tar"
+        result = build_multiplatform(
+            workers.get(), jobs, index_tar, source_date_epoch=opts.source_date_epoch,
+            allow_emulation=opts.allow_emulation, max_attempts=opts.max_attempts,
+            ref_names=opts.ref_names if opts.output_format == "oci" else (),
+            annotations=dict(opts.annotations) or None,
+            export_attrs={f"annotation.{k}": v for k, v in opts.annotations},
+            cache_imports=opts.cache_from, cache_exports=opts.cache_to,
+            log=_without_temp_paths(opts.log, str(index_tar)), progress=opts.progress,
+        )
+        out = index_tar
+        if opts.output_format == "docker":
+            out = tmp / IMAGE_FILE
+            with open_layout(index_tar) as layout:
+                write_docker_archive(split(layout)[0], out, opts.docker_tags)
+        builds = [{"platform": b.platform, "worker": b.worker, "emulated": b.emulated,
+                   "attempts": [{"worker": a.worker, "error": a.error} for a in b.attempts]}
+                  for b in result.builds]
+        record = result.image_record(opts.record_tags, extra={
+            "format": opts.output_format, "build_key": key, "builds": builds})
         entry = cache.put(key, {IMAGE_FILE: out, RECORD_FILE: dumps(record)})
     return BuildOutputs(key, entry[IMAGE_FILE], entry[RECORD_FILE], False)
+
+
+def _without_temp_paths(log: Optional[Callable[[str], None]], temp: str) -> Optional[Callable[[str], None]]:
+    """``log``, minus the line naming the temporary index file (the caller reports the outputs)."""
+    if log is None:
+        return None
+    return lambda message: None if temp in message else log(message)

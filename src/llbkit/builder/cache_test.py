@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from llbkit.builder.cache import ImageCache, build_key, code_fingerprint
-from llbkit.builder.workers import WorkerSpec, Workers, parse_worker
 
 DEFS = [("linux/amd64", b"def-amd64", b"{}"), ("linux/arm64", b"def-arm64", b"{}")]
 
@@ -40,19 +39,3 @@ def test_cache_put_get(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         cache.get("md5:abc")
 
-
-def test_workers_by_platform() -> None:
-    amd = parse_worker("unix:///run/buildkit/buildkitd.sock")
-    arm = parse_worker("tcp://10.0.0.6:1234=linux/arm64, linux/arm/v7")
-    assert amd == WorkerSpec("unix:///run/buildkit/buildkitd.sock")
-    assert arm.platforms == ("linux/arm64", "linux/arm/v7")
-    ws = Workers((amd, arm))
-    assert ws.for_platform("linux/arm64") is arm
-    assert ws.for_platform("linux/amd64") is amd  # the first one without a platform list emulates
-    assert ws.tls_for(amd) is None
-
-
-@pytest.mark.parametrize("text", ["http://x", "tcp://h:1=", "tcp://h:1=linux"])
-def test_bad_workers(text: str) -> None:
-    with pytest.raises(ValueError, match="invalid worker"):
-        parse_worker(text)

@@ -145,6 +145,9 @@ def build_multiplatform(
     max_attempts: int = 3,
     ref_names: Sequence[str] = (),
     annotations: Optional[Mapping[str, str]] = None,
+    export_attrs: Optional[Mapping[str, str]] = None,
+    cache_imports: Sequence[Any] = (),
+    cache_exports: Sequence[Any] = (),
     log: Optional[LogFunc] = None,
     progress: Optional[ProgressFactory] = None,
     cancel: Optional[threading.Event] = None,
@@ -154,7 +157,9 @@ def build_multiplatform(
     ``log(message)`` receives one line per scheduling event (which worker builds which platform,
     each failure and retry); ``progress(platform, worker)`` may return a progress handler for
     that attempt's solve. ``max_attempts`` bounds the tries of a platform (each on another
-    worker). ``cancel`` stops every solve when set.
+    worker). ``export_attrs`` are added to each platform's OCI exporter (e.g. ``annotation.KEY``);
+    ``cache_imports``/``cache_exports`` are :class:`~llbkit.buildkit.options.CacheOption` values
+    for every solve. ``cancel`` stops every solve when set.
     """
     if not jobs:
         raise BuildKitError("nothing to build: pass one PlatformJob per platform")
@@ -174,7 +179,8 @@ def build_multiplatform(
     watcher = _link_cancel(cancel, stop)
     try:
         runner = _PlatformRunner(pool, work, source_date_epoch, allow_emulation, max_attempts,
-                                 say, progress, stop)
+                                 say, progress, stop, dict(export_attrs or {}), list(cache_imports),
+                                 list(cache_exports))
         results: List[Optional[Tuple[PlatformBuild, str]]] = [None] * len(jobs)
         with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="llbkit-platform") as ex:
             futures = [ex.submit(runner.run, i, j) for i, j in enumerate(jobs)]
@@ -204,7 +210,8 @@ def build_multiplatform(
 
 class _PlatformRunner:
     def __init__(self, pool: WorkerPool, work: str, sde: int, allow_emulation: bool, max_attempts: int,
-                 log: LogFunc, progress: Optional[ProgressFactory], stop: threading.Event) -> None:
+                 log: LogFunc, progress: Optional[ProgressFactory], stop: threading.Event,
+                 export_attrs: Dict[str, str], cache_imports: List[Any], cache_exports: List[Any]) -> None:
         self.pool = pool
         self.work = work
         self.sde = sde
@@ -213,6 +220,9 @@ class _PlatformRunner:
         self.log = log
         self.progress = progress
         self.stop = stop
+        self.export_attrs = export_attrs
+        self.cache_imports = cache_imports
+        self.cache_exports = cache_exports
 
     def run(self, index: int, job: PlatformJob) -> Tuple[PlatformBuild, str]:
         platform = normalize_platform(job.platform)
@@ -271,10 +281,14 @@ class _PlatformRunner:
         def fn(gw: Gateway) -> BuildResult:
             return BuildResult.of(gw.solve(job.definition), job.config)
 
+        export = Export.oci(tar, rewrite_timestamp=True)
+        if self.export_attrs:
+            export = Export(export.type, {**export.attrs, **self.export_attrs}, export.dest)
         try:
             return lease.client.build(
-                fn, exports=[Export.oci(tar, rewrite_timestamp=True)], source_date_epoch=self.sde,
-                progress=handler, cancel=self.stop, ref=ref, local_dirs=job.local_dirs, secrets=job.secrets,
+                fn, exports=[export], source_date_epoch=self.sde, progress=handler, cancel=self.stop, ref=ref,
+                local_dirs=job.local_dirs, secrets=job.secrets, cache_imports=self.cache_imports,
+                cache_exports=self.cache_exports,
             )
         except BuildKitError as e:
             e._llbkit_ref = ref  # type: ignore[attr-defined]

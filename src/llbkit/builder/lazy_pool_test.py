@@ -1,0 +1,45 @@
+"""Worker options and the lazy pool (no daemon)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llbkit.builder.lazy_pool import LazyPool, NoWorkersConfiguredError, parse_worker
+from llbkit.buildkit import TLSConfig
+
+
+def test_parse_worker_address_platforms_and_tls() -> None:
+    tls = TLSConfig(ca_cert="ca.pem")
+    unix = parse_worker("unix:///run/buildkit/buildkitd.sock", tls)
+    assert (unix.address, unix.platforms, unix.tls) == ("unix:///run/buildkit/buildkitd.sock", (), None)
+    arm = parse_worker(" tcp://10.0.0.6:1234=linux/arm64, linux/arm/v7 ", tls)
+    assert arm.address == "tcp://10.0.0.6:1234"
+    assert arm.platforms == ("linux/arm64", "linux/arm/v7")
+    assert arm.tls is tls  # TLS goes to tcp:// workers only
+    assert parse_worker("tcp://h:1=linux/aarch64").platforms == ("linux/arm64",)  # normalized
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("http://x", "invalid worker 'http://x'"),
+    ("tcp://h:1=", "list platforms after '='"),
+    ("tcp://h:1=linux", "invalid platform 'linux'"),
+])
+def test_bad_workers_say_what_to_fix(text: str, fragment: str) -> None:
+    with pytest.raises(ValueError, match="invalid worker") as e:
+        parse_worker(text)
+    assert fragment in str(e.value)
+
+
+def test_nothing_is_contacted_until_get() -> None:
+    pool = LazyPool([parse_worker("unix:///nonexistent/buildkitd.sock")])
+    assert not pool.started
+    got = pool.get()
+    assert pool.started and pool.get() is got
+    assert [s.reachable for s in got.statuses()] == [None]  # made, not yet checked
+    pool.close()
+    assert not pool.started
+
+
+def test_no_workers_and_no_auto_start_is_a_clear_error() -> None:
+    with pytest.raises(NoWorkersConfiguredError, match="configure workers"):
+        LazyPool([], auto_start=False).get()

@@ -1,0 +1,83 @@
+"""Secrets of a build: which ids an image's ``run`` steps mount, and where each value comes from.
+
+A secret source is written ``ID=env:VARIABLE`` or ``ID=file:PATH`` (``~`` is expanded), e.g.
+``token=env:APP_TOKEN`` or ``npmrc=file:~/.npmrc``. Only the ids an image mounts are served to
+its build, and values are read when buildkitd asks for them: they never enter a cache key, a
+definition, a log or an error message (errors name the id and its source, never the value).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+from llbkit.buildkit.session.secrets import SecretSource
+from llbkit.errors import LlbkitError
+from llbkit.image import ImageSpec, RunStep, SecretMount
+
+__all__ = ["parse_secret", "parse_secrets", "mounted_secrets", "secrets_for", "MissingSecretError"]
+
+
+class MissingSecretError(LlbkitError):
+    """A ``run`` step needs a secret that is not configured, or whose source cannot be read."""
+
+
+def parse_secret(text: str) -> Tuple[str, SecretSource]:
+    """``ID=env:VARIABLE`` / ``ID=file:PATH`` -> ``(id, source)``; ``ValueError`` says what to fix."""
+    sid, sep, source = text.partition("=")
+    sid = sid.strip()
+    kind, colon, where = source.partition(":")
+    if not sep or not sid or "/" in sid or not colon or kind not in ("env", "file") or not where:
+        raise ValueError(
+            f"invalid secret {text!r}: expected ID=env:VARIABLE or ID=file:PATH, "
+            "e.g. token=env:APP_TOKEN or npmrc=file:~/.npmrc")
+    if kind == "env":
+        return sid, SecretSource(env=where)
+    return sid, SecretSource(file=os.path.expanduser(where))
+
+
+def parse_secrets(texts: Sequence[str]) -> Dict[str, SecretSource]:
+    out: Dict[str, SecretSource] = {}
+    for t in texts:
+        sid, src = parse_secret(t)
+        if sid in out:
+            raise ValueError(f"secret {sid!r} is configured twice; keep one source for it")
+        out[sid] = src
+    return out
+
+
+def mounted_secrets(spec: ImageSpec) -> List[SecretMount]:
+    """The secret mounts of every ``run`` step of ``spec`` and of the images it is built on."""
+    out: List[SecretMount] = []
+    for s in spec.base_chain():
+        for step in s.steps:
+            if isinstance(step, RunStep):
+                out.extend(m for m in step.all_mounts if isinstance(m, SecretMount))
+    return out
+
+
+def secrets_for(spec: ImageSpec, configured: Mapping[str, SecretSource], *, target: str = "",
+                option: str = "secrets", environ: Mapping[str, str] = os.environ) -> Dict[str, SecretSource]:
+    """The configured sources of the secrets ``spec`` mounts. A required secret that is not
+    configured, or whose variable is unset or file missing, is a :class:`MissingSecretError`
+    naming ``target``, the id and ``option`` (the setting to fix); an optional one is skipped."""
+    out: Dict[str, SecretSource] = {}
+    where = target or spec.name
+    for m in mounted_secrets(spec):
+        src = configured.get(m.id)
+        if src is None:
+            if m.required:
+                raise MissingSecretError(
+                    f"{where} mounts secret {m.id!r}, which is not configured: add it to {option}, "
+                    f"e.g. \"{m.id}=env:VARIABLE\" or \"{m.id}=file:PATH\" (or make the mount optional)")
+            continue
+        if m.required and src.env is not None and src.env not in environ:
+            raise MissingSecretError(
+                f"{where} mounts secret {m.id!r} from environment variable {src.env}, which is not set: "
+                f"set it, or change the source of {m.id!r} in {option}")
+        if m.required and src.file is not None and not os.path.isfile(src.file):
+            raise MissingSecretError(
+                f"{where} mounts secret {m.id!r} from file {src.file}, which does not exist: create it, "
+                f"or change the source of {m.id!r} in {option}")
+        out[m.id] = src
+    return out
