@@ -24,4 +24,5 @@ def llbkit_integration_tests(**kwargs):
     kwargs.setdefault("sources", ["*_integration_test.py"])
     kwargs.setdefault("batch_compatibility_tag", "llbkit-daemons")
     kwargs.setdefault("tags", ["integration"])
-    python_tests(interpreter_constraints=_on_both_pythons(), **kwargs)
+    kwargs.setdefault("interpreter_constraints", _on_both_pythons())  # Pants-side tests: 3.9 only
+    python_tests(**kwargs)

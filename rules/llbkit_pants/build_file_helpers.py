@@ -9,8 +9,10 @@ record what the user wrote: validation happens in the field (type and shape) and
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
-from typing import Iterable, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Optional, Tuple, Union
 
 from llbkit.image import CacheMount, SecretMount, TmpfsMount
 
@@ -99,10 +101,46 @@ def tmpfs_mount(target: str, *, size: int = 0) -> TmpfsMount:
     return TmpfsMount(target, size)
 
 
+def _checked_arguments(helper: Callable[..., Any]) -> Callable[..., Any]:
+    """`helper`, but a call with a wrong argument (a misspelt keyword, one too many) says how the
+    helper is called, with its example, instead of Python's bare TypeError."""
+    signature = inspect.signature(helper)
+    example = (helper.__doc__ or "").split("`")[1] if "`" in (helper.__doc__ or "") else ""
+
+    @functools.wraps(helper)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(
+                f"{helper.__name__}(): {e}. It is called as {helper.__name__}{_usage(signature)}"
+                + (f", e.g. {example}" if example else "")
+            ) from None
+        return helper(*args, **kwargs)
+
+    return checked
+
+
+def _usage(signature: inspect.Signature) -> str:
+    parts = []
+    for p in signature.parameters.values():
+        if p.kind == p.KEYWORD_ONLY and "*" not in parts:
+            parts.append("*")
+        if p.default is p.empty:
+            parts.append(p.name)
+        else:
+            default = f"0o{p.default:o}" if p.name == "mode" else repr(p.default)  # modes read as octal
+            parts.append(f"{p.name}={default}")
+    return f"({', '.join(parts)})"
+
+
 BUILD_FILE_HELPERS = {
-    "copy": copy,
-    "run": run,
-    "cache_mount": cache_mount,
-    "secret_mount": secret_mount,
-    "tmpfs_mount": tmpfs_mount,
+    name: _checked_arguments(helper)
+    for name, helper in {
+        "copy": copy,
+        "run": run,
+        "cache_mount": cache_mount,
+        "secret_mount": secret_mount,
+        "tmpfs_mount": tmpfs_mount,
+    }.items()
 }

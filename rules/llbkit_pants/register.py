@@ -8,6 +8,8 @@ from pants.build_graph.build_file_aliases import BuildFileAliases
 
 from llbkit_pants.build_file_helpers import BUILD_FILE_HELPERS
 from llbkit_pants.goals import package
+from llbkit_pants.goals import workers as workers_goal
+from llbkit_pants.goals import llb, publish
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import ContainerImageTarget
 from llbkit_pants.util_rules import dependencies, image_spec
@@ -27,4 +29,7 @@ def rules():
         *image_spec.rules(),
         *dependencies.rules(),
         *package.rules(),
+        *workers_goal.rules(),
+        *publish.rules(),
+        *llb.rules(),
     ]

@@ -201,7 +201,16 @@ class ContainerImageTagsField(StringSequenceField):
 
 class ContainerImageRegistriesField(StringSequenceField):
     alias = "registries"
-    help = "The registries `publish` pushes to, e.g. `registries=[\"registry.example.com\"]`."
+    help = softwrap(
+        """
+        The registries `pants publish` pushes to, as `HOST[:PORT]`, e.g.
+        `registries=["registry.example.com", "mirror.example.com:5000"]`. Each gets the packaged
+        image (same bytes and digests as `dist/`) as `REGISTRY/REPOSITORY:TAG` for every tag in
+        `image_tags`. Credentials come from Docker's `config.json` (`DOCKER_CONFIG`, else
+        `~/.docker`). `localhost` and `127.0.0.1` are spoken to over plain HTTP, others over HTTPS.
+        Publishing an image without registries is an error (set `skip_push=True` to leave it out).
+        """
+    )
 
 
 class ContainerImageOutputFormatField(StringField):
@@ -212,6 +221,8 @@ class ContainerImageOutputFormatField(StringField):
         """
         What `package` writes to `dist/`: `"oci"` (an OCI image layout tar with one index over
         all platforms) or `"docker"` (a `docker load`-compatible archive; one platform only).
+        `publish` pushes the same bytes: the index of an OCI layout, or the one image manifest of
+        a docker archive.
         """
     )
 
@@ -219,7 +230,12 @@ class ContainerImageOutputFormatField(StringField):
 class ContainerImageSkipPushField(BoolField):
     alias = "skip_push"
     default = False
-    help = "If true, `publish` skips this image."
+    help = softwrap(
+        """
+        If true, `pants publish` pushes nothing for this image (it is still packaged, and reported
+        as skipped), e.g. for images only used as a `base` or only tested locally.
+        """
+    )
 
 
 class ContainerImageDependenciesField(Dependencies):

@@ -87,3 +87,15 @@ def test_run_rejects_a_mount_that_is_not_a_mount_helper() -> None:
 
     with pytest.raises(TypeError, match="cache_mount"):
         run("true", mounts=["/cache"])
+
+
+def test_a_misspelt_helper_argument_says_how_the_helper_is_called(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {"app/BUILD": 'container_image(name="app", base="scratch", steps=[copy("a", "/a", mode="0644")])'}
+    )
+    with pytest.raises(ExecutionError) as e:
+        rule_runner.get_target(Address("app", target_name="app"))
+    message = str(e.value)
+    assert "app/BUILD" in message
+    assert "copy(): got an unexpected keyword argument 'mode'" in message
+    assert "copy(source, dest, *, chmod=None, chown=None)" in message

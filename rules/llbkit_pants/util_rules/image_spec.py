@@ -174,6 +174,13 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
         addresses = await Get(Addresses, UnparsedAddressInputs(
             [source], owning_address=address,
             description_of_origin=f"the {where} in the `steps` field of {address}"))
+        if addresses[0] == address:
+            # Packaging it would need this very image: Pants would report a rule-graph cycle.
+            raise _field_error(address, "steps", softwrap(
+                f"""
+                {where} is this container_image itself; an image cannot contain its own package.
+                Copy the files or the target it is built from instead.
+                """))
         wrapped = await Get(WrappedTarget, WrappedTargetRequest(addresses[0], description_of_origin=str(address)))
         tgt = wrapped.target
         prefix = _target_dir(tgt.address)

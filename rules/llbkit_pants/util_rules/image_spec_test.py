@@ -193,3 +193,71 @@ def test_cyclic_base_chain(rule_runner: RuleRunner) -> None:
         container_image(name="c", base=":a")
         """)}
     expect_error(rule_runner, files, "img", "a", "`base`", "cyclic base chain img:a -> img:b -> img:c -> img:a")
+
+
+@pytest.mark.parametrize(
+    "fields, fragments",
+    [
+        # Unknown values of enumerated fields name the choices.
+        ('steps=[run("true", mounts=[cache_mount("/c", sharing="exclusive")])]',
+         ("`steps`", "'exclusive'", "shared, private, locked")),
+        # Malformed values.
+        ('platforms=["linux/amd64", "linux/x86_64"]', ("`platforms`", "'linux/x86_64'", "list each platform once")),
+        ('exposed_ports=["70000"]', ("`exposed_ports`", "'70000'", "1..65535")),
+        ('exposed_ports=["8080-80"]', ("`exposed_ports`", "'8080-80'", "below its start")),
+        ('stop_signal="0"', ("`stop_signal`", "'0'", "1..64")),
+        ('user=":1000"', ("`user`", "':1000'", "USER or USER:GROUP")),
+        ('steps=[copy("f.txt", "/x", chown="root:")]', ("`steps`", "'root:'", "uid:gid")),
+        ('repository="Acme/App"', ("`repository`", "'Acme/App'", "acme/app")),
+        ('registries=["https://registry.example.com"]',
+         ("`registries`", "'https://registry.example.com'", "HOST[:PORT]")),
+        ('env={"A=B": "1"}', ("`env`", "'A=B'", "'='")),
+        # Destination paths that must be absolute.
+        ('steps=[run("true", mounts=[cache_mount("var/cache")])]', ("`steps`", "'var/cache'", "'/var/cache'")),
+        ('steps=[run("true", mounts=[tmpfs_mount("tmp")])]', ("`steps`", "'tmp'", "'/tmp'")),
+        ('steps=[run("true", secrets=[secret_mount("token", "run/token")])]', ("`steps`", "'run/token'", "'/run/token'")),
+        ('steps=[run("true", mounts=[cache_mount("/")])]', ("`steps`", "'/'", "root filesystem")),
+        ('volumes=["./data"]', ("`volumes`", "'./data'", "'/data'")),
+    ],
+)
+def test_more_invalid_values_name_alias_target_value_and_fix(rule_runner: RuleRunner, fields: str, fragments) -> None:
+    expect_error(rule_runner, _image(fields), "img", "img", "container_image target img:img", *fragments)
+
+
+def test_malformed_registry_base(rule_runner: RuleRunner) -> None:
+    files = {"img/BUILD": 'container_image(name="img", base="Busybox:latest")\n'}
+    expect_error(rule_runner, files, "img", "img", "Invalid field `base` in container_image target img:img",
+                 "'Busybox:latest'", "docker.io/library/python:3.12-slim")
+
+
+@pytest.mark.parametrize(
+    "source, fragments",
+    [
+        ("./../f.txt", ("leaves the BUILD file's directory",)),
+        ("sub/../../f.txt", ("leaves the BUILD file's directory",)),
+        ("//img:missing", ("img:missing", "copy() source '//img:missing'", "does not exist")),
+    ],
+)
+def test_more_bad_copy_sources(rule_runner: RuleRunner, source: str, fragments) -> None:
+    expect_error(rule_runner, _image(f'steps=[copy("{source}", "/x/")]'), "img", "img", *fragments)
+
+
+def test_copy_source_owned_by_a_non_files_target_suggests_files(rule_runner: RuleRunner) -> None:
+    files = _image('steps=[copy("f.txt", "/f.txt")]', files='target(name="other", dependencies=[])\n')
+    expect_error(rule_runner, files, "img", "img", "not owned by a `files` or `resources` target",
+                 'files(name="files", sources=[\'f.txt\'])')
+
+
+def test_base_target_that_does_not_exist(rule_runner: RuleRunner) -> None:
+    files = {"img/BUILD": 'container_image(name="img", base=":nope")\n'}
+    expect_error(rule_runner, files, "img", "img", "img:nope from the `base` field of img:img does not exist")
+
+
+def test_self_base_is_a_cycle(rule_runner: RuleRunner) -> None:
+    files = {"img/BUILD": 'container_image(name="a", base=":a")\n'}
+    expect_error(rule_runner, files, "img", "a", "`base`", "cyclic base chain img:a -> img:a", "scratch")
+
+
+def test_copy_of_the_image_itself(rule_runner: RuleRunner) -> None:
+    expect_error(rule_runner, _image('steps=[copy(":img", "/x/")]'), "img", "img", "`steps`",
+                 "is this container_image itself")

@@ -1,8 +1,8 @@
 """``llbkit``: the command line (``python -m llbkit``), flags modelled on buildctl's.
 
 Commands: ``build`` (solve a definition from a file or stdin), ``dump-llb``, ``workers``, ``du``,
-``prune``. Errors are one paragraph on stderr and a non-zero exit status, never a traceback
-(``LLBKIT_DEBUG=1`` adds one for bug reports).
+``prune``, ``push`` (:mod:`llbkit.cli.push`). Errors are one paragraph on stderr and a non-zero
+exit status, never a traceback (``LLBKIT_DEBUG=1`` adds one for bug reports).
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     _connection_flags(b)
     b.add_argument("--output", "-o", action="append", default=[], metavar="SPEC",
                    help="exporter, e.g. type=image,name=REF,push=true | type=oci,dest=FILE | "
-                        "type=docker,dest=FILE | type=tar,dest=FILE | type=local,dest=DIR")
+                        "type=docker,dest=FILE | type=tar,dest=FILE | type=local,dest=DIR; "
+                        "dest=- writes the oci/docker/tar stream to stdout; tar=false makes an "
+                        "oci/docker export an OCI layout directory")
     b.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="frontend option; platform=os/arch names the definition's platform "
                         "(its image config gets that os/arch)")
@@ -73,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR",
                    help="secret served to the build")
     b.add_argument("--export-cache", action="append", default=[], metavar="SPEC",
-                   help="cache export, e.g. type=registry,ref=REF,mode=max | type=inline")
+                   help="cache export, e.g. type=registry,ref=REF,mode=max | type=local,dest=DIR,mode=max "
+                        "| type=inline")
     b.add_argument("--import-cache", action="append", default=[], metavar="SPEC",
-                   help="cache import, e.g. type=registry,ref=REF")
+                   help="cache import, e.g. type=registry,ref=REF | type=local,src=DIR (a missing "
+                        "cache is skipped)")
     b.add_argument("--image-config", default=None, metavar="FILE",
                    help="JSON image config (env, entrypoint, cmd, workdir, user, labels, exposed_ports, "
                         "volumes, stop_signal): the image is built through the gateway with this config")
@@ -117,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--max-used-space", default=None, help="prune down to this size (e.g. 20GB)")
     pr.add_argument("--min-free-space", default=None, help="prune until this much disk is free")
     pr.add_argument("--verbose", "-v", action="store_true")
+
+    from llbkit.cli.push import add_push_parser  # stdlib only: `push` must not need grpc
+
+    add_push_parser(sub)
     return p
 
 
@@ -135,15 +143,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    from llbkit.cli import commands
+    handler = getattr(args, "handler", None)  # set by subcommands in their own module (push)
+    if handler is None:
+        from llbkit.cli import commands
 
-    handler = {
-        "build": commands.cmd_build,
-        "dump-llb": commands.cmd_dump_llb,
-        "workers": commands.cmd_workers,
-        "du": commands.cmd_du,
-        "prune": commands.cmd_prune,
-    }[args.command]
+        handler = {
+            "build": commands.cmd_build,
+            "dump-llb": commands.cmd_dump_llb,
+            "workers": commands.cmd_workers,
+            "du": commands.cmd_du,
+            "prune": commands.cmd_prune,
+        }[args.command]
     debug = bool(os.environ.get("LLBKIT_DEBUG"))
     try:
         return handler(args)

@@ -141,6 +141,11 @@ def test_absolute_paths_where_required() -> None:
         steps=[RunStep("true", mounts=[CacheMount("cache")])])
     bad(r"field 'steps\[0\].mounts\[0\].target': a tmpfs mount target must be an absolute path",
         steps=[RunStep("true", mounts=[TmpfsMount("tmp")])])
+    bad(r"field 'steps\[0\].mounts\[0\].target': a secret mount target must be an absolute path, got "
+        r"'run/s': start it with '/', e.g. '/run/s'",
+        steps=[RunStep("true", secrets=[SecretMount("s", "run/s")])])
+    bad(r"field 'steps\[0\].mounts\[0\].id': invalid secret id 'a/b'",
+        steps=[RunStep("true", secrets=[SecretMount("a/b")])])
     bad(r"field 'steps\[0\].mounts\[0\].target': cannot mount over the root",
         steps=[RunStep("true", mounts=[TmpfsMount("/")])])
     bad(r"two mounts at the same target",

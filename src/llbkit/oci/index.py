@@ -81,11 +81,16 @@ def image_from_manifest(
         raise LayoutError(f"{where}: media type {manifest.media_type!r} is not an image manifest")
     data = read_verified(source, manifest)
     body = read_json(MemoryBlobs({manifest.digest: data}), manifest)
-    if "config" not in body or not isinstance(body.get("layers"), list):
+    # BuildKit writes an image without layers (`scratch` with config only) as `"layers": null`
+    # (Go's nil slice), so null counts as no layers; anything else that is not a list is wrong.
+    raw_layers = body.get("layers", ()) if isinstance(body, dict) else None
+    if raw_layers is None and isinstance(body, dict) and "layers" in body:
+        raw_layers = []
+    if not isinstance(body, dict) or "config" not in body or not isinstance(raw_layers, (list, tuple)):
         raise LayoutError(f"{where}: no config or layers; is it an image manifest?")
     config = Descriptor.from_dict(body["config"], f"{where} config")
     layers = tuple(Descriptor.from_dict(d, f"{where} layers[{i}]")
-                   for i, d in enumerate(body["layers"]))
+                   for i, d in enumerate(raw_layers))
     plat = platform or manifest.platform
     if plat is None:
         cfg = read_json(source, config)

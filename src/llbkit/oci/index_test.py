@@ -81,3 +81,23 @@ def test_split_skips_attestations_and_reads_platform_from_config(tmp_path):
     with OCILayout(root) as layout:
         images = split(layout)
     assert [str(i.platform) for i in images] == ["linux/arm64/v8"]
+
+
+def test_image_without_layers_as_buildkit_writes_it(tmp_path):
+    # `scratch` with config only: BuildKit writes `"layers": null` (Go's nil slice).
+    b = LayoutBuilder(tmp_path / "l")
+    cfg = b.put(json.dumps({"architecture": "amd64", "os": "linux",
+                            "rootfs": {"type": "layers", "diff_ids": None}}).encode(),
+                "application/vnd.oci.image.config.v1+json")
+    manifest = b.put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                 "config": cfg.to_dict(), "layers": None}).encode(),
+                     "application/vnd.oci.image.manifest.v1+json")
+    with OCILayout(b.finish([manifest])) as layout:
+        (image,) = split(layout)
+    assert image.layers == () and str(image.platform) == "linux/amd64"
+    # Not an image manifest at all (no config) is still refused.
+    bad = LayoutBuilder(tmp_path / "bad")
+    m = bad.put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "layers": []}).encode(), "application/vnd.oci.image.manifest.v1+json")
+    with OCILayout(bad.finish([m])) as layout, pytest.raises(LayoutError, match="no config"):
+        split(layout)

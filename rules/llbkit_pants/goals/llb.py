@@ -1,0 +1,86 @@
+"""`pants llb`: print the BuildKit LLB a `container_image` is solved as, one definition per platform.
+
+The definitions are lowered exactly as `package` lowers them (see `util_rules.lowering`), so
+what is printed is what would be solved, op digests included.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import List
+
+from pants.engine.console import Console
+from pants.engine.goal import Goal, GoalSubsystem, Outputting
+from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
+from pants.engine.target import Targets
+from pants.option.option_types import EnumOption
+from pants.util.strutil import softwrap
+
+from llbkit import llb
+from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
+from llbkit_pants.target_types import ContainerImageBaseField
+from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
+from llbkit_pants.util_rules.lowering import lower_image
+
+
+class LlbFormat(Enum):
+    json = "json"
+    dot = "dot"
+
+
+class LlbSubsystem(Outputting, GoalSubsystem):
+    name = "llb"
+    help = softwrap(
+        """
+        Print the BuildKit LLB of `container_image` targets: one definition per platform, lowered
+        exactly as `package` lowers it (same registry base digests, build context digest and
+        `[buildkit].source_date_epoch`), so it is what would be solved.
+
+        `--format=json` (the default) prints what `buildctl debug dump-llb` prints: one JSON
+        object per op, the last one the terminal op. `--format=dot` prints a Graphviz graph
+        (`pants llb --format=dot path:img | dot -Tsvg > img.svg`). With several targets or
+        platforms, each definition is preceded by a `# ADDRESS PLATFORM` line (Graphviz
+        ignores such lines). A registry base given by tag is resolved to its digest, as
+        `package` does, so that needs the registry (or a worker) to answer.
+        """
+    )
+
+    format = EnumOption(
+        default=LlbFormat.json,
+        help="`json`: `buildctl debug dump-llb` JSON, one op per line; `dot`: a Graphviz digraph.",
+    )
+
+
+class Llb(Goal):
+    subsystem_cls = LlbSubsystem
+    environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
+
+
+def render(definition: llb.Definition, fmt: LlbFormat) -> str:
+    return llb.to_dot(definition) if fmt == LlbFormat.dot else llb.dump(definition)
+
+
+@goal_rule
+async def print_llb(console: Console, subsystem: LlbSubsystem, buildkit: BuildKitSubsystem, targets: Targets) -> Llb:
+    images = [t for t in targets if t.has_field(ContainerImageBaseField)]
+    if not images:
+        console.print_stderr(
+            "No container_image targets given: name some, e.g. `pants llb path/to:img` or `pants llb ::`."
+        )
+        return Llb(exit_code=0 if not targets else 1)
+    specs = await MultiGet(Get(ContainerImageSpec, ContainerImageSpecRequest(t.address)) for t in images)
+    chunks: List[str] = []
+    lowered_all = [(t.address, lower_image(t.address, spec, buildkit)) for t, spec in zip(images, specs)]
+    several = len(lowered_all) > 1 or any(len(lowered) > 1 for _, lowered in lowered_all)
+    for address, lowered in lowered_all:
+        for lw in lowered:
+            if several:
+                chunks.append(f"# {address} {lw.platform}\n")
+            chunks.append(render(lw.definition, subsystem.format))
+    with subsystem.output(console) as write_stdout:
+        write_stdout("".join(chunks))
+    return Llb(exit_code=0)
+
+
+def rules():
+    return collect_rules()
