@@ -10,12 +10,15 @@
 #   - Debian packages: runc, qemu-user-static + binfmt-support (qemu-aarch64 registered with flag F),
 #     docker-registry, skopeo, umoci, openssl, apache2-utils (htpasswd)
 #   - busybox-static .debs for amd64 and arm64 in $LLBKIT_CACHE/debs (tiny base images for tests)
+#   - Debian's python3 and its dependency closure, amd64 and arm64, in $LLBKIT_CACHE/debs/python3-ARCH
+#     (the python3 base image of testprojects/, see src/llbkit/testutil/testregistry.py)
 set -euo pipefail
 
 BUILDKIT_VERSION="v0.32.2"
 cache="${LLBKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llbkit}"
 bk_bin="$cache/buildkit-$BUILDKIT_VERSION/bin"
 debs="$cache/debs"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 apt_packages=(runc qemu-user-static binfmt-support docker-registry skopeo umoci openssl apache2-utils busybox-static)
 
 log() { printf '[llbkit provision] %s\n' "$*" >&2; }
@@ -30,6 +33,8 @@ missing() {
   done
   [ -f "$debs/busybox-static_amd64.deb" ] || out+=("busybox-static amd64 .deb")
   [ -f "$debs/busybox-static_arm64.deb" ] || out+=("busybox-static arm64 .deb")
+  [ -f "$debs/python3-amd64/packages.txt" ] || out+=("python3 amd64 .debs")
+  [ -f "$debs/python3-arm64/packages.txt" ] || out+=("python3 arm64 .debs")
   binfmt_ok || out+=("qemu-aarch64 binfmt registration (flag F)")
   printf '%s\n' "${out[@]+"${out[@]}"}"
 }
@@ -46,6 +51,9 @@ apt-get update
 apt-get install -y ${apt_packages[*]}
 dpkg --add-architecture arm64 && apt-get update
 mkdir -p $debs && cd $debs && apt-get download busybox-static:amd64 busybox-static:arm64
+# python3 and its dependency closure, per architecture (from the repo root):
+PYTHONPATH=src python3 -m llbkit.testutil.debian_debs $debs/python3-amd64 amd64 python3
+PYTHONPATH=src python3 -m llbkit.testutil.debian_debs $debs/python3-arm64 arm64 python3
 mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 update-binfmts --enable qemu-aarch64
 # buildkit's go.mod has exclude directives, so 'go install ...@$BUILDKIT_VERSION' refuses it;
@@ -82,7 +90,9 @@ for p in "${apt_packages[@]}"; do
 done
 arm64_known=0
 dpkg --print-foreign-architectures | grep -qx arm64 && arm64_known=1
-if [ ${#need_pkgs[@]} -gt 0 ] || [ ! -f "$debs/busybox-static_arm64.deb" ] || [ ! -f "$debs/busybox-static_amd64.deb" ]; then
+python3_debs_missing() { [ ! -f "$debs/python3-amd64/packages.txt" ] || [ ! -f "$debs/python3-arm64/packages.txt" ]; }
+if [ ${#need_pkgs[@]} -gt 0 ] || [ ! -f "$debs/busybox-static_arm64.deb" ] || [ ! -f "$debs/busybox-static_amd64.deb" ] \
+   || python3_debs_missing; then
   if [ "$arm64_known" = 0 ]; then
     log "adding the arm64 Debian architecture (for busybox-static:arm64)"
     dpkg --add-architecture arm64
@@ -106,11 +116,45 @@ for arch in amd64 arm64; do
   fi
 done
 
+if python3_debs_missing; then
+  # The closure is computed by a stdlib-only module of this repo; any Python >= 3.9 runs it.
+  py=""
+  for c in python3 python3.9 /usr/bin/python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+      py="$c"; break
+    fi
+  done
+  [ -n "$py" ] || { log "no Python >= 3.9 to resolve python3's Debian dependencies"; exit 1; }
+  for arch in amd64 arm64; do
+    if [ ! -f "$debs/python3-$arch/packages.txt" ]; then
+      log "downloading python3:$arch and its dependencies (the testprojects python3 base image)"
+      PYTHONPATH="$root/src" "$py" -m llbkit.testutil.debian_debs "$debs/python3-$arch" "$arch" python3
+    fi
+  done
+fi
+
 if ! binfmt_ok; then
   log "registering qemu-aarch64 with binfmt_misc (arm64 emulation)"
   mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
   update-binfmts --enable qemu-aarch64 || true
-  if ! binfmt_ok; then
+  if python3_debs_missing; then
+  # The closure is computed by a stdlib-only module of this repo; any Python >= 3.9 runs it.
+  py=""
+  for c in python3 python3.9 /usr/bin/python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+      py="$c"; break
+    fi
+  done
+  [ -n "$py" ] || { log "no Python >= 3.9 to resolve python3's Debian dependencies"; exit 1; }
+  for arch in amd64 arm64; do
+    if [ ! -f "$debs/python3-$arch/packages.txt" ]; then
+      log "downloading python3:$arch and its dependencies (the testprojects python3 base image)"
+      PYTHONPATH="$root/src" "$py" -m llbkit.testutil.debian_debs "$debs/python3-$arch" "$arch" python3
+    fi
+  done
+fi
+
+if ! binfmt_ok; then
     # update-binfmts registers from /usr/share/binfmts; fall back to importing it.
     update-binfmts --import qemu-aarch64 || true
   fi
