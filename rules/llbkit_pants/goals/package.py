@@ -13,8 +13,9 @@ then the least busy: one pool is shared by all the images of a run, so they spre
 workers), and retried on another worker when its worker is unreachable or dies; each scheduling
 event is logged, and `<name>.image.json` records which worker built which platform.
 
-The image file reaches the Pants store by a `cp` process whose output Pants stores from disk,
-never through Python memory, so images of any size are packaged byte for byte.
+Large files never pass through Python memory: the build context is staged on disk by a `cp`
+process copying out of its sandbox, and the image file reaches the Pants store by a `cp` process
+whose output Pants stores from disk.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from typing import Dict, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.core.util_rules import system_binaries
-from pants.core.util_rules.system_binaries import CpBinary
-from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, DigestContents, Directory, FileContent, MergeDigests
+from pants.core.util_rules.system_binaries import BashBinary, CpBinary
+from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, Directory, FileContent, MergeDigests
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
@@ -125,19 +126,9 @@ def explain_no_worker(e: NoWorkerError, allow_emulation: bool) -> str:
     return str(e) + ("\nTo fix: " + "; ".join(hints) + "." if hints else "")
 
 
-def _write_context(contents: DigestContents, root: Path) -> Path:
-    for fc in contents:
-        path = root / fc.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(fc.content)
-        if fc.is_executable:
-            path.chmod(0o755)
-    return root
-
-
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
 async def package_container_image(
-    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, cp: CpBinary
+    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, cp: CpBinary, bash: BashBinary
 ) -> BuiltPackage:
     image = await Get(ContainerImageSpec, ContainerImageSpecRequest(field_set.address))
     spec = image.spec
@@ -187,9 +178,18 @@ async def package_container_image(
         key = outputs_key(lowered, opts, image.context_digest)
         out = cached_outputs(cache, key)
         if out is None:
-            contents = await Get(DigestContents, Digest, image.context)
             with tempfile.TemporaryDirectory(prefix="llbkit-context-") as tmp:
-                ctx = _write_context(contents, Path(tmp)) if image.context_digest else None
+                ctx = None
+                if image.context_digest:
+                    # The context reaches disk the way the image leaves it: copied by a process
+                    # out of its sandbox (streamed by the engine), never through Python memory.
+                    # Not cached across runs: the destination is this run's temporary directory.
+                    await Get(ProcessResult, Process(
+                        argv=(bash.path, "-c", 'exec "$0" -R -p -- . "$1"', cp.path, tmp),
+                        input_digest=image.context, description=f"Stage the build context of {address}",
+                        level=LogLevel.DEBUG, cache_scope=ProcessCacheScope.PER_SESSION,
+                    ))
+                    ctx = Path(tmp)
                 out = build_outputs(lowered, opts, context_digest=image.context_digest,
                                     context_dir=lambda: ctx, workers=workers, cache=cache)
     except NoWorkerError as e:
