@@ -137,24 +137,7 @@ if ! binfmt_ok; then
   log "registering qemu-aarch64 with binfmt_misc (arm64 emulation)"
   mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
   update-binfmts --enable qemu-aarch64 || true
-  if python3_debs_missing; then
-  # The closure is computed by a stdlib-only module of this repo; any Python >= 3.9 runs it.
-  py=""
-  for c in python3 python3.9 /usr/bin/python3; do
-    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
-      py="$c"; break
-    fi
-  done
-  [ -n "$py" ] || { log "no Python >= 3.9 to resolve python3's Debian dependencies"; exit 1; }
-  for arch in amd64 arm64; do
-    if [ ! -f "$debs/python3-$arch/packages.txt" ]; then
-      log "downloading python3:$arch and its dependencies (the testprojects python3 base image)"
-      PYTHONPATH="$root/src" "$py" -m llbkit.testutil.debian_debs "$debs/python3-$arch" "$arch" python3
-    fi
-  done
-fi
-
-if ! binfmt_ok; then
+  if ! binfmt_ok; then
     # update-binfmts registers from /usr/share/binfmts; fall back to importing it.
     update-binfmts --import qemu-aarch64 || true
   fi

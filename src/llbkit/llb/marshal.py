@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterator, List, Mapping,
 from google.protobuf.message import DecodeError
 
 from llbkit._proto import ops_pb2 as pb
+from llbkit.wireformat import varint
 from llbkit.llb import caps as _caps
 from llbkit.llb.constraints import Constraints, OpMetadata, SourceLocation, SourceMap
 from llbkit.llb.errors import InvalidArgumentError, InvalidDefinitionError, LLBError
@@ -38,18 +39,6 @@ __all__ = ["Definition", "OpInput", "OpView", "MarshalContext", "marshal", "load
 def serialize(msg: Any) -> bytes:
     """Deterministic bytes: fields in field-number order, map entries sorted by key."""
     return msg.SerializeToString(deterministic=True)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def serialize_op(op: "pb.Op") -> bytes:
@@ -70,7 +59,7 @@ def serialize_op(op: "pb.Op") -> bytes:
     head.CopyFrom(op)
     head.ClearField(kind)
     number = op.DESCRIPTOR.fields_by_name[kind].number
-    return serialize(head) + _varint(number << 3 | 2) + _varint(len(body)) + body
+    return serialize(head) + varint(number << 3 | 2) + varint(len(body)) + body
 
 
 def digest_of(data: bytes) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Union
 
+from llbkit.wireformat import varint
+
 __all__ = ["varint", "data_packet", "bytes_message", "bytes_message_header", "bytes_message_data"]
 
 _BYTES_MESSAGE_DATA = 0x0A  # field 1, length-delimited
@@ -20,18 +22,6 @@ _PACKET_ID = 0x18  # Packet.ID: field 3, varint
 _PACKET_DATA = 0x22  # Packet.data: field 4, length-delimited
 
 Buffer = Union[bytes, bytearray, memoryview]
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def data_packet(file_id: int, data: Buffer) -> bytes:
