@@ -17,13 +17,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from llbkit.errors import LlbkitError
+from llbkit.oci.atomic import write_bytes_atomic
 
 __all__ = [
     "ContentError",
@@ -348,28 +348,11 @@ def index_get(root: str, tag: str) -> Optional[Dict[str, Any]]:
     return None
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def index_put(root: str, desc: Mapping[str, Any], names: Sequence[str] = (), tags: Sequence[str] = ()) -> None:
     """Add ``desc`` to ``index.json`` under image ``names`` and/or ``tags`` (replacing the entries
     of the same name), as buildctl's ``ociindex`` does; also writes ``oci-layout``."""
     os.makedirs(root, exist_ok=True)
-    _write_atomic(os.path.join(root, LAYOUT_FILE),
+    write_bytes_atomic(os.path.join(root, LAYOUT_FILE),
                   json.dumps({"imageLayoutVersion": LAYOUT_VERSION}, separators=(",", ":")).encode())
     idx = _read_index(root)
     idx.setdefault("schemaVersion", 2)
@@ -390,4 +373,4 @@ def index_put(root: str, desc: Mapping[str, Any], names: Sequence[str] = (), tag
                      or (m.get("annotations") or {}).get(ANNOTATION_IMAGE_NAME, "") != img_name]
         manifests.append(d)
     idx["manifests"] = manifests
-    _write_atomic(os.path.join(root, INDEX_FILE), json.dumps(idx, separators=(",", ":")).encode())
+    write_bytes_atomic(os.path.join(root, INDEX_FILE), json.dumps(idx, separators=(",", ":")).encode())

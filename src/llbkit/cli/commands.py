@@ -7,13 +7,13 @@ import json
 import os
 import re
 import sys
-import tempfile
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from llbkit.buildkit.client import Client
 from llbkit.buildkit.connection import TLSConfig
 from llbkit.buildkit.errors import ExportSpecError, TLSConfigError
 from llbkit.errors import BuildKitError, LlbkitError
+from llbkit.oci.atomic import write_bytes_atomic
 
 # `build` needs the solve machinery (options, progress printers, image configs): imported there,
 # so that `workers`, `du` and `prune` start faster.
@@ -88,21 +88,6 @@ def _human(n: float) -> str:
             return f"{n:.0f}{unit}" if unit == "B" else f"{n:.2f}{unit}"
         n /= 1000.0
     return str(n)  # pragma: no cover
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".llbkit-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # -- build ------------------------------------------------------------------------------------
@@ -203,7 +188,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         else:
             res = client.solve(definition, **common)
     if args.metadata_file:
-        _write_atomic(args.metadata_file, json.dumps(res.metadata(), indent=2).encode())
+        write_bytes_atomic(args.metadata_file, json.dumps(res.metadata(), indent=2).encode())
     if args.progress == "json":
         sys.stdout.write(json.dumps({"type": "result", "exporter_response": res.metadata()}, sort_keys=True) + "\n")
     elif res.image_digest and args.progress != "quiet":
