@@ -117,11 +117,13 @@ def base_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def workspace(base_dir: Path) -> Iterator[Workspace]:
     ws = Workspace(base_dir, "a")
-    _copy_repo(_repo(), ws.repo)
-    ws.package().check()
-    ws.first_digests = ws.index_digests()
-    yield ws
-    ws.stop_daemon()
+    try:
+        _copy_repo(_repo(), ws.repo)
+        ws.package().check()
+        ws.first_digests = ws.index_digests()
+        yield ws
+    finally:  # also when the first package run fails: its auto-started buildkitd must not linger
+        ws.stop_daemon()
 
 
 def _out(ws: Workspace, name: str, platform: str = "linux/amd64", args: Optional[Sequence[str]] = None) -> str:
