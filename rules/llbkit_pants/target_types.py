@@ -65,8 +65,10 @@ class ContainerImageStepsField(Field):
         `copy(source, dest)` takes a target address (its packaged output, or its `files`/
         `resources` sources) or a path relative to this BUILD file's directory owned by a
         `files`/`resources` target; a `dest` ending in `/` is a directory to copy into, and a
-        relative `dest` is relative to `workdir`. Dependencies are inferred from `copy()`
-        sources, so they need not be listed again.
+        relative `dest` is relative to `workdir`. A target's sources keep their paths relative to
+        this BUILD file's directory: with `files(name="etc", sources=["etc/**"])`,
+        `copy(":etc", "/")` gives `/etc/...` (and `copy(":etc", "/etc/")` gives `/etc/etc/...`).
+        Dependencies are inferred from `copy()` sources, so they need not be listed again.
 
         `run(command)` takes a shell string (run with `/bin/sh -c`) or an argv list. `env`,
         `workdir` and `user` apply to every `run`. Mounts: `cache_mount(target, id=, sharing=)`,
