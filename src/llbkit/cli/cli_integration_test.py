@@ -107,8 +107,11 @@ def test_interrupt_cancels_the_build_on_the_daemon(buildkitd_amd64, registry, tm
     import time
 
     marker = f"llbkit-sigint-{time.time_ns()}"
+    # A duration of its own, so that the same test running at once under another Python (another
+    # daemon, same machine) is not taken for this one's RUN.
+    sleep_cmd = f"sleep {3000 + time.time_ns() % 100000}"
     st = llb.image(registry.busybox_ref, platform="linux/amd64").run(
-        ["/bin/sh", "-c", f"echo {marker}; exec sleep 300"]).root()
+        ["/bin/sh", "-c", f"echo {marker}; exec {sleep_cmd}"]).root()
     e = dict(os.environ, PYTHONPATH=SRC)
     log = tmp_path / "err.log"
     with open(log, "wb") as err:
@@ -127,7 +130,7 @@ def test_interrupt_cancels_the_build_on_the_daemon(buildkitd_amd64, registry, tm
 
         def sleeping() -> bool:
             ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-            return any(line.startswith("sleep 300") for line in ps.splitlines())
+            return any(line.strip() == sleep_cmd for line in ps.splitlines())
 
         assert sleeping()
         proc.send_signal(signal.SIGINT)
