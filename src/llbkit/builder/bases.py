@@ -32,6 +32,7 @@ from llbkit.builder.lazy_pool import LazyPool
 from llbkit.buildkit.errors import BuildKitError
 from llbkit.buildkit.pool import normalize_platform
 from llbkit.image import ImageSpec, ResolvedBase, registry_bases
+from llbkit.oci.atomic import write_bytes_atomic
 from llbkit.oci.errors import RegistryError, RegistryUnreachableError
 from llbkit.oci.registry import RegistryClient, parse_reference
 from llbkit.oci.types import INDEX_TYPES, sha256_digest
@@ -211,11 +212,9 @@ class _Resolver:
     def _store(self, registry: str, repo: str, digest: str, platform: str, base: ResolvedBase) -> ResolvedBase:
         path = self._path(registry, repo, digest, platform)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{id(self)}.tmp")
             config = base.config if isinstance(base.config, bytes) else json.dumps(base.config).encode()
-            tmp.write_text(json.dumps({"config": config.decode(), "digest": digest}))
-            tmp.replace(path)
+            # Several Pants processes may store the same entry at once: each writes its own temp file.
+            write_bytes_atomic(path, json.dumps({"config": config.decode(), "digest": digest}).encode())
         return base
 
 

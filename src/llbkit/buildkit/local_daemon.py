@@ -76,7 +76,8 @@ def _which(name: str, env: Mapping[str, str]) -> Optional[Path]:
     return Path(found).absolute() if found else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -90,7 +91,8 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _cmdline(pid: int) -> str:
+def process_cmdline(pid: int) -> str:
+    """The command line of ``pid``, space-separated (empty when it is gone)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
@@ -129,9 +131,9 @@ class LocalDaemon:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return None
-        cmd = _cmdline(pid)
+        cmd = process_cmdline(pid)
         if "buildkitd" not in cmd or str(self.socket) not in cmd:
             return None  # the PID was reused by another process
         return pid
@@ -230,9 +232,9 @@ class LocalDaemon:
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.1)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
         try:
             self.pid_file.unlink()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from llbkit.errors import LlbkitError
-from llbkit.oci.atomic import write_bytes_atomic
+from llbkit.oci.atomic import fsync_dir, write_bytes_atomic
 
 __all__ = [
     "ContentError",
@@ -257,7 +257,7 @@ class OCIStore:
                 raise AlreadyExists(f"content {actual}: already exists")
             os.chmod(ing.path, 0o444)
             os.rename(ing.path, target)
-            _fsync_dir(os.path.dirname(target))
+            fsync_dir(os.path.dirname(target))
             return actual
         finally:
             with self._lock:
@@ -292,16 +292,6 @@ class OCIStore:
             os.rmdir(os.path.join(self.root, "ingest"))  # only when empty: others may write here too
         except OSError:
             pass
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---- index.json -------------------------------------------------------------------------------

@@ -48,12 +48,21 @@ def atomic_output(path: PathLike, mode: int = 0o644) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    with contextlib.suppress(OSError):  # make the rename durable; not all filesystems allow it
-        dir_fd = os.open(parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    fsync_dir(parent)
+
+
+def fsync_dir(path: PathLike) -> None:
+    """Make renames into ``path`` durable; best effort (not every filesystem allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_bytes_atomic(path: PathLike, data: bytes, mode: int = 0o644) -> None:

@@ -36,6 +36,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
+from llbkit.buildkit.local_daemon import pid_alive, process_cmdline
 from llbkit.testutil.busybox_image import busybox_image
 from llbkit.testutil.debian_debs import downloaded_debs
 from llbkit.testutil.debian_image import debian_image
@@ -63,21 +64,6 @@ def state_dir() -> Path:
 def python3_debs_dir(arch: str) -> Path:
     """Where provision.sh downloads the python3 closure for ``arch``."""
     return cache_dir() / "debs" / f"python3-{arch}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 class TestRegistry:
@@ -115,7 +101,7 @@ class TestRegistry:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if _pid_alive(pid) and str(self.config_path) in _cmdline(pid):
+        if pid_alive(pid) and str(self.config_path) in process_cmdline(pid):
             return pid
         return None
 
@@ -233,9 +219,9 @@ class TestRegistry:
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.05)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True

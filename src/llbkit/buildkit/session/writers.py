@@ -22,23 +22,11 @@ from llbkit.buildkit.session.stat import (
     posix_permissions,
 )
 from llbkit.errors import SessionError
+from llbkit.oci.atomic import fsync_dir
 
 __all__ = ["AtomicFile", "DirSink", "AtomicDir"]
 
 _TMP_MARK = ".llbkit-tmp-"
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class AtomicFile:
@@ -79,7 +67,7 @@ class AtomicFile:
             self.abort()
             raise
         self._closed = True
-        _fsync_dir(os.path.dirname(self.dest))
+        fsync_dir(os.path.dirname(self.dest))
 
     def abort(self) -> None:
         if self._closed:
