@@ -12,7 +12,7 @@ from llbkit_pants.goals import workers as workers_goal
 from llbkit_pants.goals import llb, publish
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import ContainerImageTarget
-from llbkit_pants.util_rules import dependencies, image_spec
+from llbkit_pants.util_rules import bases, dependencies, image_spec, lowering, machine, solver
 
 
 def build_file_aliases():
@@ -28,6 +28,10 @@ def rules():
         *BuildKitSubsystem.rules(),
         *image_spec.rules(),
         *dependencies.rules(),
+        *solver.rules(),
+        *machine.rules(),
+        *bases.rules(),
+        *lowering.rules(),
         *package.rules(),
         *workers_goal.rules(),
         *publish.rules(),

@@ -7,8 +7,11 @@ and the ordering rules that matter.
 
 from __future__ import annotations
 
+import posixpath
+import re
 from typing import Any, Iterable, Optional, Tuple
 
+from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
@@ -240,6 +243,42 @@ class ContainerImageSkipPushField(BoolField):
     )
 
 
+class ContainerImageOutputPathField(OutputPathField):
+    help = softwrap(
+        """
+        Where `pants package` writes the image file, under `--distdir` (e.g. `dist/`); its
+        `image.json` record goes beside it (the same name, with `.image.json` in place of
+        `.oci.tar` / `.docker.tar`).
+
+        Default: the BUILD file's directory, then the target name, then the parameters of a
+        `parametrize`d target, so each variant has its own file: `src/app:img` is
+        `src/app/img.oci.tar` (`img.docker.tar` with `output_format="docker"`), and
+        `parametrize(platforms=...)` variants are `src/app/img@platforms=arm.oci.tar` and so on.
+        """
+    )
+
+    def image_and_record_paths(self, output_format: str) -> Tuple[str, str]:
+        """`(image path, image.json path)` under dist/."""
+        ext = ".docker.tar" if output_format == "docker" else ".oci.tar"
+        if self.value:
+            image = self.value
+            stem = image
+            for suffix in (".oci.tar", ".docker.tar", ".tar"):
+                if stem.endswith(suffix):
+                    stem = stem[: -len(suffix)]
+                    break
+        else:
+            address = self.address
+            stem = posixpath.join(address.spec_path, address.target_name)
+            if address.generated_name:
+                stem += "-" + address.generated_name.replace("/", "_")
+            if address.parameters:
+                params = ",".join(f"{k}={v}" for k, v in sorted(address.parameters.items()))
+                stem += "@" + re.sub(r"[^A-Za-z0-9._=,+-]", "_", params)
+            image = stem + ext
+        return image, stem + ".image.json"
+
+
 class ContainerImageDependenciesField(Dependencies):
     help = softwrap(
         """
@@ -271,6 +310,7 @@ class ContainerImageTarget(Target):
         ContainerImageRegistriesField,
         ContainerImageOutputFormatField,
         ContainerImageSkipPushField,
+        ContainerImageOutputPathField,
         ContainerImageDependenciesField,
     )
     help = softwrap(

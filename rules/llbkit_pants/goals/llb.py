@@ -1,7 +1,7 @@
 """`pants llb`: print the BuildKit LLB a `container_image` is solved as, one definition per platform.
 
-The definitions are lowered exactly as `package` lowers them (see `util_rules.lowering`), so
-what is printed is what would be solved, op digests included.
+The definitions are lowered by the rule `package` uses (see `util_rules.lowering`), so what is
+printed is what would be solved, op digests included.
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from pants.option.option_types import EnumOption
 from pants.util.strutil import softwrap
 
 from llbkit import llb
-from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import ContainerImageBaseField
-from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
-from llbkit_pants.util_rules.lowering import lower_image
+from llbkit_pants.util_rules.lowering import LoweredImage, LoweredImageRequest
 
 
 class LlbFormat(Enum):
@@ -61,16 +59,16 @@ def render(definition: llb.Definition, fmt: LlbFormat) -> str:
 
 
 @goal_rule
-async def print_llb(console: Console, subsystem: LlbSubsystem, buildkit: BuildKitSubsystem, targets: Targets) -> Llb:
+async def print_llb(console: Console, subsystem: LlbSubsystem, targets: Targets) -> Llb:
     images = [t for t in targets if t.has_field(ContainerImageBaseField)]
     if not images:
         console.print_stderr(
             "No container_image targets given: name some, e.g. `pants llb path/to:img` or `pants llb ::`."
         )
         return Llb(exit_code=0 if not targets else 1)
-    specs = await MultiGet(Get(ContainerImageSpec, ContainerImageSpecRequest(t.address)) for t in images)
+    results = await MultiGet(Get(LoweredImage, LoweredImageRequest(t.address)) for t in images)
     chunks: List[str] = []
-    lowered_all = [(t.address, lower_image(t.address, spec, buildkit)) for t, spec in zip(images, specs)]
+    lowered_all = [(t.address, r.lowered) for t, r in zip(images, results)]
     several = len(lowered_all) > 1 or any(len(lowered) > 1 for _, lowered in lowered_all)
     for address, lowered in lowered_all:
         for lw in lowered:

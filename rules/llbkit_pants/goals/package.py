@@ -1,70 +1,72 @@
-"""`pants package` for `container_image`: lower, solve on the buildkitd worker pool, write the
-OCI layout tar (or docker archive) and `<name>.image.json` into `dist/<path>/`.
+"""`pants package` for `container_image`: the image file (an OCI layout tar, or a docker archive)
+and `<name>.image.json` in `dist/`, built by a Pants process cached like any other.
 
-Caching is by content: the outputs are keyed by the LLB definitions (which hold the build
-context's digest and every registry base pinned by digest), the export options and llbkit's own
-code (see `llbkit.builder.cache`), and kept in `$LLBKIT_CACHE/images/`. Worker addresses,
-credentials and secrets are not in the key. Registry bases given by tag are resolved from the
-registry directly, so a cached image needs no buildkitd at all: the pool is contacted (and the
-local buildkitd started) only when something must be solved.
+The solve of an image is one process (`llbkit.builder.process solve`) whose inputs are content
+only: the solve job (the LLB definitions, which pin every registry base by digest and name the
+build context by its digest; the image configs; the export options), the build context, and
+llbkit's own code (see `util_rules.solver`). So Pants' local cache and its remote cache (REAPI)
+hold built images and share them across machines, with Pants' own eviction; a cached image
+starts no buildkitd. Workers, TLS files, credentials and secret values reach the process out of
+band (see `util_rules.machine`), so they never enter a key.
 
-Every platform of an image is solved in parallel on the worker the pool picks (native first,
-then the least busy: one pool is shared by all the images of a run, so they spread over the
-workers), and retried on another worker when its worker is unreachable or dies; each scheduling
-event is logged, and `<name>.image.json` records which worker built which platform.
-
-Large files never pass through Python memory: the build context is staged on disk by a `cp`
-process copying out of its sandbox, and the image file reaches the Pants store by a `cp` process
-whose output Pants stores from disk.
+The process solves every platform in parallel on the worker the pool picks (native first, then
+the least busy across every build process of this machine) and retries a platform on another
+worker when its worker is unreachable or dies; each scheduling event is logged, and
+`image.json` records which worker built which platform. Processes run as many at once as
+Pants' process concurrency allows; Ctrl-C kills them, which cancels their solves on the
+daemons, and Pants keeps nothing of a process that did not finish.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import posixpath
-import sys
-import tempfile
-import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, Tuple
+from typing import Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
-from pants.core.util_rules import system_binaries
-from pants.core.util_rules.system_binaries import BashBinary, CpBinary
-from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, Directory, FileContent, MergeDigests
-from pants.engine.process import Process, ProcessCacheScope, ProcessResult
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    FileContent,
+    FileEntry,
+    MergeDigests,
+)
+from pants.engine.internals.session import RunId
+from pants.engine.process import FallibleProcessResult, ProcessResultMetadata, Process
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import InvalidFieldException
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from llbkit.builder import (
-    BuildOptions,
-    ImageCache,
-    LazyPool,
-    build_outputs,
-    cached_outputs,
-    outputs_key,
-    resolve_bases,
-    secrets_for,
-)
-from llbkit.buildkit.errors import NoWorkerError
-from llbkit.buildkit.options import parse_cache_export, parse_cache_import
-from llbkit.buildkit.pool import WorkerConfig
-from llbkit.errors import LlbkitError
-from llbkit.image import ImageSpecError, normalize_platforms, plan
-from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
+from llbkit.builder.job import ExportOptions, SolveJob
+from llbkit.builder.secrets import mounted_secrets
+from llbkit_pants.subsystems.buildkit import BuildKitSubsystem, Progress
 from llbkit_pants.target_types import (
     ContainerImageBaseField,
     ContainerImageOutputFormatField,
+    ContainerImageOutputPathField,
     ContainerImageRegistriesField,
     ContainerImageRepositoryField,
     ContainerImageTagsField,
 )
-from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
+from llbkit_pants.util_rules.bases import BaseResolveError
+from llbkit_pants.util_rules.lowering import LoweredImage, LoweredImageRequest
+from llbkit_pants.util_rules.machine import MachineChannel, MachineChannelRequest
+from llbkit_pants.util_rules.process_errors import ProcessFailure, build_log, events, process_failure
+from llbkit_pants.util_rules.references import image_references
+from llbkit_pants.util_rules.solver import SolverCode
 
 logger = logging.getLogger(__name__)
+
+JOB_DIR = "job"
+CONTEXT_DIR = "context"
+IMAGE_OUT = "out/image.tar"
+RECORD_OUT = "out/image.json"
 
 
 class ContainerImageBuildError(Exception):
@@ -77,147 +79,140 @@ class ContainerImagePackageFieldSet(PackageFieldSet):
 
     base: ContainerImageBaseField
     output_format: ContainerImageOutputFormatField
+    output_path: ContainerImageOutputPathField
     repository: ContainerImageRepositoryField
     tags: ContainerImageTagsField
     registries: ContainerImageRegistriesField
 
     def output_paths(self) -> Tuple[str, str]:
-        """`<path>/<name>.oci.tar` (or `.docker.tar`) and `<path>/<name>.image.json`, under dist/."""
-        ext = "docker.tar" if self.output_format.value == "docker" else "oci.tar"
-        base = posixpath.join(self.address.spec_path, self.address.target_name)
-        if self.address.generated_name:
-            base += "-" + self.address.generated_name.replace("/", "_")
-        return f"{base}.{ext}", f"{base}.image.json"
+        """The image file and its `image.json`, under dist/ (see the `output_path` field)."""
+        return self.output_path.image_and_record_paths(self.output_format.value or "oci")
 
 
-def image_references(repository: str, tags: Tuple[str, ...], registries: Tuple[str, ...]) -> Tuple[str, ...]:
-    """`REGISTRY/REPOSITORY:TAG` for each registry and tag (`REPOSITORY:TAG` without registries)."""
-    prefixes = [f"{r}/{repository}" for r in registries] or [repository]
-    return tuple(f"{p}:{t}" for p in prefixes for t in tags)
-
-
-# One pool per worker configuration, shared by every image of a run, so that the pool's
-# load-aware choice spreads the images over the workers and each worker is checked once.
-_pools: Dict[Tuple[Tuple[WorkerConfig, ...], bool], LazyPool] = {}
-_pools_lock = threading.Lock()
-
-
-def shared_pool(buildkit: BuildKitSubsystem) -> LazyPool:
-    key = (buildkit.worker_configs(), bool(buildkit.auto_start))
-    with _pools_lock:
-        if key not in _pools:
-            _pools[key] = LazyPool(key[0], auto_start=key[1])
-        return _pools[key]
-
-
-def explain_no_worker(e: NoWorkerError, allow_emulation: bool) -> str:
+def explain_no_worker(failure: ProcessFailure, allow_emulation: bool) -> str:
     """The pool's error, with the `[buildkit]` settings that fix it."""
-    reasons = [r for _, r in e.workers]
+    reasons = [str(r) for _, r in failure.fields.get("workers", [])]
+    platform = failure.fields.get("platform", "")
     hints = []
-    if any(r.startswith("unreachable") for r in reasons):
+    if any(r.startswith("unreachable") or r.startswith("failed") for r in reasons):
         hints.append("check the addresses in [buildkit].workers and that those buildkitd daemons are running "
-                     "(`./pants buildkit-workers` shows what each one answers)")
+                     "(`pants buildkit-workers` shows what each one answers)")
     if not allow_emulation and any("emulation is disallowed" in r for r in reasons):
-        hints.append(f"add a worker native to {e.platform} to [buildkit].workers, or set "
+        hints.append(f"add a worker native to {platform} to [buildkit].workers, or set "
                      "[buildkit].allow_emulation = true")
     if any(r.startswith("cannot build") for r in reasons):
-        hints.append(f"add a worker that can build {e.platform} to [buildkit].workers "
+        hints.append(f"add a worker that can build {platform} to [buildkit].workers "
                      "(emulation needs qemu binfmt handlers on the worker's host)")
-    return str(e) + ("\nTo fix: " + "; ".join(hints) + "." if hints else "")
+    return failure.message + ("\nTo fix: " + "; ".join(hints) + "." if hints else "")
+
+
+def _failure_message(address: str, failure: ProcessFailure, channel: MachineChannel,
+                     buildkit: BuildKitSubsystem) -> str:
+    if failure.kind == "no_worker":
+        return f"failed to build {address}: {explain_no_worker(failure, buildkit.allow_emulation)}"
+    if failure.kind == "missing_secret":
+        sid = failure.fields.get("secret", "")
+        source = dict(channel.secrets_configured).get(sid)
+        fix = (f"its source is {source!r} in [buildkit].secrets: fix that" if source else
+               f'add it to [buildkit].secrets, e.g. "{sid}=env:VARIABLE" or "{sid}=file:PATH"')
+        return f"failed to build {address}: {failure.message}: {fix} (or make the mount optional)."
+    return f"failed to build {address}: {failure.message}"
+
+
+def check_secrets(address: str, lowered: LoweredImage, channel: MachineChannel) -> Tuple[Tuple[str, bool], ...]:
+    """The secrets the image mounts; a required one that is not configured, or whose variable is
+    unset in the invoking environment, fails before any solve, naming target, id and option."""
+    mounts = mounted_secrets(lowered.image.spec)
+    configured = dict(channel.secrets_configured)
+    for m in mounts:
+        if not m.required:
+            continue
+        if m.id not in configured:
+            raise ContainerImageBuildError(
+                f"{address} mounts secret {m.id!r}, which is not configured: add it to [buildkit].secrets, "
+                f'e.g. "{m.id}=env:VARIABLE" or "{m.id}=file:PATH" (or make the mount optional)')
+        if m.id not in channel.secrets_available:
+            var = configured[m.id][len("env:"):]
+            raise ContainerImageBuildError(
+                f"{address} mounts secret {m.id!r} from environment variable {var}, which is not set in "
+                f"the environment Pants runs in: set it, or change the source of {m.id!r} in [buildkit].secrets")
+    return tuple(sorted({m.id: m.required for m in mounts}.items()))
+
+
+def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], ...],
+         source_date_epoch: int) -> SolveJob:
+    spec = lowered.image.spec
+    if spec.output_format == "docker" and len(lowered.platforms) != 1:
+        raise InvalidFieldException(
+            f"Invalid field `output_format` in container_image target {address}: a docker archive holds "
+            f"one platform, but it is built for {list(lowered.platforms)}; build one platform, or use "
+            f'output_format="oci" (one index over all platforms).'
+        )
+    references = image_references(spec.repository or "", spec.tags, spec.registries)
+    export = ExportOptions(
+        output_format=spec.output_format, ref_names=spec.tags if spec.output_format == "oci" else (),
+        docker_tags=references if spec.output_format == "docker" else (), record_tags=references,
+        annotations=spec.annotations, source_date_epoch=source_date_epoch,
+    )
+    return SolveJob.of(address, lowered.lowered, export, secrets, has_context=lowered.image.context_digest is not None)
 
 
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
 async def package_container_image(
-    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, cp: CpBinary, bash: BashBinary
+    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, run_id: RunId
 ) -> BuiltPackage:
-    image = await Get(ContainerImageSpec, ContainerImageSpecRequest(field_set.address))
-    spec = image.spec
-    address = field_set.address
+    address = str(field_set.address)
     image_path, record_path = field_set.output_paths()
     try:
-        workers = shared_pool(buildkit)
-        cache_from = tuple(parse_cache_import(c) for c in buildkit.cache_from)
-        cache_to = tuple(parse_cache_export(c) for c in buildkit.cache_to)
-        configured_secrets = buildkit.secret_sources()
-        if buildkit.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, not {buildkit.max_attempts}")
-    except (ValueError, LlbkitError) as e:
-        raise ContainerImageBuildError(f"invalid [buildkit] option: {e}") from None
-    try:
-        platforms = normalize_platforms(spec.platforms or buildkit.platforms, spec_name=spec.name)
-    except ImageSpecError as e:
-        raise ContainerImageBuildError(f"invalid [buildkit].platforms: {e}") from None
-    if spec.output_format == "docker" and len(platforms) != 1:
-        raise ContainerImageBuildError(
-            f"Invalid field `output_format` in container_image target {address}: a docker archive holds "
-            f"one platform, but it is built for {list(platforms)}; build one platform, or use "
-            f'output_format="oci" (one index over all platforms).'
-        )
-    references = image_references(spec.repository or "", spec.tags, spec.registries)
-    printer = None
-    if buildkit.progress == "plain":
-        from llbkit.buildkit.progress import make_printer
-
-        printer = make_printer("plain", sys.stderr)
-    cache = ImageCache()
-    started = time.monotonic()
-    try:
-        secrets = secrets_for(spec, configured_secrets, target=str(address), option="[buildkit].secrets")
-        opts = BuildOptions(
-            output_format=spec.output_format, ref_names=spec.tags if spec.output_format == "oci" else (),
-            docker_tags=references if spec.output_format == "docker" else (), record_tags=references,
-            annotations=spec.annotations, source_date_epoch=buildkit.source_date_epoch,
-            cache_from=cache_from, cache_to=cache_to, allow_emulation=buildkit.allow_emulation,
-            max_attempts=buildkit.max_attempts, secrets=secrets,
-            progress=(lambda platform, worker: printer) if printer is not None else None,
-            log=lambda message: logger.info(f"{address}: {message}"),
-        )
-        bases = resolve_bases(spec, platforms, workers, cache, log=lambda m: logger.info(f"{address}: {m}"))
-        lowered = plan(spec, base_configs=bases, context_digest=image.context_digest,
-                       source_date_epoch=buildkit.source_date_epoch, default_platforms=platforms)
-        key = outputs_key(lowered, opts, image.context_digest)
-        out = cached_outputs(cache, key)
-        if out is None:
-            with tempfile.TemporaryDirectory(prefix="llbkit-context-") as tmp:
-                ctx = None
-                if image.context_digest:
-                    # The context reaches disk the way the image leaves it: copied by a process
-                    # out of its sandbox (streamed by the engine), never through Python memory.
-                    # Not cached across runs: the destination is this run's temporary directory.
-                    await Get(ProcessResult, Process(
-                        argv=(bash.path, "-c", 'exec "$0" -R -p -- . "$1"', cp.path, tmp),
-                        input_digest=image.context, description=f"Stage the build context of {address}",
-                        level=LogLevel.DEBUG, cache_scope=ProcessCacheScope.PER_SESSION,
-                    ))
-                    ctx = Path(tmp)
-                out = build_outputs(lowered, opts, context_digest=image.context_digest,
-                                    context_dir=lambda: ctx, workers=workers, cache=cache)
-    except NoWorkerError as e:
-        raise ContainerImageBuildError(
-            f"failed to build {address}: {explain_no_worker(e, buildkit.allow_emulation)}") from None
-    except (ImageSpecError, LlbkitError) as e:
+        lowered = await Get(LoweredImage, LoweredImageRequest(field_set.address))
+    except BaseResolveError as e:
         raise ContainerImageBuildError(f"failed to build {address}: {e}") from None
-    record = out.record
-    how = "from cache" if out.cached else f"solved in {time.monotonic() - started:.1f}s"
-    logger.info(f"{address}: {', '.join(platforms)} {how} (index {record['index']['digest']})")
-
-    # The image enters the store from disk (streamed by the engine), never through Python memory.
-    # PER_SESSION: the source is a path of this machine's cache, which must not reach a shared cache.
-    parent = posixpath.dirname(image_path)
-    out_dir = await Get(Digest, CreateDigest([Directory(parent)])) if parent else EMPTY_DIGEST
-    copied = await Get(ProcessResult, Process(
-        argv=(cp.path, "--", str(out.image_path), image_path), input_digest=out_dir,
-        output_files=(image_path,), description=f"Store the image of {address}",
-        level=LogLevel.DEBUG, cache_scope=ProcessCacheScope.PER_SESSION,
+    for event in lowered.events:
+        logger.info(f"{address}: {event}")
+    channel = await Get(MachineChannel, MachineChannelRequest())
+    code = await Get(SolverCode)
+    job = _job(address, lowered, check_secrets(address, lowered, channel), buildkit.source_date_epoch)
+    job_digest = await Get(Digest, CreateDigest(FileContent(f"{JOB_DIR}/{p}", b) for p, b in job.files().items()))
+    has_context = lowered.image.context_digest is not None
+    context = await Get(Digest, AddPrefix(lowered.image.context, CONTEXT_DIR)) if has_context else EMPTY_DIGEST
+    input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context]))
+    platforms = ", ".join(lowered.platforms)
+    result = await Get(FallibleProcessResult, Process, channel.process(
+        code, ("solve", JOB_DIR, "--image", IMAGE_OUT, "--record", RECORD_OUT,
+               *(("--context", CONTEXT_DIR) if has_context else ())),
+        input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
+        description=f"Building {address} for {platforms}", level=LogLevel.INFO,
     ))
-    record_digest = await Get(Digest, CreateDigest([FileContent(record_path, out.record_path.read_bytes())]))
-    digest = await Get(Digest, MergeDigests([copied.output_digest, record_digest]))
+    solved = result.metadata.source(run_id) == ProcessResultMetadata.Source.RAN
+    if solved:
+        for event in events(result.stderr):
+            logger.info(f"{address}: {event}")
+    if result.exit_code != 0:
+        log = build_log(result.stderr).strip()
+        failure = process_failure(result)
+        if log and buildkit.progress == Progress.plain:
+            logger.info(f"{address}: BuildKit log:\n{log}")
+        raise ContainerImageBuildError(_failure_message(address, failure, channel, buildkit))
+    if solved and buildkit.progress == Progress.plain and build_log(result.stderr).strip():
+        logger.info(f"{address}: BuildKit log:\n{build_log(result.stderr).strip()}")
+
+    entries = await Get(DigestEntries, Digest, result.output_digest)
+    by_path = {e.path: e for e in entries if isinstance(e, FileEntry)}
+    digest = await Get(Digest, CreateDigest([
+        FileEntry(image_path, by_path[IMAGE_OUT].file_digest),
+        FileEntry(record_path, by_path[RECORD_OUT].file_digest),
+    ]))
+    contents = await Get(DigestContents, Digest, await Get(Digest, CreateDigest([by_path[RECORD_OUT]])))
+    record = json.loads(contents[0].content)
     workers_used = sorted({p["worker"] for p in record["platforms"] if p.get("worker")})
+    how = (f"solved in {result.metadata.total_elapsed_ms / 1000:.1f}s" if solved and result.metadata.total_elapsed_ms
+           is not None else "solved" if solved else "from cache")
+    logger.info(f"{address}: {platforms} {how} (index {record['index']['digest']})")
     return BuiltPackage(digest, (
         BuiltPackageArtifact(image_path, (
             f"index digest: {record['index']['digest']}",
             *(f"{p['platform']}: manifest {p['manifest']['digest']}" for p in record["platforms"]),
-            f"{'from cache (built on ' + ', '.join(workers_used) + ')' if out.cached else 'built on ' + ', '.join(workers_used)}",
+            f"{'built on' if solved else 'from cache (built on'} {', '.join(workers_used)}{'' if solved else ')'}",
         )),
         BuiltPackageArtifact(record_path),
     ))
@@ -226,6 +221,5 @@ async def package_container_image(
 def rules():
     return [
         *collect_rules(),
-        *system_binaries.rules(),
         UnionRule(PackageFieldSet, ContainerImagePackageFieldSet),
     ]

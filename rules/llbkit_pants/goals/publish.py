@@ -46,6 +46,7 @@ from llbkit_pants.target_types import (
     ContainerImageTagsField,
 )
 from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
+from llbkit_pants.util_rules.references import image_references
 
 PUBLISHER = "llbkit"
 # What the push process sees of the user's environment: Docker's config and credential helpers
@@ -100,13 +101,11 @@ def plan_pushes(
             f"Invalid field `{ContainerImageRepositoryField.alias}` in container_image target {address}: "
             f'`publish` needs a repository name, e.g. repository="acme/app".'
         )
-    registries = tuple(dict.fromkeys(registries))  # a registry or tag listed twice is pushed once
-    tags = tuple(dict.fromkeys(tags))
-    if not tags:
-        # No tag: the image is still pushed, by digest only (the references name the repository).
-        return tuple(RegistryPush(r, repository, (f"{r}/{repository}",)) for r in registries)
+    # A registry or tag listed twice is pushed once. No tag: the image is still pushed, by
+    # digest only (the reference names the repository).
     return tuple(
-        RegistryPush(r, repository, tuple(f"{r}/{repository}:{t}" for t in tags)) for r in registries
+        RegistryPush(r, repository, image_references(repository, tags, [r]) or (f"{r}/{repository}",))
+        for r in dict.fromkeys(registries)
     )
 
 

@@ -5,23 +5,27 @@ native and emulated platforms (as the daemon reports them, or as configured afte
 BuildKit version, and whether it is reachable (or the error it failed with). With no workers
 configured it shows the local buildkitd that `package` starts on demand, without starting it.
 The goal fails when a worker is unreachable, so scripts can check a fleet before a release.
+The checks run in an uncached build process (`llbkit.builder.process workers`), with the
+invoking environment's settings (`BUILDKIT_HOST`, `$LLBKIT_CACHE`), so they are always fresh.
 """
 
 from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Sequence
 
 from pants.engine.console import Console
+from pants.engine.fs import Digest
 from pants.engine.goal import Goal, GoalSubsystem
-from pants.engine.rules import collect_rules, goal_rule
+from pants.engine.process import FallibleProcessResult, ProcessCacheScope, Process
+from pants.engine.rules import Get, collect_rules, goal_rule
 from pants.option.option_types import EnumOption
 from pants.util.strutil import softwrap
 
-from llbkit.buildkit.pool import WorkerConfig, WorkerPool, WorkerStatus
-from llbkit.errors import LlbkitError
-from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
+from llbkit_pants.util_rules.machine import BuildKitOptionError, MachineChannel, MachineChannelRequest
+from llbkit_pants.util_rules.process_errors import process_failure
+from llbkit_pants.util_rules.solver import SolverCode
 
 
 class WorkersOutputFormat(Enum):
@@ -49,14 +53,6 @@ class BuildKitWorkers(Goal):
     environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
 
 
-def worker_rows(statuses: Sequence[WorkerStatus]) -> List[Dict[str, Any]]:
-    return [{
-        "name": s.name, "address": s.address, "reachable": bool(s.reachable), "error": s.error or None,
-        "native": s.native_platform, "emulated": list(s.emulated_platforms),
-        "version": s.version.version if s.version else None,
-    } for s in statuses]
-
-
 def render_table(rows: Sequence[Dict[str, Any]]) -> str:
     table = [("ADDRESS", "NATIVE", "EMULATED", "VERSION", "STATUS")]
     for r in rows:
@@ -68,34 +64,24 @@ def render_table(rows: Sequence[Dict[str, Any]]) -> str:
                    for row in table)
 
 
-def _local_daemon_rows() -> List[Dict[str, Any]]:
-    from llbkit.buildkit.local_daemon import LocalDaemon
-
-    daemon = LocalDaemon()
-    if daemon.pid() is None:
-        return [{"name": "local buildkitd", "address": daemon.address, "reachable": False,
-                 "error": "not running (`./pants package` starts it when an image must be solved)",
-                 "native": None, "emulated": [], "version": None}]
-    with WorkerPool([WorkerConfig(daemon.address, name="local buildkitd")]) as pool:
-        return worker_rows(pool.check_all())
-
-
 @goal_rule
 async def show_buildkit_workers(
-    console: Console, subsystem: BuildKitWorkersSubsystem, buildkit: BuildKitSubsystem
-) -> BuildKitWorkers:
+    console: Console, subsystem: BuildKitWorkersSubsystem) -> BuildKitWorkers:
     try:
-        configs = buildkit.worker_configs()
-    except (ValueError, LlbkitError) as e:
-        console.print_stderr(f"invalid [buildkit] option: {e}")
+        channel = await Get(MachineChannel, MachineChannelRequest())
+    except BuildKitOptionError as e:
+        console.print_stderr(str(e))
         return BuildKitWorkers(exit_code=2)
-    if configs:
-        with WorkerPool(configs) as pool:
-            rows = worker_rows(pool.check_all())
-        all_reachable = all(r["reachable"] for r in rows)
-    else:
-        rows = _local_daemon_rows()
-        all_reachable = True  # an idle local daemon is not a failure: it starts on demand
+    code = await Get(SolverCode)
+    result = await Get(FallibleProcessResult, Process, channel.process(
+        code, ("workers",), input_digest=code.digest, description="Check the BuildKit workers",
+        cache_scope=ProcessCacheScope.PER_SESSION))
+    if result.exit_code != 0:
+        console.print_stderr(process_failure(result).message)
+        return BuildKitWorkers(exit_code=1)
+    rows = json.loads(result.stdout)
+    # An idle local daemon is not a failure: it starts on demand.
+    all_reachable = all(r["reachable"] or r.get("local") for r in rows)
     if subsystem.output_format == WorkersOutputFormat.json:
         console.print_stdout(json.dumps(rows, indent=2))
     else:

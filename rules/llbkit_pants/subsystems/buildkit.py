@@ -2,24 +2,25 @@
 
 The workers form one pool (`llbkit.buildkit.pool`): each platform of an image goes to a worker
 native to it when one is reachable, else to one that emulates it, the least busy first. With
-no `workers`, a local buildkitd is started on demand (`auto_start`) and reused across runs;
-see `llbkit.buildkit.local_daemon`.
+no `workers`, `BUILDKIT_HOST`, else a local buildkitd started on demand (`auto_start`) and
+reused across runs; see `llbkit.buildkit.local_daemon`. None of these options enters a cache
+key: they reach the build processes out of band (see `util_rules.machine`).
 """
 
 from __future__ import annotations
 
-import os
-from typing import Dict, Optional, Tuple
+from enum import Enum
 
-from pants.option.option_types import BoolOption, IntOption, StrListOption, StrOption
+from pants.option.option_types import BoolOption, EnumOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
-from llbkit.buildkit.connection import TLSConfig
 from llbkit.buildkit.local_daemon import INSTALL_HINT
-from llbkit.buildkit.pool import WorkerConfig
-from llbkit.buildkit.session.secrets import SecretSource
-from llbkit.builder import LazyPool, parse_secrets, parse_worker
+
+
+class Progress(Enum):
+    quiet = "quiet"
+    plain = "plain"
 
 
 class BuildKitSubsystem(Subsystem):
@@ -28,8 +29,12 @@ class BuildKitSubsystem(Subsystem):
         """
         How `container_image` targets are built: the buildkitd workers, TLS towards them, default
         platforms, cache import/export and reproducibility. Results are cached by content (the LLB
-        definitions, the build context and the export options), never by worker address, so
-        changing the workers never invalidates a build.
+        definitions, the build context, the export options and llbkit's code) in Pants' caches,
+        local and remote, never by worker address, TLS file, credential or secret value, so
+        changing the workers never invalidates a build and machines with different workers
+        share results. Environment variables (`BUILDKIT_HOST`, `DOCKER_CONFIG`, secrets'
+        `env:` sources, `PATH` for credential helpers, `LLBKIT_CACHE`) are read from the shell
+        that runs Pants, with or without pantsd.
         """
     )
 
@@ -44,7 +49,8 @@ class BuildKitSubsystem(Subsystem):
             the others emulated); list them after `=` (native first) to override that. Each
             platform of an image is solved on a worker native to it when one is reachable, else on
             one that emulates it (see `allow_emulation`), the least busy first; the platforms of
-            an image are solved in parallel. Empty: use the local buildkitd (see `auto_start`).
+            an image are solved in parallel. Empty: the address in the invoking environment's
+            `BUILDKIT_HOST` (as buildctl uses it), else the local buildkitd (see `auto_start`).
             `./pants buildkit-workers` shows each worker's platforms and whether it answers.
             """
         ),
@@ -136,28 +142,13 @@ class BuildKitSubsystem(Subsystem):
             """
         ),
     )
-    progress = StrOption(
-        default="quiet",
-        help="Solve progress: `quiet` (the default: one line per image), `plain` (BuildKit's step-by-step log, on stderr).",
+    progress = EnumOption(
+        default=Progress.quiet,
+        help=softwrap(
+            """
+            Solve progress: `quiet` (the default: one line per image, and the scheduling
+            events), `plain` (also BuildKit's step-by-step log of each image that was solved,
+            shown when its build finishes; a failing step's log is shown either way).
+            """
+        ),
     )
-
-    def worker_configs(self) -> Tuple[WorkerConfig, ...]:
-        """The configured workers (empty: the local daemon); raises `ValueError` naming the bad entry."""
-        tls = self.tls_config()
-        return tuple(parse_worker(w, tls) for w in self.workers)
-
-    def lazy_pool(self) -> LazyPool:
-        """The pool to build on, made (and the local daemon started) only when first used."""
-        return LazyPool(self.worker_configs(), auto_start=self.auto_start)
-
-    def secret_sources(self) -> Dict[str, SecretSource]:
-        """The configured secret sources by id; raises `ValueError` naming the bad entry."""
-        return parse_secrets(self.secrets)
-
-    def tls_config(self) -> Optional[TLSConfig]:
-        if self.tls_dir:
-            return TLSConfig.from_dir(os.path.expanduser(self.tls_dir), self.tls_server_name)
-        if self.tls_ca or self.tls_cert or self.tls_key:
-            ca, cert, key = (os.path.expanduser(p) if p else None for p in (self.tls_ca, self.tls_cert, self.tls_key))
-            return TLSConfig(ca, cert, key, self.tls_server_name)
-        return None

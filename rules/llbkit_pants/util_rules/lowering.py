@@ -1,57 +1,73 @@
-"""Lower a `container_image`'s spec to one LLB definition per platform, as `package` does.
+"""Lower a `container_image` to one LLB definition per platform: what `package` solves and `llb` prints.
 
-The same inputs as `package`: `[buildkit].platforms` when the target lists none, registry bases
-resolved through `llbkit.builder.resolve_bases` (a tag pinned to the digest the registry names
-now; a base given by digest comes from the content cache), the build context's content digest,
-and `[buildkit].source_date_epoch`. So what `pants llb` prints is what `package` solves. A
-buildkitd (configured workers, or the auto-started local one) is reached only when a registry
-cannot be asked directly.
+`LoweredImageRequest(address)` -> `LoweredImage`: the target's platforms (else
+`[buildkit].platforms`), its registry bases resolved (see `util_rules.bases`), the build
+context's content digest and `[buildkit].source_date_epoch`, lowered by `llbkit.image.plan`.
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from dataclasses import dataclass
+from typing import Dict, Tuple
 
 from pants.engine.addresses import Address
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import InvalidFieldException
 
-from llbkit.builder import ImageCache, LazyPool, resolve_bases
 from llbkit.errors import LlbkitError
-from llbkit.image import ImageSpecError, Lowered, normalize_platforms, plan
+from llbkit.image import ImageSpecError, Lowered, ResolvedBase, normalize_platforms, plan, registry_bases
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
-from llbkit_pants.util_rules.image_spec import ContainerImageSpec
+from llbkit_pants.util_rules.bases import RegistryBaseRequest, RegistryBaseResolution
+from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
+from llbkit_pants.util_rules.machine import BuildKitOptionError
 
 
 class ContainerImageLoweringError(Exception):
     """A container image could not be lowered (the message says which, where and why)."""
 
 
-def worker_pool(buildkit: BuildKitSubsystem) -> LazyPool:
-    """The `[buildkit]` workers as a pool made on first use (so nothing is contacted when every
-    base can be resolved from the registry or the cache)."""
-    try:
-        return buildkit.lazy_pool()
-    except (ValueError, LlbkitError) as e:
-        raise ContainerImageLoweringError(f"invalid [buildkit] option: {e}") from None
+@dataclass(frozen=True)
+class LoweredImageRequest:
+    address: Address
 
 
-def image_platforms(address: Address, image: ContainerImageSpec, buildkit: BuildKitSubsystem) -> Tuple[str, ...]:
+@dataclass(frozen=True)
+class LoweredImage:
+    image: ContainerImageSpec
+    platforms: Tuple[str, ...]
+    lowered: Tuple[Lowered, ...]
+    events: Tuple[str, ...]  # what resolving the bases reported (e.g. a worker used as fallback)
+
+
+def image_platforms(image: ContainerImageSpec, buildkit: BuildKitSubsystem) -> Tuple[str, ...]:
     """The target's platforms, else `[buildkit].platforms`, normalized (`linux/x86_64` -> `linux/amd64`)."""
     spec = image.spec
+    if spec.platforms:
+        try:
+            return tuple(normalize_platforms(spec.platforms, spec_name=spec.name))
+        except ImageSpecError as e:
+            raise InvalidFieldException(f"Invalid field `platforms` in container_image target {image.address}: {e}") from None
     try:
-        return normalize_platforms(spec.platforms or buildkit.platforms, spec_name=spec.name)
+        return tuple(normalize_platforms(buildkit.platforms, spec_name=spec.name))
     except ImageSpecError as e:
-        raise ContainerImageLoweringError(f"invalid [buildkit].platforms: {e}") from None
+        raise BuildKitOptionError(f"invalid [buildkit].platforms: {e}") from None
 
 
-def lower_image(address: Address, image: ContainerImageSpec, buildkit: BuildKitSubsystem) -> Tuple[Lowered, ...]:
-    """One `Lowered` per platform, in the target's platform order, exactly as `package` plans it."""
-    platforms = image_platforms(address, image, buildkit)
-    pool = worker_pool(buildkit)
+@rule(desc="Lower a container_image to LLB")
+async def lower_container_image(request: LoweredImageRequest, buildkit: BuildKitSubsystem) -> LoweredImage:
+    image = await Get(ContainerImageSpec, ContainerImageSpecRequest(request.address))
+    platforms = image_platforms(image, buildkit)
+    refs = registry_bases(image.spec)
+    resolutions = await MultiGet(Get(RegistryBaseResolution, RegistryBaseRequest(ref, platforms)) for ref in refs)
+    bases: Dict[Tuple[str, str], ResolvedBase] = {
+        (r.ref, p): b for r in resolutions for p, b in r.bases}
     try:
-        bases = resolve_bases(image.spec, platforms, pool, ImageCache())
-        return plan(image.spec, base_configs=bases, context_digest=image.context_digest,
-                    source_date_epoch=buildkit.source_date_epoch, default_platforms=platforms)
+        lowered = plan(image.spec, base_configs=bases, context_digest=image.context_digest,
+                       source_date_epoch=buildkit.source_date_epoch, default_platforms=platforms)
     except LlbkitError as e:
-        raise ContainerImageLoweringError(f"failed to lower {address}: {e}") from None
-    finally:
-        pool.close()
+        raise ContainerImageLoweringError(f"failed to lower {request.address}: {e}") from None
+    return LoweredImage(image, platforms, tuple(lowered), tuple(e for r in resolutions for e in r.events))
+
+
+def rules():
+    return collect_rules()

@@ -1,28 +1,33 @@
-"""Building image specs into packaged outputs, cached by content (no Pants here).
+"""Building images from solve jobs (no Pants here).
 
-- :mod:`~llbkit.builder.cache`: the content key of a build and a persistent, content-addressed
-  cache of its outputs under ``$LLBKIT_CACHE/images/``;
+- :mod:`~llbkit.builder.job`: the content of one image build (definitions, configs, export
+  options), as files: what a build's result is a function of;
+- :mod:`~llbkit.builder.settings`: the machine settings of a build (workers, TLS, credentials,
+  secret values...): how it is built, never part of a cache key;
 - :mod:`~llbkit.builder.lazy_pool`: the worker pool a build solves on (configured workers, or
   the auto-started local buildkitd), made only when something must be solved;
 - :mod:`~llbkit.builder.bases`: registry bases resolved (tag -> digest, config per platform)
   from the registry directly, a worker only as a fallback;
 - :mod:`~llbkit.builder.secrets`: the secrets an image mounts and where their values come from;
 - :mod:`~llbkit.builder.build`: solve each platform on the pool in parallel, assemble one index
-  and write the OCI layout tar (or docker archive) and the ``image.json`` record.
+  and write the OCI layout tar (or docker archive) and the ``image.json`` record;
+- :mod:`~llbkit.builder.process`: the commands the Pants backend runs as build processes.
 """
 
 from __future__ import annotations
 
-from llbkit.builder.bases import BaseResolveError, resolve_bases
-from llbkit.builder.build import BuildOptions, BuildOutputs, build_outputs, cached_outputs, outputs_key
-from llbkit.builder.cache import ImageCache, build_key, code_fingerprint
+from llbkit.builder.bases import BaseResolveError, resolve_bases, resolved_from_json, resolved_to_json
+from llbkit.builder.build import BuildOptions, build_job
+from llbkit.builder.job import ExportOptions, JobError, SolveJob
 from llbkit.builder.lazy_pool import LazyPool, NoWorkersConfiguredError, parse_worker
-from llbkit.builder.secrets import MissingSecretError, parse_secret, parse_secrets, secrets_for
+from llbkit.builder.secrets import MissingSecretError, mounted_secrets, parse_secret, parse_secrets, secrets_for
+from llbkit.builder.settings import MachineSettings, SettingsError, WorkerSetting, load_settings
 
 __all__ = [
-    "BuildOptions", "BuildOutputs", "build_outputs", "cached_outputs", "outputs_key",
-    "resolve_bases", "BaseResolveError",
-    "ImageCache", "build_key", "code_fingerprint",
+    "BuildOptions", "build_job",
+    "ExportOptions", "JobError", "SolveJob",
+    "MachineSettings", "SettingsError", "WorkerSetting", "load_settings",
+    "resolve_bases", "resolved_from_json", "resolved_to_json", "BaseResolveError",
     "LazyPool", "NoWorkersConfiguredError", "parse_worker",
-    "MissingSecretError", "parse_secret", "parse_secrets", "secrets_for",
+    "MissingSecretError", "mounted_secrets", "parse_secret", "parse_secrets", "secrets_for",
 ]

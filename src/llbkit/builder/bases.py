@@ -3,7 +3,7 @@ the image for each platform, asked of the registry directly from the client.
 
 ::
 
-    bases = resolve_bases(spec, ["linux/amd64", "linux/arm64"], pool, cache)
+    bases = resolve_bases(registry_bases(spec), ["linux/amd64", "linux/arm64"], pool)
     lowered = plan(spec, base_configs=bases, ...)
 
 The digest pins the base in the LLB definition (``name:tag@sha256:...``), so it is what enters a
@@ -13,31 +13,31 @@ registry cannot be reached from the client (the workers may sit in another netwo
 worker's ``ResolveImageConfig`` used instead (``pool``: a :class:`LazyPool`, made on demand).
 
 A resolved digest is the top-level one (the index of a multi-platform image), as BuildKit's own
-``ResolveImageConfig`` answers. Configs are stored by digest under ``<cache>/../base-configs/``
-(what a digest names never changes), so a base given by digest needs no request at all.
+``ResolveImageConfig`` answers. Nothing is stored here: the Pants backend runs a resolution as a
+process, cached by Pants when the reference is a digest (what a digest names never changes) and
+run afresh on every run when it is a tag (what a tag names may move).
+
+``python -m llbkit.builder.process resolve-bases`` prints :func:`resolved_to_json` of a resolution.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from llbkit.builder.cache import ImageCache
 from llbkit.builder.lazy_pool import LazyPool
 from llbkit.buildkit.errors import BuildKitError
 from llbkit.buildkit.pool import normalize_platform
-from llbkit.image import ImageSpec, ResolvedBase, registry_bases
-from llbkit.oci.atomic import write_bytes_atomic
+from llbkit.image import ResolvedBase
 from llbkit.oci.errors import RegistryError, RegistryUnreachableError
 from llbkit.oci.registry import RegistryClient, parse_reference
 from llbkit.oci.types import INDEX_TYPES, sha256_digest
 
-__all__ = ["resolve_bases", "BaseResolveError", "select_platform_manifest"]
+__all__ = ["resolve_bases", "BaseResolveError", "select_platform_manifest", "resolved_to_json",
+           "resolved_from_json"]
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -47,25 +47,38 @@ class BaseResolveError(BuildKitError):
 
 
 def resolve_bases(
-    spec: ImageSpec,
+    refs: Sequence[str],
     platforms: Sequence[str],
     pool: Optional[LazyPool] = None,
-    cache: Optional[ImageCache] = None,
     *,
+    env: Optional[Mapping[str, str]] = None,
     log: Optional[Any] = None,
 ) -> Dict[Tuple[str, str], ResolvedBase]:
-    """``{(ref, platform): ResolvedBase(config bytes, digest)}`` for every registry base of
-    ``spec``'s chain (``ref`` as :func:`llbkit.image.registry_bases` normalizes it), ready for
-    ``plan(spec, base_configs=...)``.
+    """``{(ref, platform): ResolvedBase(config bytes, digest)}`` for every registry base ``refs``
+    (as :func:`llbkit.image.registry_bases` normalizes them), ready for ``plan(spec, base_configs=...)``.
 
-    The registry is asked directly; ``pool`` (optional) serves only when the registry cannot be
-    reached from here. ``log(message)`` is told when that fallback is taken."""
-    resolver = _Resolver(pool, cache, log)
+    The registry is asked directly (credentials from Docker's config found through ``env``);
+    ``pool`` (optional) serves only when the registry cannot be reached from here.
+    ``log(message)`` is told when that fallback is taken."""
+    resolver = _Resolver(pool, env, log)
     out: Dict[Tuple[str, str], ResolvedBase] = {}
-    for ref in registry_bases(spec):
+    for ref in refs:
         for p in platforms:
             out[(ref, p)] = resolver.resolve(ref, p)
     return out
+
+
+def resolved_to_json(bases: Mapping[Tuple[str, str], ResolvedBase]) -> str:
+    """The resolutions as JSON: ``[{"ref", "platform", "digest", "config"}]`` (config as text)."""
+    rows = []
+    for (ref, platform), b in sorted(bases.items()):
+        config = b.config if isinstance(b.config, bytes) else json.dumps(b.config).encode()
+        rows.append({"ref": ref, "platform": platform, "digest": b.digest, "config": config.decode()})
+    return json.dumps(rows, sort_keys=True)
+
+
+def resolved_from_json(text: "str | bytes") -> Dict[Tuple[str, str], ResolvedBase]:
+    return {(r["ref"], r["platform"]): ResolvedBase(r["config"].encode(), r["digest"]) for r in json.loads(text)}
 
 
 def select_platform_manifest(index: Mapping[str, Any], platform: str, ref: str) -> Dict[str, Any]:
@@ -91,19 +104,15 @@ def select_platform_manifest(index: Mapping[str, Any], platform: str, ref: str) 
 
 
 class _Resolver:
-    def __init__(self, pool: Optional[LazyPool], cache: Optional[ImageCache], log: Optional[Any]) -> None:
+    def __init__(self, pool: Optional[LazyPool], env: Optional[Mapping[str, str]], log: Optional[Any]) -> None:
         self.pool = pool
-        self.store_dir = cache.root.parent / "base-configs" if cache is not None else None
+        self.env = env
         self.log = log
         self.clients: Dict[str, RegistryClient] = {}
         self.unreachable: Dict[str, str] = {}  # registry -> error: ask a worker for the rest
 
     def resolve(self, ref: str, platform: str) -> ResolvedBase:
         r = parse_reference(ref)
-        if r.digest:
-            stored = self._load(r.registry, r.repository, r.digest, platform)
-            if stored is not None:
-                return stored
         if r.registry not in self.unreachable:
             try:
                 return self._from_registry(ref, r.registry, r.repository, r.digest or r.tag or "latest", platform)
@@ -122,9 +131,6 @@ class _Resolver:
     def _from_registry(self, ref: str, registry: str, repo: str, reference: str, platform: str) -> ResolvedBase:
         client = self._client(registry)
         data, media_type, digest = self._manifest(client, repo, reference, ref)
-        stored = self._load(registry, repo, digest, platform)
-        if stored is not None:
-            return stored
         doc = _json(data, f"the manifest of {ref}")
         if media_type in INDEX_TYPES or "manifests" in doc:
             desc = select_platform_manifest(doc, platform, ref)
@@ -134,7 +140,7 @@ class _Resolver:
         if not config_desc.get("digest"):
             raise BaseResolveError(f"base image {ref} ({platform}): its manifest names no config")
         config = self._blob(client, repo, str(config_desc["digest"]), ref)
-        return self._store(registry, repo, digest, platform, ResolvedBase(config, digest))
+        return ResolvedBase(config, digest)
 
     def _manifest(self, client: RegistryClient, repo: str, reference: str, ref: str) -> Tuple[bytes, str, str]:
         try:
@@ -193,29 +199,6 @@ class _Resolver:
         return self._store(registry, repo, res.digest, platform, ResolvedBase(res.raw_config, res.digest))
 
     # -- configs by digest ----------------------------------------------------------------------
-    def _path(self, registry: str, repo: str, digest: str, platform: str) -> Optional[Path]:
-        if self.store_dir is None:
-            return None
-        name = hashlib.sha256(f"{registry}/{repo}@{digest} {platform}".encode()).hexdigest()
-        return self.store_dir / f"{name}.json"
-
-    def _load(self, registry: str, repo: str, digest: str, platform: str) -> Optional[ResolvedBase]:
-        path = self._path(registry, repo, digest, platform)
-        if path is None or not path.exists():
-            return None
-        try:
-            doc = json.loads(path.read_bytes())
-            return ResolvedBase(doc["config"].encode(), doc["digest"])
-        except (OSError, ValueError, KeyError):
-            return None  # a damaged entry is resolved again
-
-    def _store(self, registry: str, repo: str, digest: str, platform: str, base: ResolvedBase) -> ResolvedBase:
-        path = self._path(registry, repo, digest, platform)
-        if path is not None:
-            config = base.config if isinstance(base.config, bytes) else json.dumps(base.config).encode()
-            # Several Pants processes may store the same entry at once: each writes its own temp file.
-            write_bytes_atomic(path, json.dumps({"config": config.decode(), "digest": digest}).encode())
-        return base
 
 
 def _json(data: bytes, what: str) -> Dict[str, Any]:

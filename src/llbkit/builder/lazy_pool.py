@@ -14,7 +14,7 @@ configured and ``auto_start``, that first use starts (or finds) the local buildk
 from __future__ import annotations
 
 import threading
-from typing import Optional, Sequence, Tuple
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from llbkit.buildkit.connection import TLSConfig
 from llbkit.buildkit.errors import BuildKitError
@@ -51,10 +51,13 @@ class LazyPool:
     """
 
     def __init__(self, workers: Sequence[WorkerConfig] = (), *, auto_start: bool = True,
-                 health_timeout: float = 5.0) -> None:
+                 health_timeout: float = 5.0, env: Optional[Mapping[str, str]] = None,
+                 shared_load: Any = None) -> None:
         self.workers: Tuple[WorkerConfig, ...] = tuple(workers)
         self.auto_start = auto_start
         self.health_timeout = health_timeout
+        self.env = env  # where the local daemon lives ($LLBKIT_CACHE...); None: os.environ
+        self.shared_load = shared_load  # see llbkit.buildkit.shared_load
         self._pool: Optional[WorkerPool] = None
         self._lock = threading.Lock()
 
@@ -66,7 +69,8 @@ class LazyPool:
     def get(self) -> WorkerPool:
         with self._lock:
             if self._pool is None:
-                self._pool = WorkerPool(self._configs(), health_timeout=self.health_timeout)
+                self._pool = WorkerPool(self._configs(), health_timeout=self.health_timeout,
+                                        shared_load=self.shared_load)
             elif not self.workers:
                 self._revive_local()
             return self._pool
@@ -79,7 +83,7 @@ class LazyPool:
                 "no buildkitd to build with: configure workers, or allow starting a local buildkitd")
         from llbkit.buildkit.local_daemon import LocalDaemon
 
-        return (WorkerConfig(LocalDaemon().ensure(), name="local buildkitd"),)
+        return (WorkerConfig(LocalDaemon(env=self.env).ensure(), name="local buildkitd"),)
 
     def _revive_local(self) -> None:
         # The local daemon may have been stopped since the pool was made (a long-lived process,
@@ -89,7 +93,7 @@ class LazyPool:
         if status.reachable is False:
             from llbkit.buildkit.local_daemon import LocalDaemon
 
-            LocalDaemon().ensure()
+            LocalDaemon(env=self.env).ensure()
             self._pool.check(status.name)
 
     def close(self) -> None:

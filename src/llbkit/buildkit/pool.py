@@ -145,8 +145,10 @@ def choose_worker(statuses: Sequence[WorkerStatus], platform: str, *, allow_emul
 class Lease:
     """A worker handed out for one build; ``release()`` (or leaving the ``with``) frees it."""
 
-    def __init__(self, pool: "WorkerPool", status: WorkerStatus, client: Any, platform: str) -> None:
+    def __init__(self, pool: "WorkerPool", status: WorkerStatus, client: Any, platform: str,
+                 slot: Any = None) -> None:
         self._pool = pool
+        self._slot = slot
         self.status = status
         self.client = client
         self.platform = normalize_platform(platform)
@@ -161,6 +163,8 @@ class Lease:
         if not self._released:
             self._released = True
             self._pool._release(self.status.name)
+            if self._slot is not None:
+                self._slot.release()
 
     def __enter__(self) -> "Lease":
         return self
@@ -188,10 +192,13 @@ class WorkerPool:
     ``health_timeout`` bounds each health check; a check older than ``health_ttl`` seconds is
     redone before the worker is handed out. ``client_factory(config, timeout)`` makes the
     client of a worker (default: :class:`~llbkit.buildkit.Client`); tests pass fakes.
+    ``shared_load`` (a :class:`~llbkit.buildkit.shared_load.SharedLoad`) counts the builds in
+    flight of other processes too, so that pools in several processes spread their builds.
     """
 
     def __init__(self, workers: Sequence[WorkerConfig], *, health_timeout: float = 5.0,
-                 health_ttl: float = 30.0, client_factory: Optional[ClientFactory] = None) -> None:
+                 health_ttl: float = 30.0, client_factory: Optional[ClientFactory] = None,
+                 shared_load: Any = None) -> None:
         if not workers:
             raise BuildKitError("a worker pool needs at least one worker: configure an address")
         names = [w.name for w in workers]
@@ -203,6 +210,7 @@ class WorkerPool:
         self.health_timeout = health_timeout
         self.health_ttl = health_ttl
         self._factory = client_factory or _default_client
+        self._shared = shared_load
         self._lock = threading.Lock()
         self._status: Dict[str, WorkerStatus] = {
             w.name: WorkerStatus(name=w.name, address=w.address, platforms=w.platforms, index=i)
@@ -278,16 +286,28 @@ class WorkerPool:
         """Lease the best worker for ``platform`` (see :func:`choose_worker`), checking stale
         workers first; raise :class:`NoWorkerError` listing why each worker is unusable."""
         self.check_all(only_stale=True)
-        with self._lock:
-            chosen = choose_worker(list(self._status.values()), platform,
-                                   allow_emulation=allow_emulation, exclude=exclude)
-            if chosen is not None:
-                chosen = replace(chosen, in_flight=chosen.in_flight + 1)
-                self._status[chosen.name] = chosen
+        slot = None
+        with self._choosing():
+            with self._lock:
+                statuses = list(self._status.values())
+            if self._shared is not None:  # other processes' builds count too
+                statuses = [replace(s, in_flight=s.in_flight + self._shared.count(s.address)) for s in statuses]
+            with self._lock:
+                chosen = choose_worker(statuses, platform, allow_emulation=allow_emulation, exclude=exclude)
+                if chosen is not None:
+                    chosen = replace(self._status[chosen.name], in_flight=self._status[chosen.name].in_flight + 1)
+                    self._status[chosen.name] = chosen
+            if chosen is not None and self._shared is not None:
+                slot = self._shared.take(chosen.address)
         if chosen is None:
             raise NoWorkerError(normalize_platform(platform),
                                 self.explain(platform, allow_emulation=allow_emulation, exclude=exclude))
-        return Lease(self, chosen, self.client(chosen.name), platform)
+        return Lease(self, chosen, self.client(chosen.name), platform, slot)
+
+    def _choosing(self) -> Any:
+        import contextlib
+
+        return self._shared.choosing() if self._shared is not None else contextlib.nullcontext()
 
     def _release(self, name: str) -> None:
         with self._lock:

@@ -1,0 +1,208 @@
+"""The side channel that hands a build process this machine's settings, outside its cache key.
+
+A Pants process is cached by its argv, environment, input digest, output paths and working
+directory. A build's result depends on its content only, so those must hold content only; the
+worker addresses, TLS files, Docker's config, the local daemon's dirs, secret values and the
+interpreter's path must reach the process some other way, or changing the fleet would
+invalidate every result and no two machines would share one.
+
+That way is a Pants named cache: named caches do not enter the key (without remote execution).
+Once per run, a small uncached process writes `llbkit.builder.settings.MachineSettings` (from
+the `[buildkit]` options and the invoking environment, read through Pants' environment API) as
+`settings.json` (mode 0600), and `python`, a wrapper running Pants' own interpreter, into the
+named cache `llbkit_machine_<hash>`; build processes see it as `.llbkit-machine/` and run
+`./.llbkit-machine/python`. The hash covers the build root and the non-secret settings, so
+concurrent runs of different repos or configurations never read each other's settings, while a
+changed secret value is simply rewritten on the next run. The builds of one channel also count
+their load per worker there (`load/`), so images spread over the workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Mapping, Optional, Tuple
+
+from pants.base.build_root import BuildRoot
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.fs import Digest
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
+from pants.engine.rules import Get, collect_rules, rule
+from pants.util.logging import LogLevel
+
+from llbkit.builder.secrets import parse_secrets
+from llbkit.builder.settings import ENVIRONMENT_VARIABLES, SETTINGS_FILE, MachineSettings, WorkerSetting
+from llbkit.buildkit.connection import TLSConfig
+from llbkit.builder.lazy_pool import parse_worker
+from llbkit.errors import LlbkitError
+from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
+from llbkit_pants.util_rules.solver import CODE_DIR, SolverCode
+
+CHANNEL_DIR = ".llbkit-machine"
+PYTHON = f"./{CHANNEL_DIR}/python"
+
+
+class BuildKitOptionError(Exception):
+    """A `[buildkit]` option is invalid (the message names it and says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class MachineChannelRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class MachineChannel:
+    """The named cache holding this run's settings, and what they let a build use."""
+
+    cache_name: str
+    secrets_configured: Tuple[Tuple[str, str], ...]  # (id, "env:VAR" / "file:PATH"), for errors
+    secrets_available: FrozenSet[str]  # ids whose value can be served (env var set)
+
+    def process(self, code: SolverCode, command: Tuple[str, ...], *, input_digest: Digest,
+                description: str, output_files: Tuple[str, ...] = (),
+                cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL,
+                level: LogLevel = LogLevel.DEBUG) -> Process:
+        """A build process: `python -m llbkit.builder.process COMMAND... --settings .llbkit-machine`.
+        Its argv, env and inputs are content only; `input_digest` must include `code.digest`."""
+        return Process(
+            argv=(PYTHON, "-s", "-B", "-m", "llbkit.builder.process", *command, "--settings", CHANNEL_DIR),
+            env={"PYTHONPATH": CODE_DIR, "PYTHONNOUSERSITE": "1", "LLBKIT_RUNTIME": code.runtime},
+            input_digest=input_digest,
+            output_files=output_files,
+            append_only_caches={self.cache_name: CHANNEL_DIR},
+            description=description,
+            level=level,
+            cache_scope=cache_scope,
+        )
+
+
+def _expand(path: str, env: Mapping[str, Optional[str]], build_root: str) -> str:
+    if path == "~" or path.startswith("~/"):
+        path = (env.get("HOME") or "/") + path[1:]
+    return path if posixpath.isabs(path) else posixpath.join(build_root, path)
+
+
+def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str]], build_root: str,
+                     python: str) -> MachineSettings:
+    """The settings from `[buildkit]` and the invoking environment `env`; a `BuildKitOptionError`
+    naming the option for bad values."""
+    def tls_paths() -> Tuple[Optional[str], Optional[str], Optional[str]]:
+        if buildkit.tls_dir:
+            d = _expand(buildkit.tls_dir, env, build_root)
+            try:
+                tls = TLSConfig.from_dir(d, buildkit.tls_server_name)
+            except LlbkitError as e:
+                raise BuildKitOptionError(f"invalid [buildkit].tls_dir: {e}") from None
+            return tls.ca_cert, tls.cert, tls.key
+        return tuple(_expand(p, env, build_root) if p else None  # type: ignore[return-value]
+                     for p in (buildkit.tls_ca, buildkit.tls_cert, buildkit.tls_key))
+
+    ca, cert, key = tls_paths()
+    workers = []
+    for text in buildkit.workers:
+        try:
+            cfg = parse_worker(text)
+        except ValueError as e:
+            raise BuildKitOptionError(f"invalid [buildkit].workers entry: {e}") from None
+        tcp = cfg.address.startswith("tcp://")
+        workers.append(WorkerSetting(cfg.address, cfg.platforms, ca if tcp else None, cert if tcp else None,
+                                     key if tcp else None, buildkit.tls_server_name if tcp else None))
+    if buildkit.max_attempts < 1:
+        raise BuildKitOptionError(f"invalid [buildkit].max_attempts: it must be at least 1, not {buildkit.max_attempts}")
+    try:
+        from llbkit.buildkit.options import parse_cache_export, parse_cache_import
+
+        for c in buildkit.cache_from:
+            parse_cache_import(c)
+        for c in buildkit.cache_to:
+            parse_cache_export(c)
+        sources = parse_secrets(buildkit.secrets)
+    except (ValueError, LlbkitError) as e:
+        raise BuildKitOptionError(f"invalid [buildkit] option: {e}") from None
+    secrets: Dict[str, Dict[str, str]] = {}
+    for sid, src in sources.items():
+        if src.env is not None:
+            value = env.get(src.env)
+            if value is not None:
+                secrets[sid] = {"value": value}
+        else:
+            assert src.file is not None
+            secrets[sid] = {"file": _expand(src.file, env, build_root)}
+    return MachineSettings(
+        workers=tuple(workers), auto_start=bool(buildkit.auto_start),
+        allow_emulation=bool(buildkit.allow_emulation), max_attempts=buildkit.max_attempts,
+        cache_from=tuple(buildkit.cache_from), cache_to=tuple(buildkit.cache_to),
+        progress=buildkit.progress.value,
+        environment={k: v for k, v in env.items() if k in ENVIRONMENT_VARIABLES and v is not None},
+        secrets=secrets, python=python,
+    )
+
+
+def runtime_path() -> str:
+    """Where the plugin's requirements (grpcio, protobuf) are imported from in this Pants: Pants
+    resolves `[GLOBAL].plugins` into a directory of its own, outside its virtualenv."""
+    import google.protobuf
+    import grpc
+
+    dirs = [os.path.dirname(os.path.dirname(grpc.__file__)),
+            os.path.dirname(os.path.dirname(os.path.dirname(google.protobuf.__file__)))]
+    return ":".join(dict.fromkeys(dirs))
+
+
+def channel_name(settings: MachineSettings, build_root: str) -> str:
+    public = json.loads(settings.to_json())
+    public.pop("secrets")
+    h = hashlib.sha256(json.dumps({"build_root": build_root, "settings": public}, sort_keys=True).encode())
+    # Pants accepts only lowercase letters and underscores in cache names: spell the hash in a-p.
+    return "llbkit_machine_" + h.hexdigest()[:16].translate(str.maketrans("0123456789abcdef", "abcdefghijklmnop"))
+
+
+# Written by the interpreter Pants runs on; only the standard library.
+_WRITER = """
+import os, sys
+d = sys.argv[1]
+def put(name, data, mode):
+    tmp = os.path.join(d, f".{name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, os.path.join(d, name))
+put(sys.argv[2], os.environ["LLBKIT_SETTINGS"], 0o600)
+put("python", "#!/bin/sh\\nPYTHONPATH=\\"$PYTHONPATH:" + sys.argv[4] + "\\" exec " + sys.argv[3] + ' "$@"\\n', 0o700)
+"""
+
+
+@rule(desc="Hand this machine's BuildKit settings to llbkit's build processes", level=LogLevel.DEBUG)
+async def machine_channel(_: MachineChannelRequest, buildkit: BuildKitSubsystem, build_root: BuildRoot) -> MachineChannel:
+    try:
+        sources = parse_secrets(buildkit.secrets)
+    except ValueError as e:
+        raise BuildKitOptionError(f"invalid [buildkit].secrets: {e}") from None
+    names = sorted({*ENVIRONMENT_VARIABLES, *(s.env for s in sources.values() if s.env)})
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(names))
+    python = sys.executable
+    settings = machine_settings(buildkit, dict(env), build_root.path, f"{shlex.quote(python)} {runtime_path()}")
+    name = channel_name(settings, build_root.path)
+    # Uncached: it runs on every run (cheaply), so the settings are always this run's. Its env
+    # holds secret values; an uncached process is stored in no cache.
+    await Get(ProcessResult, Process(
+        argv=(python, "-S", "-c", _WRITER, CHANNEL_DIR, SETTINGS_FILE, shlex.quote(python), runtime_path()),
+        env={"LLBKIT_SETTINGS": settings.to_json()},
+        append_only_caches={name: CHANNEL_DIR},
+        description="Write llbkit's machine settings",
+        level=LogLevel.TRACE,
+        cache_scope=ProcessCacheScope.PER_SESSION,
+    ))
+    configured = tuple(sorted((sid, f"env:{s.env}" if s.env else f"file:{s.file}") for sid, s in sources.items()))
+    return MachineChannel(name, configured, frozenset(settings.secrets))
+
+
+def rules():
+    return collect_rules()

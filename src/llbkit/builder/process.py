@@ -1,0 +1,192 @@
+"""The build processes the Pants backend runs: ``python -m llbkit.builder.process COMMAND``.
+
+- ``solve JOB_DIR --image OUT --record OUT [--context DIR]``: build a solve job (see
+  :mod:`llbkit.builder.job`) on the machine's workers.
+- ``resolve-bases --platform P... REF...``: print the registry bases resolved (digest, and the
+  config per platform) as JSON on stdout.
+- ``workers``: print the machine's workers, their platforms and whether they answer.
+
+Every command reads the machine settings (:mod:`llbkit.builder.settings`) from
+``--settings DIR``, the directory the backend writes them into, and takes this process's
+environment from them: what the process sees of the world comes out of band, never through
+its argv, environment or inputs, which are the content that Pants caches the result by.
+
+stderr carries one ``[llbkit] `` line per scheduling event (which worker builds which platform,
+retries) and, with ``progress = "plain"``, BuildKit's step log. A failure ends with one
+``[llbkit-error] {JSON}`` line: ``{"kind", "message", ...fields}``, so the backend reports it
+with its own hints without parsing text. Exit codes: 0 done, 1 failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+EVENT_PREFIX = "[llbkit] "
+ERROR_PREFIX = "[llbkit-error] "
+LOAD_DIR = "load"
+
+__all__ = ["main", "EVENT_PREFIX", "ERROR_PREFIX"]
+
+
+def _event(message: str) -> None:
+    sys.stderr.write(f"{EVENT_PREFIX}{message}\n")
+    sys.stderr.flush()
+
+
+def _error(kind: str, message: str, **fields: Any) -> int:
+    sys.stderr.write(ERROR_PREFIX + json.dumps({"kind": kind, "message": message, **fields}, sort_keys=True) + "\n")
+    return 130 if kind == "interrupted" else 1
+
+
+def _settings(directory: str) -> Any:
+    from llbkit.builder.settings import load_settings
+
+    settings = load_settings(directory)
+    # This process is the edge: its environment is the invoking shell's, as the settings carry it
+    # (Docker's config and credential helpers, the local daemon's dirs), not what Pants gave it.
+    os.environ.clear()
+    os.environ.update(settings.environment)
+    os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    return settings
+
+
+def _pool(settings: Any, settings_dir: str) -> Any:
+    from llbkit.builder.lazy_pool import LazyPool
+    from llbkit.buildkit.shared_load import SharedLoad
+
+    return LazyPool(settings.worker_configs(), auto_start=settings.auto_start, env=settings.environment,
+                    shared_load=SharedLoad(Path(settings_dir) / LOAD_DIR))
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from llbkit.builder.build import BuildOptions, build_job
+    from llbkit.builder.job import SolveJob
+    from llbkit.buildkit.options import parse_cache_export, parse_cache_import
+
+    settings = _settings(args.settings)
+    job = SolveJob.load(args.job)
+    configured = settings.secret_sources()
+    for sid, required in job.secrets:
+        if required and sid not in configured:
+            return _error("missing_secret", f"{job.name} mounts secret {sid!r}, which is not configured",
+                          secret=sid)
+        src = configured.get(sid)
+        if required and src is not None and src.file is not None and not os.path.isfile(src.file):
+            return _error("missing_secret", f"{job.name} mounts secret {sid!r} from file {src.file}, "
+                          "which does not exist", secret=sid, file=src.file)
+    printer = None
+    if settings.progress == "plain":
+        from llbkit.buildkit.progress import make_printer
+
+        printer = make_printer("plain", sys.stderr)
+    opts = BuildOptions(
+        cache_from=tuple(parse_cache_import(c) for c in settings.cache_from),
+        cache_to=tuple(parse_cache_export(c) for c in settings.cache_to),
+        allow_emulation=settings.allow_emulation, max_attempts=settings.max_attempts,
+        secrets={sid: src for sid, src in configured.items() if sid in dict(job.secrets)},
+        progress=(lambda platform, worker: printer) if printer is not None else None,
+        log=_event,
+    )
+    with _pool(settings, args.settings) as workers:
+        record = build_job(job, workers, args.image, args.record, context_dir=args.context, opts=opts)
+    for b in record.get("builds", []):
+        if b.get("emulated") and len(b.get("attempts") or []) > 1:
+            _event(f"{b['platform']}: emulated on {b['worker']} after its native worker failed")
+    return 0
+
+
+def cmd_resolve_bases(args: argparse.Namespace) -> int:
+    from llbkit.builder.bases import resolve_bases, resolved_to_json
+
+    settings = _settings(args.settings)
+    with _pool(settings, args.settings) as workers:
+        bases = resolve_bases(args.refs, args.platform, workers, env=settings.environment, log=_event)
+    sys.stdout.write(resolved_to_json(bases))
+    return 0
+
+
+def worker_rows(statuses: Sequence[Any]) -> List[Dict[str, Any]]:
+    """One JSON-able row per :class:`~llbkit.buildkit.pool.WorkerStatus`."""
+    return [{
+        "name": s.name, "address": s.address, "reachable": bool(s.reachable), "error": s.error or None,
+        "native": s.native_platform, "emulated": list(s.emulated_platforms),
+        "version": s.version.version if s.version else None,
+    } for s in statuses]
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    """The workers as JSON rows; with none configured, the local buildkitd (never started here)."""
+    from llbkit.buildkit.pool import WorkerConfig, WorkerPool
+
+    settings = _settings(args.settings)
+    configs = settings.worker_configs()
+    if not configs:
+        from llbkit.buildkit.local_daemon import LocalDaemon
+
+        daemon = LocalDaemon(env=settings.environment)
+        if daemon.pid() is None:
+            sys.stdout.write(json.dumps([{
+                "name": "local buildkitd", "address": daemon.address, "reachable": False,
+                "error": "not running (`pants package` starts it when an image must be solved)",
+                "native": None, "emulated": [], "version": None, "local": True}]))
+            return 0
+        configs = (WorkerConfig(daemon.address, name="local buildkitd"),)
+    with WorkerPool(configs) as pool:
+        rows = worker_rows(pool.check_all())
+    sys.stdout.write(json.dumps(rows))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m llbkit.builder.process")
+    sub = parser.add_subparsers(dest="command", required=True)
+    solve = sub.add_parser("solve")
+    solve.add_argument("job")
+    solve.add_argument("--settings", required=True)
+    solve.add_argument("--image", required=True)
+    solve.add_argument("--record", required=True)
+    solve.add_argument("--context")
+    solve.set_defaults(handler=cmd_solve)
+    res = sub.add_parser("resolve-bases")
+    res.add_argument("refs", nargs="+")
+    res.add_argument("--settings", required=True)
+    res.add_argument("--platform", action="append", required=True)
+    res.set_defaults(handler=cmd_resolve_bases)
+    workers = sub.add_parser("workers")
+    workers.add_argument("--settings", required=True)
+    workers.set_defaults(handler=cmd_workers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from llbkit.buildkit.errors import NoWorkerError
+    from llbkit.errors import LlbkitError
+
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return _error("interrupted", "interrupted: the build was cancelled on the daemon")
+    except NoWorkerError as e:
+        return _error("no_worker", str(e), platform=e.platform, workers=[list(w) for w in e.workers])
+    except LlbkitError as e:
+        return _error(type(e).__name__, str(e))
+    except (OSError, ValueError) as e:
+        return _error(type(e).__name__, " ".join(str(e).split()))
+    except Exception as e:  # a bug: still one line, with the type
+        if os.environ.get("LLBKIT_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        return _error("internal", f"internal error: {type(e).__name__}: {e} (set LLBKIT_DEBUG=1 for a "
+                      "traceback and report it)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
