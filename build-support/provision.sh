@@ -12,12 +12,16 @@
 #   - busybox-static .debs for amd64 and arm64 in $LLBKIT_CACHE/debs (tiny base images for tests)
 #   - Debian's python3 and its dependency closure, amd64 and arm64, in $LLBKIT_CACHE/debs/python3-ARCH
 #     (the python3 base image of testprojects/, see src/llbkit/testutil/testregistry.py)
+#   - BuildGrid $BUILDGRID_VERSION (a REAPI cache server, for the remote-cache tests) in a virtualenv at
+#     $LLBKIT_CACHE/buildgrid-$BUILDGRID_VERSION, from PyPI, on CPython 3.13 (3.10+ works)
 set -euo pipefail
 
 BUILDKIT_VERSION="v0.32.2"
+BUILDGRID_VERSION="0.9.1"
 cache="${LLBKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llbkit}"
 bk_bin="$cache/buildkit-$BUILDKIT_VERSION/bin"
 debs="$cache/debs"
+bgd="$cache/buildgrid-$BUILDGRID_VERSION/bin/bgd"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 apt_packages=(runc qemu-user-static binfmt-support docker-registry skopeo umoci openssl apache2-utils busybox-static)
 
@@ -36,6 +40,7 @@ missing() {
   [ -f "$debs/python3-amd64/packages.txt" ] || out+=("python3 amd64 .debs")
   [ -f "$debs/python3-arm64/packages.txt" ] || out+=("python3 arm64 .debs")
   binfmt_ok || out+=("qemu-aarch64 binfmt registration (flag F)")
+  [ -x "$bgd" ] || out+=("BuildGrid $BUILDGRID_VERSION (bgd)")
   printf '%s\n' "${out[@]+"${out[@]}"}"
 }
 
@@ -56,6 +61,7 @@ PYTHONPATH=src python3 -m llbkit.testutil.debian_debs $debs/python3-amd64 amd64 
 PYTHONPATH=src python3 -m llbkit.testutil.debian_debs $debs/python3-arm64 arm64 python3
 mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 update-binfmts --enable qemu-aarch64
+python3.13 -m venv $cache/buildgrid-$BUILDGRID_VERSION && $cache/buildgrid-$BUILDGRID_VERSION/bin/pip install buildgrid==$BUILDGRID_VERSION
 # buildkit's go.mod has exclude directives, so 'go install ...@$BUILDKIT_VERSION' refuses it;
 # build it from a small wrapper module instead (what build-support/provision.sh does):
 d=\$(mktemp -d) && cd \$d && go mod init llbkit.local/buildkit-tools && \\
@@ -74,6 +80,30 @@ esac
 
 if [ -z "$(missing)" ]; then
   exit 0
+fi
+
+# BuildGrid needs no root: install it first, so that it is there even where BuildKit cannot be.
+if [ ! -x "$bgd" ]; then
+  py=""
+  for c in "${LLBKIT_PYTHON313:-}" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13 python3.13 python3.12 python3.11 python3.10; do
+    if [ -n "$c" ] && command -v "$c" >/dev/null 2>&1; then py="$c"; break; fi
+  done
+  if [ -n "$py" ]; then
+    log "installing BuildGrid $BUILDGRID_VERSION (REAPI cache server for tests) with $py"
+    # A venv cannot be moved (its scripts name it by path): build it in place, and remove it
+    # when the install fails, so that a half-made one is never taken for done.
+    venv="$cache/buildgrid-$BUILDGRID_VERSION"
+    rm -rf "$venv"
+    mkdir -p "$cache"
+    if ! { "$py" -m venv "$venv" && PIP_CONFIG_FILE=/dev/null "$venv/bin/pip" install -q \
+             --disable-pip-version-check "buildgrid==$BUILDGRID_VERSION" && "$bgd" --help >/dev/null; }; then
+      rm -rf "$venv"
+      log "installing BuildGrid failed"; exit 1
+    fi
+  else
+    log "no CPython >= 3.10 to install BuildGrid with (set LLBKIT_PYTHON313)"
+  fi
+  [ -z "$(missing)" ] && exit 0
 fi
 
 if [ "$(id -u)" != 0 ] || ! command -v go >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

@@ -136,13 +136,16 @@ def test_a_secret_comes_from_the_users_environment(
     rule_runner: RuleRunner, registry: Registry, buildkitd_amd64: Buildkitd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     value = f"s3cret-{secrets.token_hex(6)}"
-    monkeypatch.setenv("LLBKIT_IT_TOKEN", value)
+    # The value comes from the environment Pants is run in (Pants' environment API), never from
+    # the Pants process' own os.environ, which under pantsd is the daemon's.
+    monkeypatch.setenv("LLBKIT_IT_TOKEN", "not-this-one")
     rule_runner.write_files({"sec/BUILD": dedent(f"""\
         container_image(name="img", base="{registry.busybox_ref}", platforms=["linux/amd64"],
                         steps=[run("cat /run/secrets/token > /got", secrets=[secret_mount("token")])])
         """)})
     options = [f"--buildkit-workers=['{buildkitd_amd64.addr}']", "--buildkit-secrets=['token=env:LLBKIT_IT_TOKEN']"]
-    result = rule_runner.run_goal_rule(Package, global_args=options, args=["sec:img"])
+    result = rule_runner.run_goal_rule(Package, global_args=options, args=["sec:img"],
+                                       env={"LLBKIT_IT_TOKEN": value})
     assert result.exit_code == 0, result.stderr
     dist = Path(rule_runner.build_root, "dist", "sec")
     assert file_in_last_layer(dist / "img.oci.tar", "linux/amd64", "got").decode() == value
