@@ -32,6 +32,7 @@ from llbkit.builder.lazy_pool import LazyPool
 from llbkit.buildkit.errors import BuildKitError
 from llbkit.buildkit.pool import normalize_platform
 from llbkit.image import ResolvedBase
+from llbkit.oci.auth import lookup_credentials
 from llbkit.oci.errors import RegistryError, RegistryUnreachableError
 from llbkit.oci.registry import RegistryClient, parse_reference
 from llbkit.oci.types import INDEX_TYPES, sha256_digest
@@ -125,7 +126,9 @@ class _Resolver:
     # -- the registry ---------------------------------------------------------------------------
     def _client(self, registry: str) -> RegistryClient:
         if registry not in self.clients:
-            self.clients[registry] = RegistryClient(registry, timeout=30.0)
+            # Docker's config as ``env`` finds it (None: this process's environment)
+            creds = lookup_credentials(registry, self.env) if self.env is not None else None
+            self.clients[registry] = RegistryClient(registry, credentials=creds, timeout=30.0)
         return self.clients[registry]
 
     def _from_registry(self, ref: str, registry: str, repo: str, reference: str, platform: str) -> ResolvedBase:
@@ -196,9 +199,7 @@ class _Resolver:
                     f"cannot resolve base image {ref} for {platform}: the registry cannot be reached from "
                     f"here ({self.unreachable[registry]}), and worker {lease.name} failed too: {e}") from None
         res = found["r"]
-        return self._store(registry, repo, res.digest, platform, ResolvedBase(res.raw_config, res.digest))
-
-    # -- configs by digest ----------------------------------------------------------------------
+        return ResolvedBase(res.raw_config, res.digest)
 
 
 def _json(data: bytes, what: str) -> Dict[str, Any]:

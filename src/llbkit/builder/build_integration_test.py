@@ -1,32 +1,32 @@
-"""The content cache and the worker pool against real daemons: a second build needs no daemon
-and gives the same bytes; two different daemons give the same image digest; a tag base is
-resolved from the registry (no daemon) and pinned by digest; failures name every worker."""
+"""Solve jobs built against the fixture daemons and registry: the same job gives the same index
+digest when built again from an empty cache; a tag base is resolved from the registry without a
+daemon and pinned by digest; a dead worker fails with a NoWorkerError naming it; a failed
+solve leaves nothing in the output directory."""
 
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
+from typing import Any, Dict
 
 import pytest
 
-from llbkit.builder import BuildOptions, ImageCache, LazyPool, build_outputs, resolve_bases
+from llbkit.builder import BuildOptions, ExportOptions, LazyPool, SolveJob, build_job, resolve_bases
 from llbkit.builder.bases import BaseResolveError
-from llbkit.buildkit import NoWorkerError, TLSConfig, WorkerConfig
+from llbkit.buildkit import NoWorkerError, WorkerConfig
 from llbkit.image import ContextSource, CopyStep, ImageSpec, RegistryBase, RunStep, plan
 from llbkit.testutil.buildkitd import Buildkitd
 from llbkit.testutil.registry import Registry
 
-
-def _worker(daemon: Buildkitd) -> WorkerConfig:
-    tls = None
-    if daemon.ca_cert is not None:
-        tls = TLSConfig(str(daemon.ca_cert), str(daemon.client_cert), str(daemon.client_key))
-    return WorkerConfig(daemon.addr, tls=tls)
+AMD64 = "linux/amd64"
 
 
 class _NoDaemon(LazyPool):
+    """A pool that must not be used: resolving from the registry needs no worker."""
+
     def get(self):  # type: ignore[no-untyped-def]
-        raise AssertionError("a cached build must not contact a worker")
+        raise AssertionError("resolving a base from a reachable registry must not contact a worker")
 
 
 def _context(tmp_path: Path) -> Path:
@@ -36,102 +36,141 @@ def _context(tmp_path: Path) -> Path:
     return ctx
 
 
-def test_cached_build_needs_no_daemon_and_is_byte_identical(
+def _job(spec: ImageSpec, registry: Registry, context_digest: str, **export: Any) -> SolveJob:
+    refs = [spec.base.normalized] if isinstance(spec.base, RegistryBase) else []
+    bases = resolve_bases(refs, list(spec.platforms), _NoDaemon())
+    lowered = plan(spec, base_configs=bases, context_digest=context_digest, source_date_epoch=0)
+    return SolveJob.of(spec.name, lowered, ExportOptions(**export), has_context=True)
+
+
+def _build(job: SolveJob, daemon: Buildkitd, out: Path, ctx: Path, **opts: Any) -> Dict[str, Any]:
+    with LazyPool([WorkerConfig(daemon.addr)]) as workers:
+        return build_job(job, workers, out / "image.tar", out / "image.json", context_dir=ctx,
+                         opts=BuildOptions(**opts))
+
+
+def test_a_job_built_again_from_an_empty_cache_gives_the_same_index_digest(
     registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path
 ) -> None:
     spec = ImageSpec(
-        name="//it:busybox", base=RegistryBase(registry.busybox_ref),
+        name="//it:repro", base=RegistryBase(registry.busybox_ref),
         steps=(CopyStep(ContextSource("context", "app/hello.txt"), "/app/"),
-               RunStep("cat /app/hello.txt > /app/copy.txt")),
-        platforms=("linux/amd64",), tags=("1.0",),
+               RunStep("cat /app/hello.txt > /app/copy.txt && date > /dev/null")),
+        env=(("A", "1"),), workdir="/app", platforms=(AMD64,),
     )
-    workers = LazyPool([_worker(buildkitd_amd64)])
-    cache = ImageCache(tmp_path / "images")
-    bases = resolve_bases(spec, ["linux/amd64"], _NoDaemon(), cache)  # from the registry, no daemon
-    (resolved,) = bases.values()
-    assert resolved.digest and resolved.digest.startswith("sha256:")
-    via_worker = {}
+    job = _job(spec, registry, "sha256:" + "c1" * 32, ref_names=("1.0",), record_tags=("it/repro:1.0",))
+    ctx = _context(tmp_path)
+    logs = []
+    first = _build(job, buildkitd_amd64, tmp_path / "one", ctx, log=logs.append)
+    assert first["platforms"][0]["worker"] == buildkitd_amd64.addr
+    assert first["builds"] == [{"platform": AMD64, "worker": buildkitd_amd64.addr, "emulated": False,
+                                "attempts": [{"worker": buildkitd_amd64.addr, "error": None}]}]
+    assert first["tags"] == ["it/repro:1.0"] and first["format"] == "oci"
+    assert json.loads((tmp_path / "one" / "image.json").read_bytes()) == first
+    assert any(f"{AMD64}: building on" in line for line in logs)
+    assert not any(".llbkit-build-" in line for line in logs)  # temp paths are not reported
+    # No second fresh daemon among the fixtures: the same daemon, its whole cache pruned, so that
+    # the RUN really runs again and every layer is made anew.
+    buildkitd_amd64.buildctl("prune", "--all")
+    second = _build(job, buildkitd_amd64, tmp_path / "two", ctx)
+    assert second["index"]["digest"] == first["index"]["digest"]
+    assert (tmp_path / "two" / "image.tar").read_bytes() == (tmp_path / "one" / "image.tar").read_bytes()
 
-    def fn(gw):  # type: ignore[no-untyped-def]
+
+def test_a_tag_base_is_resolved_from_the_registry_without_a_daemon_and_pinned(
+    registry: Registry, buildkitd_amd64: Buildkitd
+) -> None:
+    ref = registry.busybox_ref
+    ((key, resolved),) = resolve_bases([ref], [AMD64], _NoDaemon()).items()
+    assert key == (ref, AMD64) and resolved.digest and resolved.digest.startswith("sha256:")
+    # what buildkitd itself answers for the same reference: the same digest and config bytes
+    via_worker: Dict[str, Any] = {}
+
+    def fn(gw: Any) -> Any:
         from llbkit.buildkit.solve import BuildResult
 
-        via_worker["r"] = gw.resolve_image_config(registry.busybox_ref, platform="linux/amd64")
+        via_worker["r"] = gw.resolve_image_config(ref, platform=AMD64)
         return BuildResult.of(None)
 
-    workers.get().acquire("linux/amd64").client.build(fn)
+    with LazyPool([WorkerConfig(buildkitd_amd64.addr)]) as workers:
+        with workers.get().acquire(AMD64) as lease:
+            lease.client.build(fn)
     assert (via_worker["r"].digest, via_worker["r"].raw_config) == (resolved.digest, resolved.config)
-
-    lowered = plan(spec, base_configs=bases, context_digest="sha256:ctx-1", source_date_epoch=0)
-    assert resolved.digest in lowered[0].definition.to_bytes().decode(errors="replace")  # pinned
-    opts = BuildOptions(ref_names=("1.0",), record_tags=("it/busybox:1.0",))
-    ctx = _context(tmp_path)
-    first = build_outputs(lowered, opts, context_digest="sha256:ctx-1", context_dir=lambda: ctx,
-                          workers=workers, cache=cache)
-    assert not first.cached
-    record = first.record
-    assert record["platforms"][0]["worker"] == buildkitd_amd64.addr
-    assert record["builds"][0]["emulated"] is False
-    assert record["tags"] == ["it/busybox:1.0"]
-    image_bytes = first.image_path.read_bytes()
-
-    def no_context() -> Path:
-        raise AssertionError("a cached build must not need its context")
-
-    again = build_outputs(lowered, opts, context_digest="sha256:ctx-1", context_dir=no_context,
-                          workers=_NoDaemon(), cache=cache)
-    assert again.cached and again.key == first.key
-    assert again.image_path.read_bytes() == image_bytes
-    # A base given by digest is served from the stored configs: no registry, no daemon.
-    pinned = ImageSpec(name="//it:pinned", base=RegistryBase(f"{registry.busybox_ref}@{resolved.digest}"),
-                       platforms=("linux/amd64",))
-    assert resolve_bases(pinned, ["linux/amd64"], _NoDaemon(), cache)[
-        (pinned.base.normalized, "linux/amd64")].digest == resolved.digest  # type: ignore[union-attr]
+    spec = ImageSpec(name="//it:pinned", base=RegistryBase(ref), platforms=(AMD64,))
+    (lowered,) = plan(spec, base_configs={key: resolved})
+    assert f"{ref}@{resolved.digest}".encode() in lowered.definition.to_bytes()  # the tag, pinned
 
 
-def test_an_unreachable_registry_falls_back_to_a_worker(buildkitd_amd64: Buildkitd, tmp_path: Path) -> None:
-    # Nothing listens on this port from here; the worker cannot reach it either, so the error names both.
-    spec = ImageSpec(name="//it:gone", base=RegistryBase("127.0.0.1:9/busybox:latest"), platforms=("linux/amd64",))
+def test_credentials_come_from_the_docker_config_env_names(registry_auth: Registry, tmp_path: Path) -> None:
+    ref = registry_auth.busybox_ref
+    docker = registry_auth.docker_config(tmp_path / "docker")
+    got = resolve_bases([ref], [AMD64], _NoDaemon(), env={"DOCKER_CONFIG": str(docker)})
+    assert got[(ref, AMD64)].digest.startswith("sha256:")  # type: ignore[union-attr]
+    with pytest.raises(BaseResolveError, match=ref.split("/")[0]):
+        resolve_bases([ref], [AMD64], _NoDaemon(), env={"HOME": str(tmp_path / "nobody")})
+
+
+def test_an_unreachable_registry_falls_back_to_a_worker(buildkitd_amd64: Buildkitd) -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there, for this process nor for the worker
+    ref = f"127.0.0.1:{port}/busybox:latest"
     logs = []
-    with pytest.raises(BaseResolveError) as e:
-        resolve_bases(spec, ["linux/amd64"], LazyPool([_worker(buildkitd_amd64)]), None, log=logs.append)
-    assert "cannot reach registry 127.0.0.1:9" in str(e.value) and buildkitd_amd64.addr in str(e.value)
+    with LazyPool([WorkerConfig(buildkitd_amd64.addr)]) as workers:
+        with pytest.raises(BaseResolveError) as e:
+            resolve_bases([ref], [AMD64], workers, log=logs.append)
+    assert f"cannot reach registry 127.0.0.1:{port}" in str(e.value)
+    assert f"worker {buildkitd_amd64.addr} failed too" in str(e.value)
     assert any("through a buildkitd worker" in line for line in logs)
-    with pytest.raises(BaseResolveError, match="cannot reach registry 127.0.0.1:9"):
-        resolve_bases(spec, ["linux/amd64"], None, None)
 
 
-def test_two_daemons_give_the_same_image_digest(
-    buildkitd_amd64: Buildkitd, buildkitd_arm64_tls: Buildkitd, tmp_path: Path
-) -> None:
-    spec = ImageSpec(name="//it:scratch",
-                     steps=(CopyStep(ContextSource("context", "app"), "/srv/", chmod="0644"),),
-                     env={"A": "1"}, workdir="/srv", platforms=("linux/amd64", "linux/arm64"))
-    lowered = plan(spec, context_digest="sha256:ctx-2", source_date_epoch=0)
-    ctx = _context(tmp_path)
-    digests = []
-    for i, daemon in enumerate((buildkitd_amd64, buildkitd_arm64_tls)):
-        out = build_outputs(lowered, BuildOptions(), context_digest="sha256:ctx-2", context_dir=lambda: ctx,
-                            workers=LazyPool([_worker(daemon)]), cache=ImageCache(tmp_path / f"images-{i}"))
-        assert not out.cached
-        record = json.loads(out.record_path.read_bytes())
-        assert [p["platform"] for p in record["platforms"]] == ["linux/amd64", "linux/arm64"]
-        assert {p["worker"] for p in record["platforms"]} == {daemon.addr}
-        digests.append(record["index"]["digest"])
-    assert digests[0] == digests[1]
-
-
-def test_no_usable_worker_names_the_platform_and_every_worker(
-    buildkitd_amd64: Buildkitd, tmp_path: Path
-) -> None:
-    spec = ImageSpec(name="//it:noemu", steps=(CopyStep(ContextSource("context", "app"), "/srv/"),),
-                     platforms=("linux/arm64",))
-    lowered = plan(spec, context_digest="sha256:ctx-3", source_date_epoch=0)
+def test_a_dead_worker_fails_with_a_no_worker_error_naming_it(buildkitd_amd64: Buildkitd, tmp_path: Path) -> None:
+    spec = ImageSpec(name="//it:scratch", steps=(CopyStep(ContextSource("context", "app"), "/srv/"),),
+                     platforms=(AMD64,))
+    job = SolveJob.of(spec.name, plan(spec, context_digest="sha256:" + "c3" * 32, source_date_epoch=0),
+                      ExportOptions(), has_context=True)
     ctx = _context(tmp_path)
     gone = f"unix://{tmp_path}/gone.sock"
-    workers = LazyPool([_worker(buildkitd_amd64), WorkerConfig(gone)])
     with pytest.raises(NoWorkerError) as e:
-        build_outputs(lowered, BuildOptions(allow_emulation=False), context_digest="sha256:ctx-3",
-                      context_dir=lambda: ctx, workers=workers, cache=ImageCache(tmp_path / "images"))
+        with LazyPool([WorkerConfig(gone)]) as workers:
+            build_job(job, workers, tmp_path / "out" / "image.tar", tmp_path / "out" / "image.json",
+                      context_dir=ctx)
+    assert e.value.platform == AMD64
+    assert [w for w, _ in e.value.workers] == [gone]
+    assert gone in str(e.value) and "unreachable" in str(e.value)
+    assert list((tmp_path / "out").iterdir()) == []
+    # with a live worker that can only emulate the platform, and emulation disallowed
+    arm_spec = ImageSpec(name="//it:arm", steps=spec.steps, platforms=("linux/arm64",))
+    arm = SolveJob.of(arm_spec.name, plan(arm_spec, context_digest="sha256:" + "c3" * 32, source_date_epoch=0),
+                      ExportOptions(), has_context=True)
+    with pytest.raises(NoWorkerError) as e:
+        with LazyPool([WorkerConfig(buildkitd_amd64.addr), WorkerConfig(gone)]) as workers:
+            build_job(arm, workers, tmp_path / "out" / "image.tar", tmp_path / "out" / "image.json",
+                      context_dir=ctx, opts=BuildOptions(allow_emulation=False))
     message = str(e.value)
     assert "linux/arm64" in message and "emulation is disallowed" in message
-    assert buildkitd_amd64.addr in message and gone in message and "unreachable" in message
+    assert buildkitd_amd64.addr in message and gone in message
+
+
+def test_a_failed_solve_leaves_nothing_in_the_output_directory(
+    registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path
+) -> None:
+    from llbkit.buildkit import PlatformBuildError
+
+    out, ctx = tmp_path / "out", _context(tmp_path)
+    ok = ImageSpec(name="//it:ok", base=RegistryBase(registry.busybox_ref),
+                   steps=(RunStep("echo ok > /ok"),), platforms=(AMD64,))
+    _build(_job(ok, registry, "sha256:" + "c4" * 32), buildkitd_amd64, out, ctx)
+    assert sorted(p.name for p in out.iterdir()) == ["image.json", "image.tar"]  # no temp files left
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    failing = ImageSpec(name="//it:fails", base=RegistryBase(registry.busybox_ref),
+                        steps=(RunStep("echo partial > /partial; exit 3"),), platforms=(AMD64,))
+    with pytest.raises(PlatformBuildError) as e:
+        _build(_job(failing, registry, "sha256:" + "c4" * 32), buildkitd_amd64, out, ctx)
+    assert "exited with code 3" in str(e.value) and e.value.worker == buildkitd_amd64.addr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the earlier outputs, untouched
+    fresh = tmp_path / "fresh"
+    with pytest.raises(PlatformBuildError):
+        _build(_job(failing, registry, "sha256:" + "c4" * 32), buildkitd_amd64, fresh, ctx)
+    assert list(fresh.iterdir()) == []  # neither output, nor a partial or temporary file

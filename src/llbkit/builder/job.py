@@ -105,5 +105,5 @@ class SolveJob:
                                           (d / e["config"]).read_bytes()) for e in doc["platforms"])
             return cls(str(doc["name"]), platforms, ExportOptions.from_doc(doc["export"]),
                        tuple((str(s), bool(r)) for s, r in doc["secrets"]), bool(doc["context"]))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise JobError(f"the solve job in {d} is missing or damaged: {e}") from None

@@ -43,3 +43,34 @@ def test_nothing_is_contacted_until_get() -> None:
 def test_no_workers_and_no_auto_start_is_a_clear_error() -> None:
     with pytest.raises(NoWorkersConfiguredError, match="configure workers"):
         LazyPool([], auto_start=False).get()
+
+
+def test_the_shared_load_reaches_the_pool(tmp_path) -> None:
+    from llbkit.buildkit.shared_load import SharedLoad
+
+    load = SharedLoad(tmp_path / "load")
+    pool = LazyPool([parse_worker("unix:///nonexistent/buildkitd.sock")], shared_load=load)
+    assert pool.get()._shared is load
+    pool.close()
+
+
+def test_the_local_daemon_is_found_through_env(monkeypatch) -> None:
+    import llbkit.buildkit.local_daemon as local_daemon
+
+    made = []
+
+    class FakeDaemon:
+        def __init__(self, env=None) -> None:
+            made.append(env)
+
+        def ensure(self) -> str:
+            return "unix:///fake/llbkit-cache/buildkitd.sock"
+
+    monkeypatch.setattr(local_daemon, "LocalDaemon", FakeDaemon)
+    env = {"LLBKIT_CACHE": "/fake/llbkit-cache", "PATH": "/usr/bin"}
+    pool = LazyPool([], env=env)
+    assert made == []  # nothing started before get()
+    (status,) = pool.get().statuses()
+    assert made == [env]
+    assert (status.name, status.address) == ("local buildkitd", "unix:///fake/llbkit-cache/buildkitd.sock")
+    pool.close()

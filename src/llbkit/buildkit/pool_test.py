@@ -331,3 +331,19 @@ def test_load_pool_config(tmp_path):
     cfg.write_text("{}")
     with pytest.raises(Exception, match="non-empty"):
         load_pool_config(str(cfg))
+
+
+def test_shared_load_slots_follow_leases(tmp_path):
+    from llbkit.buildkit.shared_load import SharedLoad
+
+    load = SharedLoad(tmp_path / "load")
+    other = SharedLoad(tmp_path / "load")  # what another process sees
+    pool = make_pool(FakeClient("a1", AMD), FakeClient("arm", ARM, up=False), shared_load=load)
+    lease = pool.acquire("linux/amd64")
+    assert other.count("tcp://a1:1234") == 1
+    with pytest.raises(NoWorkerError):
+        pool.acquire("linux/arm64", allow_emulation=False)  # a failed acquisition takes no slot
+    assert other.count("tcp://arm:1234") == 0 and other.count("tcp://a1:1234") == 1
+    lease.release()
+    assert other.count("tcp://a1:1234") == 0
+    assert list((tmp_path / "load").rglob("*-*")) == []  # no slot file left

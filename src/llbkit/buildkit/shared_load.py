@@ -7,6 +7,8 @@ must see the others' builds. A build holds a slot file under ``DIR/<worker>/`` l
 lock dies with its process, so a build killed by Ctrl-C (or ``SIGKILL``) frees its slot at
 once; unlocked slot files left behind are removed by the next count. Choosing and taking a
 slot happen under one directory lock, so two processes choosing at once see each other.
+:meth:`SharedLoad.count` leaves out the slots taken through the same :class:`SharedLoad`: the
+pool that took them counts its own builds already (give each pool its own).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import threading
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO, Callable, Iterator, Optional, Set
 
 __all__ = ["SharedLoad", "Slot"]
 
@@ -24,9 +27,10 @@ __all__ = ["SharedLoad", "Slot"]
 class Slot:
     """A held slot: one build in flight on a worker until :meth:`release`."""
 
-    def __init__(self, path: Path, f: IO[bytes]) -> None:
+    def __init__(self, path: Path, f: IO[bytes], on_release: Optional[Callable[[Path], None]] = None) -> None:
         self._path = path
         self._f: Optional[IO[bytes]] = f
+        self._on_release = on_release
 
     def release(self) -> None:
         if self._f is not None:
@@ -34,6 +38,8 @@ class Slot:
                 self._path.unlink()
             self._f.close()  # drops the lock
             self._f = None
+            if self._on_release is not None:
+                self._on_release(self._path)
 
 
 class SharedLoad:
@@ -41,6 +47,8 @@ class SharedLoad:
 
     def __init__(self, directory: "str | os.PathLike[str]") -> None:
         self.directory = Path(directory)
+        self._held: Set[Path] = set()  # slots taken through this object (its pool counts them)
+        self._held_lock = threading.Lock()
 
     def _worker_dir(self, worker: str) -> Path:
         return self.directory / hashlib.sha256(worker.encode()).hexdigest()[:16]
@@ -57,15 +65,20 @@ class SharedLoad:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def count(self, worker: str) -> int:
-        """Builds in flight on ``worker`` in every process (stale slots are removed)."""
+        """Builds in flight on ``worker`` in every process, but for the slots taken through this
+        object (stale slots are removed)."""
         d = self._worker_dir(worker)
         n = 0
         try:
             names = os.listdir(d)
         except FileNotFoundError:
             return 0
+        with self._held_lock:
+            mine = set(self._held)
         for name in names:
             path = d / name
+            if path in mine:
+                continue
             try:
                 with open(path, "rb") as f:
                     try:
@@ -84,4 +97,10 @@ class SharedLoad:
         path = d / f"{os.getpid()}-{os.urandom(6).hex()}"
         f = open(path, "wb")
         fcntl.flock(f, fcntl.LOCK_EX)  # taken under choosing(): nobody counts it unlocked
-        return Slot(path, f)
+        with self._held_lock:
+            self._held.add(path)
+        return Slot(path, f, self._released)
+
+    def _released(self, path: Path) -> None:
+        with self._held_lock:
+            self._held.discard(path)
