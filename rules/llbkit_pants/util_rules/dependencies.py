@@ -7,7 +7,6 @@ Users never list them twice. Bad values are left to the spec rule, which explain
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 
 from pants.engine.addresses import Addresses, UnparsedAddressInputs
@@ -23,7 +22,7 @@ from llbkit_pants.target_types import (
     ContainerImageDependenciesField,
     ContainerImageStepsField,
 )
-from llbkit_pants.util_rules.image_spec import is_address
+from llbkit_pants.util_rules.image_spec import CopyPathError, copy_source_path, is_address
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,11 @@ async def infer_container_image_dependencies(request: InferContainerImageDepende
         if isinstance(step, helpers.CopyStep):
             if is_address(step.source):
                 values.append(step.source)
-            elif step.source and not step.source.startswith("/"):
-                norm = posixpath.normpath(posixpath.join(address.spec_path, step.source))
-                if norm != ".." and not norm.startswith("../"):
-                    paths.append(norm)
+            else:
+                try:
+                    paths.append(copy_source_path(address.spec_path, step.source))
+                except CopyPathError:
+                    pass  # the spec rule explains it
     addresses = await Get(Addresses, UnparsedAddressInputs(
         values, owning_address=address, skip_invalid_addresses=True,
         description_of_origin=f"the `base` and copy() sources of {address}"))

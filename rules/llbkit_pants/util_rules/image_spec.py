@@ -144,26 +144,48 @@ def _target_dir(address: Address) -> str:
     return posixpath.join(TARGETS_DIR, re.sub(r"[^A-Za-z0-9._-]+", "_", address.spec.lstrip("/")).strip("_") or "root")
 
 
-def _check_relative(address: Address, index: int, source: str) -> str:
-    where = f"steps[{index}] copy() source {source!r}"
+class CopyPathError(ValueError):
+    """A `copy()` path source that cannot be used: `reason` is "absolute", "escapes" or "pattern"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def copy_source_path(spec_path: str, source: str) -> str:
+    """The path from the build root of a `copy()` path source in the BUILD file of `spec_path`
+    (dependency inference and the spec rule both use it); `CopyPathError` when it cannot be used."""
     if not source or source.startswith("/"):
-        raise _field_error(address, "steps", softwrap(
-            f"""
-            {where} must be a path relative to the BUILD file's directory ({address.spec_path or 'the build root'}),
-            or a target address such as ':files'; drop the leading '/': {source.lstrip('/')!r}.
-            """))
+        raise CopyPathError("absolute")
     norm = posixpath.normpath(source)
     if norm == ".." or norm.startswith("../"):
-        raise _field_error(address, "steps", softwrap(
-            f"""
-            {where} leaves the BUILD file's directory ({address.spec_path or 'the build root'}). Copy
-            files from elsewhere through a target: declare `files(name="...", sources=[...])` in
-            their own directory and use copy("//path/to/dir:name", ...).
-            """))
+        raise CopyPathError("escapes")
     if re.search(r"[*?\[\]]", source):
+        raise CopyPathError("pattern")
+    return posixpath.normpath(posixpath.join(spec_path, norm))
+
+
+def _check_relative(address: Address, index: int, source: str) -> str:
+    where = f"steps[{index}] copy() source {source!r}"
+    here = address.spec_path or "the build root"
+    try:
+        return copy_source_path(address.spec_path, source)
+    except CopyPathError as e:
+        if e.reason == "absolute":
+            raise _field_error(address, "steps", softwrap(
+                f"""
+                {where} must be a path relative to the BUILD file's directory ({here}),
+                or a target address such as ':files'; drop the leading '/': {source.lstrip('/')!r}.
+                """)) from None
+        if e.reason == "escapes":
+            raise _field_error(address, "steps", softwrap(
+                f"""
+                {where} leaves the BUILD file's directory ({here}). Copy
+                files from elsewhere through a target: declare `files(name="...", sources=[...])` in
+                their own directory and use copy("//path/to/dir:name", ...).
+                """)) from None
         raise _field_error(address, "steps", f"{where} is a pattern; name each file or directory exactly, "
-                           "or copy a `files` target that globs them.")
-    return norm
+                           "or copy a `files` target that globs them.") from None
 
 
 @rule(desc="Resolve a copy() source of a container_image")
@@ -209,8 +231,7 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
             or `resources` target.
             """))
 
-    rel = _check_relative(address, request.index, source)
-    repo_path = posixpath.normpath(posixpath.join(address.spec_path, rel))
+    repo_path = _check_relative(address, request.index, source)
     globs = [f"{repo_path}/**"] if repo_path == "." else [repo_path, f"{repo_path}/**"]
     snapshot = await Get(Snapshot, PathGlobs(globs))
     if not snapshot.files:
