@@ -71,6 +71,7 @@ def build_job(
             for p in job.platforms]
     image_out, record_out = Path(image_out), Path(record_out)
     image_out.parent.mkdir(parents=True, exist_ok=True)
+    record_out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".llbkit-build-", dir=image_out.parent) as tmpdir:
         tmp = Path(tmpdir)
         index_tar = tmp / "index.oci.tar"
@@ -92,8 +93,15 @@ def build_job(
                    "attempts": [{"worker": a.worker, "error": a.error} for a in b.attempts]}
                   for b in result.builds]
         record = result.image_record(export.record_tags, extra={"format": export.output_format, "builds": builds})
+        # Both outputs are complete before either is moved into place (each move is atomic), so
+        # an interrupted build leaves old outputs or new ones, never a half-written file.
+        record_tmp = tmp / "image.json"
+        write_bytes_atomic(record_tmp, dumps(record))
         os.replace(out, image_out)  # same directory: atomic
-    write_bytes_atomic(record_out, dumps(record))
+        if record_out.parent.resolve() == image_out.parent.resolve():
+            os.replace(record_tmp, record_out)
+        else:  # another directory, maybe another file system
+            write_bytes_atomic(record_out, record_tmp.read_bytes())
     return record
 
 
