@@ -1,6 +1,6 @@
 """Under one pantsd, each run builds with the invoking shell's environment and the registry's
-current state: a secret's value changed between runs, `DOCKER_CONFIG` switched between runs and
-a base tag moved between runs are all seen by the next run. And Ctrl-C during a long RUN stops
+current state: a secret's value changed between runs, `DOCKER_CONFIG` switched between runs,
+`BUILDKIT_HOST` set for one run and a base tag moved between runs are all seen by the next run. And Ctrl-C during a long RUN stops
 that RUN on the daemon within seconds and leaves nothing in dist/, with and without pantsd.
 
 Each test writes a `scenario/` directory into one checkout of this repo (see `checkout.py`) and
@@ -98,6 +98,19 @@ def test_docker_config_switched_between_runs_is_honoured(checkout: Checkout, reg
     assert registry_auth.host in refused.log and "401" in refused.log, refused.log[-3000:]
     assert "Traceback" not in refused.log
     checkout.package(targets=["scenario:private"], env={"DOCKER_CONFIG": str(good)}).check()
+
+
+def test_buildkit_host_of_each_run_is_the_worker_when_none_is_configured(checkout: Checkout) -> None:
+    _write(checkout, {"BUILD": f"""\
+        container_image(name="host", base="{BUSYBOX}", platforms=["linux/amd64"],
+                        steps=[run("echo {secrets.token_hex(4)} > /stamp")])
+        """})
+    dead = f"unix://{checkout.repo}/no-such-buildkitd.sock"
+    refused = checkout.package(targets=["scenario:host"], env={"BUILDKIT_HOST": dead})
+    assert refused.returncode != 0
+    assert f"BUILDKIT_HOST ({dead}): unreachable" in refused.log, refused.log[-3000:]
+    run = checkout.package(targets=["scenario:host"]).check()  # unset again: the local buildkitd
+    assert run.how_built() == {"scenario:host": "solved in"}
 
 
 def _skopeo_copy(src: str, dest: str, *, all_platforms: bool) -> str:

@@ -86,7 +86,7 @@ class MachineSettings:
             return tuple(w.config() for w in self.workers)
         host = self.environment.get("BUILDKIT_HOST")
         if host:
-            return (WorkerConfig(host, name=f"{host} (BUILDKIT_HOST)"),)
+            return (WorkerConfig(host, name="BUILDKIT_HOST"),)
         return ()
 
     def secret_sources(self, ids: Any = None) -> Dict[str, SecretSource]:
