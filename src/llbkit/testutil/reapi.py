@@ -17,7 +17,11 @@ from llbkit.testutil.tools import cache_dir, find_tool
 
 BUILDGRID_VERSION = "0.9.1"
 
+# BuildGrid accepts max(5, 5 x cores) concurrent RPCs by default and refuses the rest; Pants
+# opens up to 128 per kind, and a refused read is a cache miss. Queue them instead.
 _CONFIG = """\
+thread-pool-size: 32
+maximum-concurrent-rpcs: 512
 server:
   - !channel
     address: "127.0.0.1:{port}"

@@ -1,0 +1,266 @@
+"""Benchmark: `pants package` of `container_image` targets as cacheable Pants processes.
+
+Not a timed test: it prints figures, each as a ratio against a reference measured in the same
+run (record them in benchmarks/RESULTS.md). Run from the repo root:
+
+    LLBKIT_REPO=$PWD PYTHONPATH=src:testprojects python3.9 benchmarks/pants_native.py [--quick]
+
+It works in copies of this repo (`testprojects/checkout.py`, real `./pants`), each with a Pants
+local store of its own, on two fixture buildkitd daemons (both native amd64, unix sockets) and,
+for part 3, a BuildGrid REAPI cache on 127.0.0.1. Everything lives under one temp dir, removed
+at the end; every pantsd and daemon is stopped by PID. `--quick` uses smaller counts.
+
+1. Parallel solves: N images (20), each a busybox run step `sleep S && echo TOKEN-i > /x` (S=5,
+   a fresh token per benchmark run, so nothing is cached), `./pants --no-pantsd package bench20::`
+   with `--process-execution-local-parallelism=8`, after a warm-up of the same targets with
+   `sleep 0` (Pants bootstrap, base pulled on both workers). Ideal = N x S / min(8, N); the
+   ratio is wall / ideal. Also: the same command when all N are cached (Pants' own cost), and
+   how the images were spread over the workers (each image.json's `platforms[*].worker`).
+2. Warm no-op under pantsd: M images (50; `copy` of a small `files` target to a per-image path
+   + `run("true")`) against M `archive(format="tar")` targets of the same file, in one checkout:
+   each set packaged once, then R (5) alternating no-op runs of each; medians and the ratio
+   llbkit / archive. `/tmp/llbkit-*` entries are listed before the warm-up, before and after
+   the no-op runs: new ones are reported (other sessions on the machine may create some too).
+3. Fully remote-cached fresh checkout: checkout A packages both sets with remote cache writes;
+   checkout B (own local store and named caches, no auto-start, a dead worker address) packages
+   the images with remote cache reads: wall time and how many came "from cache"; checkout C,
+   set up as B, packages the archives from the same cache: the reference. A, B and C run with
+   Pants' remote RPC concurrency lowered to 4 + 4 (see RPC_LIMITS: the BuildGrid fixture's limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform as _platform
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Sequence, Set, Tuple
+
+from checkout import Checkout, Run
+from llbkit.testutil.buildkitd import Buildkitd
+from llbkit.testutil.procs import make_temp_dir, remove_tree
+from llbkit.testutil.reapi import CacheServer
+
+BUSYBOX = "127.0.0.1:5050/llbkit/busybox:latest"  # the samples' registry, started by ./pants
+DEAD_WORKERS = '--buildkit-workers=["tcp://127.0.0.1:9"]'
+PARALLELISM = 8
+# The BuildGrid fixture admits max(5, 5 x CPUs) concurrent RPCs (10 here) and rejects more with
+# RESOURCE_EXHAUSTED; Pants' default is 128 store + 128 cache RPCs, and a rejected read turns a
+# hit into a local run (which fails against the dead worker). 4 + 4 stay under the limit.
+RPC_LIMITS = {"PANTS_REMOTE_STORE_RPC_CONCURRENCY": "4", "PANTS_REMOTE_CACHE_RPC_CONCURRENCY": "4"}
+
+
+def write(co: Checkout, rel: str, text: str) -> None:
+    path = co.repo / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def write_bench20(co: Checkout, n: int, sleep: float, token: str) -> None:
+    write(co, "bench20/BUILD", "".join(
+        f'container_image(name="img{i}", base="{BUSYBOX}", platforms=["linux/amd64"],\n'
+        f'                steps=[run("sleep {sleep:g} && echo {token}-{i} > /x")])\n' for i in range(n)))
+
+
+def write_sets(co: Checkout, n: int) -> None:
+    """img50/: n images copying f.txt to /srv/i/ (distinct LLB) then `run("true")`; arc50/: n tars."""
+    for d in ("img50", "arc50"):
+        write(co, f"{d}/f.txt", "a small file\n")
+    write(co, "img50/BUILD", 'files(name="f", sources=["f.txt"])\n' + "".join(
+        f'container_image(name="img{i}", base="{BUSYBOX}", platforms=["linux/amd64"],\n'
+        f'                steps=[copy("f.txt", "/srv/{i}/"), run("true")])\n' for i in range(n)))
+    write(co, "arc50/BUILD", 'files(name="f", sources=["f.txt"])\n' + "".join(
+        f'archive(name="arc{i}", format="tar", files=[":f"])\n' for i in range(n)))
+
+
+def timed(co: Checkout, *args: str, targets: Sequence[str], timeout: float = 900) -> Tuple[float, Run]:
+    t0 = time.perf_counter()
+    run = co.pants("package", *targets, *args, timeout=timeout)
+    wall = time.perf_counter() - t0
+    run.check()
+    return wall, run
+
+
+def how_counts(run: Run) -> Counter:
+    return Counter(run.how_built().values())
+
+
+def remote_warnings(run: Run) -> int:
+    return sum(1 for line in run.log.splitlines()
+               if "[WARN]" in line and ("remote" in line.lower() or "cache" in line.lower()))
+
+
+def tmp_llbkit() -> Set[str]:
+    return {p.name for p in Path("/tmp").iterdir() if p.name.startswith("llbkit-")}
+
+
+def new_tmp(before: Set[str]) -> str:
+    """`/tmp/llbkit-*` entries made since `before` and still there, with their mtime; those whose
+    `.llbkit-owner` names another process (other sessions' fixtures) are only counted."""
+    ours, others = [], 0
+    for name in sorted(tmp_llbkit() - before):
+        try:
+            owner = int((Path("/tmp", name, ".llbkit-owner").read_text().split() or ["0"])[0])
+        except (OSError, ValueError):
+            owner = 0
+        if owner and owner != os.getpid():
+            others += 1
+            continue
+        try:
+            ours.append(f"{name} ({time.strftime('%H:%M:%S', time.localtime(Path('/tmp', name).stat().st_mtime))})")
+        except OSError:
+            pass  # removed meanwhile
+    return f"{', '.join(ours) or 'none'}" + (f" (+{others} of other processes' fixtures)" if others else "")
+
+
+def part1(co: Checkout, workers: Dict[str, str], n: int, sleep: float) -> None:
+    par = f"--process-execution-local-parallelism={PARALLELISM}"
+    seen = tmp_llbkit()
+    write_bench20(co, n, 0, "WARM-" + secrets.token_hex(6))
+    warm, run = timed(co, par, targets=["bench20::"])
+    assert how_counts(run)["solved in"] == n, run.log[-4000:]
+    cached, run = timed(co, par, targets=["bench20::"])
+    assert how_counts(run)["from cache"] == n, run.log[-4000:]
+    token = "TOKEN-" + secrets.token_hex(6)
+    write_bench20(co, n, sleep, token)
+    wall, run = timed(co, par, targets=["bench20::"])
+    assert how_counts(run)["solved in"] == n, run.log[-4000:]
+    spread: Counter = Counter()
+    retried = 0
+    for f in sorted((co.repo / "dist/bench20").glob("*.image.json")):
+        record = json.loads(f.read_text())
+        for p in record["platforms"]:
+            spread[workers.get(p.get("worker"), str(p.get("worker")))] += 1
+        retried += sum(len(b.get("attempts", [])) > 1 for b in record.get("builds", []))
+    slots = min(PARALLELISM, n)
+    ideal = n * sleep / slots
+    print(f"1. parallel solves: {n} images x run(sleep {sleep:g}), 2 workers, "
+          f"--process-execution-local-parallelism={PARALLELISM}, --no-pantsd")
+    print(f"   warm-up (same targets, sleep 0, solved):        {warm:7.2f} s")
+    print(f"   same command, all {n} cached (Pants' own cost): {cached:7.2f} s")
+    print(f"   wall time, all {n} solved:                      {wall:7.2f} s")
+    print(f"   ideal = {n} x {sleep:g} s / {slots} in flight = {ideal:.2f} s "
+          f"(whole rounds: ceil({n}/{slots}) x {sleep:g} s = {-(-n // slots) * sleep:.2f} s)")
+    print(f"   ratio wall / ideal: {wall / ideal:.2f}x; (wall - cached) / ideal: {(wall - cached) / ideal:.2f}x")
+    print(f"   images per worker: {dict(sorted(spread.items()))}; platform builds retried: {retried}")
+    print(f"   /tmp/llbkit-* new during part 1 (three runs, {2 * n} solves) and still there: {new_tmp(seen)}")
+
+
+def part2(co: Checkout, n: int, reps: int) -> None:
+    write_sets(co, n)
+    seen0 = tmp_llbkit()
+    warm_img, run = timed(co, targets=["img50::"])
+    assert how_counts(run)["solved in"] == n, run.log[-4000:]
+    warm_arc, _ = timed(co, targets=["arc50::"])
+    seen1, warm_new, pids0 = tmp_llbkit(), new_tmp(seen0), co.pantsd_pids()
+    img: List[float] = []
+    arc: List[float] = []
+    for _ in range(reps):
+        t, run = timed(co, targets=["img50::"])
+        assert how_counts(run)["from cache"] == n, run.log[-4000:]
+        img.append(t)
+        arc.append(timed(co, targets=["arc50::"])[0])
+    seen2, noop_new = tmp_llbkit(), new_tmp(seen1)
+    pids = co.pantsd_pids()
+    mi, ma = statistics.median(img), statistics.median(arc)
+    print(f"2. warm no-op under one pantsd (pid {pids}, same pantsd throughout: {pids == pids0}): {n} container_image vs {n} archive targets, "
+          f"{reps} alternating runs each")
+    print(f"   warm-up (first package, pantsd start for images): images {warm_img:.2f} s, archives {warm_arc:.2f} s")
+    print(f"   ./pants package img50::  median {mi:6.2f} s  (all: {' '.join(f'{t:.2f}' for t in img)})")
+    print(f"   ./pants package arc50::  median {ma:6.2f} s  (all: {' '.join(f'{t:.2f}' for t in arc)})")
+    print(f"   ratio llbkit / archive: {mi / ma:.2f}x (target <= 1.2)")
+    print(f"   /tmp/llbkit-*: {len(seen0)} before the warm-up, {len(seen1)} before the no-op runs, "
+          f"{len(seen2)} after")
+    print(f"   new during the warm-up and still there: {warm_new}")
+    print(f"   new during the no-op runs and still there: {noop_new}")
+
+
+def part3(base: Path, workers_env: Dict[str, str], n: int) -> None:
+    seen = tmp_llbkit()
+    with CacheServer(name="bench buildgrid") as cache:
+        a = Checkout(base, "a", own_store=True,
+                     env={**cache.pants_env(read=False, write=True), **RPC_LIMITS, **workers_env})
+        try:
+            write_sets(a, n)
+            wall_a, run = timed(a, targets=["img50::", "arc50::"])
+            assert how_counts(run)["solved in"] == n, run.log[-4000:]
+            warn_a = remote_warnings(run)
+        finally:
+            a.close()
+        walls: Dict[str, float] = {}
+        runs: Dict[str, Run] = {}
+        for name, target in (("b", "img50::"), ("c", "arc50::")):
+            co = Checkout(base, name, own_store=True, own_named_caches=True,
+                          env={**cache.pants_env(read=True, write=False), **RPC_LIMITS})
+            try:
+                write_sets(co, n)
+                walls[name], runs[name] = timed(co, DEAD_WORKERS, "--no-buildkit-auto-start", targets=[target])
+                assert co.daemon.pid() is None
+            finally:
+                co.close()
+    how = how_counts(runs["b"])
+    warns = {k: remote_warnings(r) for k, r in runs.items()}
+    print(f"3. fresh checkout, remote cache only (BuildGrid on 127.0.0.1; own store and named caches, "
+          f"no auto-start, {DEAD_WORKERS})")
+    print(f"   checkout A, both sets cold, remote writes:   {wall_a:7.2f} s")
+    print(f"   checkout B, ./pants package img50::           {walls['b']:7.2f} s  "
+          f"({how['from cache']}/{n} images from cache, {how['solved in']} solved)")
+    print(f"   checkout C, ./pants package arc50:: (ref.)    {walls['c']:7.2f} s")
+    print(f"   ratio B / C: {walls['b'] / walls['c']:.2f}x")
+    print(f"   remote cache warnings in the logs: A {warn_a}, B {warns['b']}, C {warns['c']} "
+          f"(Pants RPC concurrency {RPC_LIMITS['PANTS_REMOTE_STORE_RPC_CONCURRENCY']} store + "
+          f"{RPC_LIMITS['PANTS_REMOTE_CACHE_RPC_CONCURRENCY']} cache)")
+    print(f"   /tmp/llbkit-* new during part 3 (A solved {n} images) and still there: {new_tmp(seen)}")
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller counts (8 x sleep 3; 10 targets; 3 runs)")
+    args = ap.parse_args(list(argv) or None)
+    n1, sleep, n, reps = (8, 3.0, 10, 3) if args.quick else (20, 5.0, 50, 5)
+    if not os.environ.get("LLBKIT_REPO"):
+        os.environ["LLBKIT_REPO"] = str(Path(__file__).resolve().parent.parent)
+    base = make_temp_dir("bench-pants-native", need_socket_room=len("/cache-x/buildkitd/buildkitd.sock"))
+    tempfile.tempdir = str(base)  # the fixtures' own temp dirs go under it too
+    start = tmp_llbkit()
+    daemons = [Buildkitd(name=f"bench worker {i}") for i in (1, 2)]
+    co = None
+    print(f"llbkit Pants-native benchmark - Python {_platform.python_version()}, {os.cpu_count()} CPUs, "
+          f"{_platform.machine()}, load average {os.getloadavg()[0]:.1f}", flush=True)
+    try:
+        for d in daemons:
+            d.start()
+        names = {d.addr: f"worker{i}" for i, d in enumerate(daemons, 1)}
+        workers_env = {"PANTS_BUILDKIT_WORKERS": json.dumps([d.addr for d in daemons]),
+                       "PANTS_BUILDKIT_AUTO_START": "false"}
+        co = Checkout(base, "w", own_store=True, env=workers_env)
+        print(flush=True)
+        part1(co, names, n1, sleep)
+        co.pantsd = True
+        print(flush=True)
+        part2(co, n, reps)
+        co.close()
+        print(flush=True)
+        part3(base, workers_env, n)
+    finally:
+        if co is not None:
+            co.close()
+        for d in daemons:
+            d.stop()
+        tempfile.tempdir = None
+        remove_tree(base)
+    time.sleep(1)
+    print(f"\n/tmp/llbkit-* new since the start and still there after cleanup: {new_tmp(start)}; "
+          f"load average now {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
