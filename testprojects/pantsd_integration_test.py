@@ -133,7 +133,8 @@ def test_a_base_tag_moved_between_two_runs_is_rebuilt_from_the_new_digest(checko
         """})
     checkout.package(targets=["scenario:moved"]).check()
     assert first in checkout.pants("llb", "scenario:moved").check().log
-    assert checkout.package(targets=["scenario:moved"]).check().how_built() == {"scenario:moved": "from cache"}
+    # Unmoved: served from pantsd's memory (nothing logged) or from Pants' cache, never solved.
+    assert checkout.package(targets=["scenario:moved"]).check().how_built() in ({}, {"scenario:moved": "from cache"})
     second = _skopeo_copy(registry.busybox_ref, moving, all_platforms=False)  # one manifest: a new digest
     assert second != first
     run = checkout.package(targets=["scenario:moved"]).check()

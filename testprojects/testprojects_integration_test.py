@@ -91,8 +91,11 @@ def test_a_cached_run_is_identical_and_starts_no_buildkitd(workspace: Checkout, 
     finally:
         workspace.pantsd = True
     assert workspace.dist_digests() == before
-    assert set(run.how_built().values()) == {"from cache"}, run.how_built()
-    assert len(run.how_built()) == len(IMAGES)
+    how = run.how_built()
+    if pantsd:  # nothing changed: pantsd serves the packages from memory, and logs nothing for them
+        assert set(how.values()) <= {"from cache"}, how
+    else:  # every image looked up in Pants' cache and found
+        assert set(how.values()) == {"from cache"} and len(how) == len(IMAGES), how
     # Bases given by tag are resolved against the registry, not through a daemon.
     assert workspace.daemon.pid() is None, "the cached run started the local buildkitd:\n" + run.log[-3000:]
     assert not workspace.daemon.pid_file.exists()
@@ -106,7 +109,7 @@ def test_editing_one_copied_file_solves_only_that_image(workspace: Checkout) -> 
         run = workspace.package().check()
         how = run.how_built()
         assert how.pop("testprojects/chain/app2:app2") == "solved in", run.log[-3000:]
-        assert set(how.values()) == {"from cache"}, how
+        assert set(how.values()) <= {"from cache"}, how  # (pantsd may not even look them up)
         assert _out(workspace, "chain/app2/app2", "linux/arm64") == "app2, edited\n"
     finally:
         message.write_text(original)

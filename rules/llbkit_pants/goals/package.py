@@ -36,7 +36,6 @@ from pants.engine.fs import (
     FileEntry,
     MergeDigests,
 )
-from pants.engine.internals.session import RunId
 from pants.engine.process import FallibleProcessResult, ProcessResultMetadata, Process
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
@@ -159,7 +158,7 @@ def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], .
 
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
 async def package_container_image(
-    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, run_id: RunId
+    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem
 ) -> BuiltPackage:
     address = str(field_set.address)
     image_path, record_path = field_set.output_paths()
@@ -183,7 +182,10 @@ async def package_container_image(
         input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
         description=f"Building {address} for {platforms}", level=LogLevel.INFO,
     ))
-    solved = result.metadata.source(run_id) == ProcessResultMetadata.Source.RAN
+    # Whether this process ran now (not a cache hit). Not `metadata.source(run_id)`: asking for
+    # the RunId would make this rule re-run on every run, so a no-op under pantsd could not be
+    # served from pantsd's memory (then nothing is logged for the image: nothing happened).
+    solved = result.metadata._source == ProcessResultMetadata.Source.RAN.value
     if solved:
         for event in events(result.stderr):
             logger.info(f"{address}: {event}")
@@ -212,7 +214,7 @@ async def package_container_image(
         BuiltPackageArtifact(image_path, (
             f"index digest: {record['index']['digest']}",
             *(f"{p['platform']}: manifest {p['manifest']['digest']}" for p in record["platforms"]),
-            f"{'built on' if solved else 'from cache (built on'} {', '.join(workers_used)}{'' if solved else ')'}",
+            f"built on {', '.join(workers_used)}",
         )),
         BuiltPackageArtifact(record_path),
     ))
