@@ -32,9 +32,10 @@ from llbkit.builder.lazy_pool import LazyPool
 from llbkit.buildkit.errors import BuildKitError
 from llbkit.buildkit.pool import normalize_platform
 from llbkit.image import ImageSpec, ResolvedBase, registry_bases
-from llbkit.oci.atomic import write_bytes_atomic
+from llbkit.atomic import write_bytes_atomic
 from llbkit.oci.errors import RegistryError, RegistryUnreachableError
-from llbkit.oci.registry import RegistryClient, parse_reference
+from llbkit.oci.registry import RegistryClient
+from llbkit.reference import parse_reference
 from llbkit.oci.types import INDEX_TYPES, sha256_digest
 
 __all__ = ["resolve_bases", "BaseResolveError", "select_platform_manifest"]

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from llbkit.buildkit.connection import translate_rpc_error
 from llbkit.buildkit.errors import BuildKitError, ConnectionFailedError, SolveCancelledError, SolveError
-from llbkit.buildkit.imageconfig import platform_fields
+from llbkit.oci.imageconfig import platform_fields
 from llbkit.buildkit.progress import ProgressHandler, ProgressTracker, combine, status_from_pb
 from llbkit.buildkit.types import SolveResult
 
@@ -208,7 +208,7 @@ class Gateway:
             if "variant" in f:
                 req.Platform.Variant = f["variant"]
         resp = self._call("ResolveImageConfig", req, f"resolve of image {ref}")
-        from llbkit.buildkit.imageconfig import parse_config
+        from llbkit.oci.imageconfig import parse_config
 
         return ResolvedImage(ref=resp.Ref or ref, digest=resp.Digest,
                              config=parse_config(resp.Config), raw_config=bytes(resp.Config))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from llbkit import llb
-from llbkit.buildkit.imageconfig import HistoryEntry, ImageConfig
+from llbkit.oci.imageconfig import HistoryEntry, ImageConfig
 from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
 from llbkit.image.spec import (
     CacheMount,
@@ -44,7 +44,7 @@ from llbkit.image.spec import (
     parse_port,
     validate_spec,
 )
-from llbkit.llb.reference import parse_image_reference
+from llbkit.reference import parse_reference
 
 __all__ = ["Lowered", "ResolvedBase", "BaseConfigs", "lower", "local_unique_id_for"]
 
@@ -124,7 +124,7 @@ def _find_base_config(
 def _pinned_ref(norm: str, digest: Optional[str]) -> str:
     if not digest:
         return norm
-    r = parse_image_reference(norm, op="base")
+    r = parse_reference(norm, op="base")
     if r.digest and r.digest != digest:
         raise ImageSpecError(
             f"base image {norm}: the resolved digest {digest} differs from the pinned one {r.digest}"

@@ -18,8 +18,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from llbkit.image.errors import ImageSpecError
 from llbkit.llb.errors import LLBError
-from llbkit.llb.platform import format_platform, parse_platform
-from llbkit.llb.reference import normalize_image_reference
+from llbkit.oci.imageconfig import parse_port
+from llbkit.platforms import format_platform, parse_platform
+from llbkit.reference import normalize_image_reference
 
 __all__ = [
     "ImageSpec",
@@ -266,30 +267,6 @@ class ImageSpec:
 def _err(spec_name: str, field_name: str, value: Any, problem: str, fix: str) -> ImageSpecError:
     where = f"{spec_name}: " if spec_name else ""
     return ImageSpecError(f"{where}field {field_name!r}: {problem} {value!r}: {fix}")
-
-
-_PORT_RE = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
-
-
-def parse_port(value: str) -> List[str]:
-    """``8080`` -> ``["8080/tcp"]``; ``53/udp``; ranges ``8000-8002/tcp`` expand (Docker's EXPOSE).
-
-    Raises ``ValueError`` with the reason."""
-    if not isinstance(value, str):
-        raise ValueError("a port must be a string")
-    m = _PORT_RE.match(value.strip())
-    if m is None:
-        raise ValueError("expected PORT[/PROTO] or START-END[/PROTO]")
-    lo = int(m.group(1))
-    hi = int(m.group(2)) if m.group(2) else lo
-    proto = (m.group(3) or "tcp").lower()
-    if proto not in ("tcp", "udp", "sctp"):
-        raise ValueError(f"unknown protocol {proto!r} (use tcp, udp or sctp)")
-    if not (0 < lo <= 65535 and 0 < hi <= 65535):
-        raise ValueError("ports are 1..65535")
-    if hi < lo:
-        raise ValueError(f"the range end {hi} is below its start {lo}")
-    return [f"{p}/{proto}" for p in range(lo, hi + 1)]
 
 
 # moby/sys/signal's SignalMap for Linux (names without the SIG prefix).

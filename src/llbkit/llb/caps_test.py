@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from llbkit.llb import caps
-from llbkit.llb._states import golden_states, odd_states
-from llbkit.llb.examples import catalogue
+from llbkit.testutil.llb_states import golden_states, odd_states
+from llbkit.testutil.llb_examples import catalogue
 
 
 def test_cap_lists():

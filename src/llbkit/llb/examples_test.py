@@ -4,7 +4,7 @@ import os
 
 from llbkit import llb
 from llbkit.llb import caps
-from llbkit.llb.examples import SECRET_ENV_VALUE, SECRET_VALUE, Expect, Example, catalogue, verify_export
+from llbkit.testutil.llb_examples import SECRET_ENV_VALUE, SECRET_VALUE, Expect, Example, catalogue, verify_export
 
 REGISTRY = "127.0.0.1:5000"
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Tuple, Union
 from llbkit.llb.constraints import Constraints, OpMetadata, SourceLocation
 from llbkit.llb.errors import InvalidArgumentError
 from llbkit.llb.meta import EnvLike, NetMode, SecurityMode, StateMeta, as_net_mode, as_security_mode
-from llbkit.llb.platform import Platform, PlatformLike, as_platform
+from llbkit.platforms import Platform, PlatformLike, as_platform
 
 if TYPE_CHECKING:  # pragma: no cover
     from llbkit._proto import ops_pb2 as pb

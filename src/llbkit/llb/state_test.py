@@ -6,7 +6,7 @@ import json
 import pytest
 
 from llbkit import llb
-from llbkit.llb._testing import head, marshal
+from llbkit.testutil.llb_testing import head, marshal
 
 BB = llb.image("busybox")
 
