@@ -179,8 +179,10 @@ class Gateway:
                     continue
                 raise _RpcFailure(e, what) from None
 
-    def ping(self) -> None:
-        self._call("Ping", self._pb.PingRequest(), "gateway ping")
+    def ping(self) -> Dict[str, bool]:
+        """The daemon's LLB capabilities: ``{cap id: enabled}`` (the list BuildKit registers)."""
+        pong = self._call("Ping", self._pb.PingRequest(), "gateway ping")
+        return {c.ID: c.Enabled for c in getattr(pong, "LLBCaps", ())}
 
     def solve(self, definition: Any, *, evaluate: bool = False) -> GatewayRef:
         """Solve a definition (``llb.Definition`` or its bytes) as part of this build."""

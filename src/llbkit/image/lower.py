@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from llbkit import llb
+from llbkit.jsonutil import parse_json_object
 from llbkit.oci.imageconfig import HistoryEntry, ImageConfig
 from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
 from llbkit.image.spec import (
@@ -98,10 +99,7 @@ def _parse_config(value: Any, ref: str, platform: str) -> Tuple[Dict[str, Any], 
     if isinstance(value, ResolvedBase):
         digest, value = value.digest, value.config
     if isinstance(value, (bytes, str)):
-        try:
-            value = json.loads(value)
-        except ValueError as e:
-            raise ImageSpecError(f"base image {ref} ({platform}): config is not JSON: {e}") from None
+        value = parse_json_object(value, f"base image {ref} ({platform}): config", ImageSpecError)
     if not isinstance(value, Mapping):
         raise ImageSpecError(f"base image {ref} ({platform}): config must be a JSON object, got {type(value).__name__}")
     return dict(value), digest

@@ -6,10 +6,10 @@ from llbkit.testutil.llb_examples import catalogue
 
 
 def test_cap_lists():
-    assert len(caps.ALL_CAPS) == 90
-    assert caps.UNREGISTERED_CAPS == {"exec.meta.removemountstubs.recursive", "file.copy.modestring"}
-    assert len(caps.SUPPORTED_CAPS) == 88
-    assert caps.SOURCE_HTTP_UID_GID == "soruce.http.uidgid"
+    # The counts are checked against buildkitd's own list in caps_integration_test.py.
+    assert caps.UNREGISTERED_CAPS <= caps.ALL_CAPS
+    assert caps.SUPPORTED_CAPS == caps.ALL_CAPS - caps.UNREGISTERED_CAPS
+    assert caps.SOURCE_HTTP_UID_GID == "soruce.http.uidgid"  # BuildKit's spelling, on the wire
 
 
 def test_every_cap_llbkit_declares_is_supported_by_buildkitd():
