@@ -1,4 +1,17 @@
-"""llbkit: compile container images to BuildKit LLB and build them on buildkitd workers."""
+"""llbkit: compile container images to BuildKit LLB and build them on buildkitd workers.
+
+Layers (a module imports only from its own layer or from layers listed before it; tests and
+``llbkit.testutil`` may import anything):
+
+1. shared, standard library only: ``errors``, ``platforms``, ``reference``, ``gojson``,
+   ``jsonutil``, ``atomic``, ``wireformat`` -- each concept once, below every stage;
+2. ``oci`` (OCI data and registries; standard library only, so ``llbkit push`` needs no grpc);
+3. ``_proto`` and ``llb`` (the wire IR);
+4. ``image`` (the typed IR: lowers to ``llb``, uses ``oci``'s image config, never ``buildkit``);
+5. ``buildkit`` (backends: client, session, pool; may use ``llb`` and ``oci``);
+6. ``builder`` and ``cli`` (orchestration and edges: the only places that read ``os.environ``
+   on the user's behalf, when a lower API is not given an ``env``).
+"""
 
 import os as _os
 

@@ -15,6 +15,19 @@ class LLBError(LlbkitError):
     """Invalid input to the LLB compiler (bad paths, args, platforms, options)."""
 
 
+class InvalidArgumentError(LLBError, ValueError):
+    """A required value is missing or has the wrong shape (empty args, negative sizes...)."""
+
+
+class InvalidPlatformError(InvalidArgumentError):
+    """A platform string is not ``os/arch[/variant]`` (raised by :mod:`llbkit.platforms`, which
+    every stage uses, hence defined here rather than in ``llb/``)."""
+
+
+class InvalidReferenceError(InvalidArgumentError):
+    """An image reference, digest or URL does not parse (:mod:`llbkit.reference`)."""
+
+
 class BuildKitError(LlbkitError):
     """A failure talking to buildkitd or reported by it."""
 

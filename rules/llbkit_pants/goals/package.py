@@ -44,6 +44,7 @@ from pants.util.logging import LogLevel
 
 from llbkit.builder.job import ExportOptions, SolveJob
 from llbkit.builder.secrets import mounted_secrets
+from llbkit.buildkit.errors import NoWorkerReason
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem, Progress
 from llbkit_pants.target_types import (
     ContainerImageBaseField,
@@ -89,17 +90,19 @@ class ContainerImagePackageFieldSet(PackageFieldSet):
 
 
 def explain_no_worker(failure: ProcessFailure, allow_emulation: bool) -> str:
-    """The pool's error, with the `[buildkit]` settings that fix it."""
-    reasons = [str(r) for _, r in failure.fields.get("workers", [])]
+    """The pool's error, with the `[buildkit]` settings that fix it (by each worker's reason kind,
+    a `llbkit.buildkit.errors.NoWorkerReason` name)."""
+    kinds = {str(w[2]) for w in failure.fields.get("workers", []) if len(w) > 2}
     platform = failure.fields.get("platform", "")
     hints = []
-    if any(r.startswith("unreachable") or r.startswith("failed") for r in reasons):
-        hints.append("check the addresses in [buildkit].workers and that those buildkitd daemons are running "
-                     "(`pants buildkit-workers` shows what each one answers)")
-    if not allow_emulation and any("emulation is disallowed" in r for r in reasons):
+    if kinds & {NoWorkerReason.UNREACHABLE.name, NoWorkerReason.FAILED.name}:
+        hints.append("check the addresses in [buildkit].workers (or BUILDKIT_HOST), the TLS options "
+                     "([buildkit].tls_dir, or tls_ca/tls_cert/tls_key, for tcp:// workers) and that those "
+                     "buildkitd daemons are running (`pants buildkit-workers` shows what each one answers)")
+    if not allow_emulation and NoWorkerReason.EMULATION_DISALLOWED.name in kinds:
         hints.append(f"add a worker native to {platform} to [buildkit].workers, or set "
                      "[buildkit].allow_emulation = true")
-    if any(r.startswith("cannot build") for r in reasons):
+    if NoWorkerReason.WRONG_PLATFORM.name in kinds:
         hints.append(f"add a worker that can build {platform} to [buildkit].workers "
                      "(emulation needs qemu binfmt handlers on the worker's host)")
     return failure.message + ("\nTo fix: " + "; ".join(hints) + "." if hints else "")

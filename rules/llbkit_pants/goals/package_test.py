@@ -64,10 +64,10 @@ def test_bad_options_are_clear_errors(rule_runner: RuleRunner, option: str, frag
 def test_no_worker_errors_say_which_setting_fixes_them() -> None:
     workers = [
         ["unix:///run/bk.sock", "can only emulate linux/arm64 (native linux/amd64) and emulation is disallowed "
-                                "(allow emulation, or add a worker native to linux/arm64)"],
-        ["tcp://10.0.0.6:1234", "unreachable: connection refused"],
+                                "(allow emulation, or add a worker native to linux/arm64)", "EMULATION_DISALLOWED"],
+        ["tcp://10.0.0.6:1234", "unreachable: connection refused", "UNREACHABLE"],
     ]
-    message = "no worker can build linux/arm64:" + "".join(f"\n  - {w}: {r}" for w, r in workers)
+    message = "no worker can build linux/arm64:" + "".join(f"\n  - {w}: {r}" for w, r, _ in workers)
     failure = ProcessFailure("no_worker", message, {"platform": "linux/arm64", "workers": workers})
     text = explain_no_worker(failure, allow_emulation=False)
     assert "tcp://10.0.0.6:1234: unreachable: connection refused" in text

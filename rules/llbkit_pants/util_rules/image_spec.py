@@ -95,16 +95,15 @@ def _field_error(address: Address, alias: str, message: str) -> InvalidFieldExce
 
 
 def _wrap_spec_error(address: Address, e: ImageSpecError) -> InvalidFieldException:
-    """The library's message (`NAME: field 'steps[0].chmod': problem VALUE: fix`), with the alias."""
-    text = str(e)
-    m = re.search(r"field '([a-z_]+)", text)
-    alias = _ALIASES.get(m.group(1), m.group(1)) if m else "base"
-    prefix = f"{address}: "
-    if text.startswith(prefix):
-        text = text[len(prefix):]
-    if m and text.startswith(f"field '{m.group(1)}': "):  # the alias already says which field
-        text = text[len(f"field '{m.group(1)}': "):]
-    return _field_error(address, alias, text)
+    """The library's error against the target's field: its alias (`steps`, `image_tags`...) from
+    `e.field` (`steps[0].chmod` is the `steps` field), then the problem, the value and the fix."""
+    if e.field is None:  # about no single field: the base chain (cycles, non-image bases)
+        text = e.message[len(f"{e.spec_name}: "):] if e.spec_name and e.message.startswith(f"{e.spec_name}: ") else e.message
+        return _field_error(address, "base", text)
+    name = re.split(r"[.\[]", e.field, maxsplit=1)[0]
+    alias = _ALIASES.get(name, name)
+    where = f"{e.field}: " if e.field != name else ""  # the alias already says which field
+    return _field_error(address, alias, f"{where}{e.problem} {e.value!r}: {e.fix}")
 
 
 @dataclass(frozen=True)

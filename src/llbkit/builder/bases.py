@@ -23,24 +23,20 @@ run afresh on every run when it is a tag (what a tag names may move).
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from llbkit.builder.lazy_pool import LazyPool
 from llbkit.buildkit.errors import BuildKitError
-from llbkit.buildkit.pool import normalize_platform
 from llbkit.image import ResolvedBase
 from llbkit.oci.auth import lookup_credentials
 from llbkit.oci.errors import RegistryError, RegistryUnreachableError
-from llbkit.oci.registry import RegistryClient, parse_reference
-from llbkit.oci.types import INDEX_TYPES, sha256_digest
+from llbkit.oci.registry import RegistryClient
+from llbkit.reference import parse_reference
+from llbkit.oci.types import INDEX_TYPES
+from llbkit.platforms import canonical_platform, platform_matches
 
 __all__ = ["resolve_bases", "BaseResolveError", "select_platform_manifest", "resolved_to_json",
            "resolved_from_json"]
-
-_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class BaseResolveError(BuildKitError):
@@ -83,22 +79,18 @@ def resolved_from_json(text: "str | bytes") -> Dict[Tuple[str, str], ResolvedBas
 
 
 def select_platform_manifest(index: Mapping[str, Any], platform: str, ref: str) -> Dict[str, Any]:
-    """The descriptor in an image index for ``platform`` (normalized as containerd does, so
-    ``arm64/v8`` is ``arm64``); a clear error listing what the index has when none fits."""
-    want = normalize_platform(platform)
+    """The descriptor in an image index for ``platform`` (matched as containerd does, see
+    :func:`llbkit.platforms.platform_matches`); a clear error listing what the index has when none fits."""
+    want = canonical_platform(platform)
     seen: List[str] = []
     for desc in index.get("manifests") or []:
         plat = desc.get("platform") or {}
         if not plat.get("os") or not plat.get("architecture") or plat.get("os") == "unknown":
             continue  # attestation manifests and the like
         text = "/".join(x for x in (plat["os"], plat["architecture"], plat.get("variant")) if x)
-        try:
-            norm = normalize_platform(text)
-        except BuildKitError:
-            continue
-        if norm == want:
+        if platform_matches(want, text):
             return dict(desc)
-        seen.append(norm)
+        seen.append(text)
     raise BaseResolveError(
         f"base image {ref} has no {want} image (it has {', '.join(seen) or 'no platform images'}): "
         f"build for one of its platforms, or use a base image that includes {want}")
@@ -151,29 +143,14 @@ class _Resolver:
         except RegistryUnreachableError:
             raise
         except RegistryError as e:
-            if "HTTP 404" in str(e):
+            if e.status == 404:
                 raise BaseResolveError(
                     f"base image {ref} not found in registry {client.registry} (no manifest {repo}:{reference}); "
                     "check the name and tag, and that it was pushed") from None
             raise
 
     def _blob(self, client: RegistryClient, repo: str, digest: str, ref: str) -> bytes:
-        resp = client.request("GET", f"/v2/{repo}/blobs/{digest}", f"repository:{repo}:pull")
-        body = resp.body
-        if resp.status in _REDIRECTS and resp.header("Location"):
-            # Registries serve blobs from storage elsewhere (a CDN); that URL carries its own
-            # signature and must not get the registry's credentials.
-            url = urllib.parse.urljoin(client.url(f"/v2/{repo}/blobs/{digest}"), resp.header("Location"))
-            try:
-                with urllib.request.urlopen(url, timeout=client.timeout) as f:  # noqa: S310 - http(s) only
-                    body = f.read()
-            except (urllib.error.URLError, OSError) as e:
-                raise RegistryUnreachableError(f"cannot fetch {digest} of {ref} from {url}: {e}") from e
-        elif resp.status != 200:
-            raise RegistryError(f"registry {client.registry}: getting {repo}@{digest} failed with HTTP {resp.status}")
-        if sha256_digest(body) != digest:
-            raise RegistryError(f"registry {client.registry}: blob {repo}@{digest} does not match its digest")
-        return body
+        return client.get_blob(repo, digest)  # follows redirects, checks the digest
 
     # -- a worker, when the registry cannot be reached from here ---------------------------------
     def _from_worker(self, ref: str, registry: str, repo: str, platform: str) -> ResolvedBase:

@@ -57,7 +57,7 @@ def build_job(
     from llbkit.buildkit.multiplatform import PlatformJob, build_multiplatform
     from llbkit.llb import Definition
     from llbkit.oci import open_layout, split, write_docker_archive
-    from llbkit.oci.atomic import write_bytes_atomic
+    from llbkit.atomic import write_bytes_atomic
     from llbkit.oci.metadata import dumps
 
     export = job.export

@@ -174,7 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         return _error("interrupted", "interrupted: the build was cancelled on the daemon")
     except NoWorkerError as e:
-        return _error("no_worker", str(e), platform=e.platform, workers=[list(w) for w in e.workers])
+        return _error("no_worker", str(e), platform=e.platform,
+                      workers=[[w.worker, w.reason, w.kind.name] for w in e.workers])
     except LlbkitError as e:
         return _error(type(e).__name__, str(e))
     except (OSError, ValueError) as e:

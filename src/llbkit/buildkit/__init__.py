@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
         TLSConfigError,
         TLSError,
     )
-    from llbkit.buildkit.imageconfig import HistoryEntry, ImageConfig
+    from llbkit.oci.imageconfig import HistoryEntry, ImageConfig
     from llbkit.buildkit.multiplatform import (
         Attempt,
         MultiPlatformResult,
@@ -92,8 +92,8 @@ _LAZY = {
     "SolveError": "llbkit.buildkit.errors",
     "TLSConfigError": "llbkit.buildkit.errors",
     "TLSError": "llbkit.buildkit.errors",
-    "HistoryEntry": "llbkit.buildkit.imageconfig",
-    "ImageConfig": "llbkit.buildkit.imageconfig",
+    "HistoryEntry": "llbkit.oci.imageconfig",
+    "ImageConfig": "llbkit.oci.imageconfig",
     "Attempt": "llbkit.buildkit.multiplatform",
     "MultiPlatformResult": "llbkit.buildkit.multiplatform",
     "PlatformBuild": "llbkit.buildkit.multiplatform",

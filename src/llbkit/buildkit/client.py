@@ -43,7 +43,7 @@ from llbkit.buildkit.types import (
 # The solve machinery is imported where a solve starts: `llbkit workers`, `du` and `prune` (and
 # any program that only asks the daemon questions) start faster without it.
 if TYPE_CHECKING:  # pragma: no cover
-    from llbkit.buildkit.imageconfig import ImageConfig
+    from llbkit.oci.imageconfig import ImageConfig
     from llbkit.buildkit.options import CacheOption, Export
     from llbkit.buildkit.progress import ProgressHandler
     from llbkit.buildkit.solve import BuildFunc, BuildResult, Gateway, SolveRun
@@ -251,7 +251,7 @@ class Client:
             items = [(platform, definitions)]
             multi = False
 
-        from llbkit.buildkit.imageconfig import ImageConfig
+        from llbkit.oci.imageconfig import ImageConfig
         from llbkit.buildkit.solve import BuildResult
 
         def cfg_for(p: Optional[str]) -> Optional[ImageConfig]:
@@ -345,7 +345,7 @@ class Client:
 
 def _definition_platform(definition: Any) -> Optional[str]:
     """The one platform every op of an llb Definition is built for, or None (raw bytes, mixed)."""
-    from llbkit.llb.platform import format_platform
+    from llbkit.platforms import format_platform
 
     platforms = {format_platform(op.platform) for op in getattr(definition, "ops", ()) if op.platform}
     return platforms.pop() if len(platforms) == 1 else None

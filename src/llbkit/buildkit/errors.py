@@ -6,6 +6,7 @@ vertex) and how to fix it, so the CLI can print it as is.
 
 from __future__ import annotations
 
+import enum
 from typing import Optional, Sequence, Tuple
 
 from llbkit.errors import BuildKitError
@@ -21,6 +22,8 @@ __all__ = [
     "SolveCancelledError",
     "ExportSpecError",
     "NoWorkerError",
+    "NoWorkerReason",
+    "UnusableWorker",
 ]
 
 
@@ -96,15 +99,53 @@ class ExportSpecError(BuildKitError, ValueError):
     """An ``--output``, ``--export-cache``, ``--import-cache`` or ``--secret`` spec is invalid."""
 
 
+class NoWorkerReason(enum.Enum):
+    """Why a worker of a pool cannot take a platform: what callers branch on (never the text)."""
+
+    NOT_CHECKED = "not checked yet"
+    UNREACHABLE = "unreachable"
+    NO_PLATFORMS = "reports no platforms"
+    WRONG_PLATFORM = "cannot build the platform"
+    EMULATION_DISALLOWED = "can only emulate the platform, and emulation is disallowed"
+    FAILED = "failed when tried"
+    ALREADY_TRIED = "already tried"
+    USABLE = "usable"
+
+
+class UnusableWorker(tuple):  # type: ignore[type-arg]
+    """``(worker, reason text)``, which unpacks as the pair it always was, and ``kind``, the
+    :class:`NoWorkerReason`, so callers need not match the text."""
+
+    kind: NoWorkerReason
+
+    def __new__(cls, worker: str, reason: str, kind: NoWorkerReason = NoWorkerReason.FAILED) -> "UnusableWorker":
+        self = super().__new__(cls, (worker, reason))
+        self.kind = kind
+        return self
+
+    @property
+    def worker(self) -> str:
+        return str(self[0])
+
+    @property
+    def reason(self) -> str:
+        return str(self[1])
+
+    def __repr__(self) -> str:
+        return f"UnusableWorker({self[0]!r}, {self[1]!r}, {self.kind})"
+
+
 class NoWorkerError(BuildKitError):
     """No worker of a pool can build a platform (any more).
 
-    ``platform`` is the platform; ``workers`` is ``(worker, reason)`` for every worker of the
-    pool: the error it failed with when it was tried, or why it could not be used.
+    ``platform`` is the platform; ``workers`` is one :class:`UnusableWorker` (``(worker, reason)``
+    with a ``kind``) for every worker of the pool: the error it failed with when it was tried, or
+    why it could not be used. Plain pairs given in are taken as :attr:`NoWorkerReason.FAILED`.
     """
 
     def __init__(self, platform: str, workers: Sequence[Tuple[str, str]], message: str = "") -> None:
-        lines = "".join(f"\n  - {w}: {r}" for w, r in workers)
+        entries = tuple(w if isinstance(w, UnusableWorker) else UnusableWorker(w[0], w[1]) for w in workers)
+        lines = "".join(f"\n  - {w}: {r}" for w, r in entries)
         super().__init__((message or f"no worker can build {platform}") + ":" + lines)
         self.platform = platform
-        self.workers: Tuple[Tuple[str, str], ...] = tuple(workers)
+        self.workers: Tuple[UnusableWorker, ...] = entries

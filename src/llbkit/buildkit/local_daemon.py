@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Mapping, Optional
 
+from llbkit.daemon import log_tail, running_pid, stop_pid
 from llbkit.errors import BuildKitError
 
 __all__ = ["LocalDaemon", "LocalDaemonError", "BUILDKIT_VERSION", "INSTALL_HINT", "default_state_dir"]
@@ -76,30 +77,6 @@ def _which(name: str, env: Mapping[str, str]) -> Optional[Path]:
     return Path(found).absolute() if found else None
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def process_cmdline(pid: int) -> str:
-    """The command line of ``pid``, space-separated (empty when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 class LocalDaemon:
     """One per-user buildkitd, found by its pid file and socket in ``state_dir``."""
 
@@ -127,16 +104,7 @@ class LocalDaemon:
 
     def pid(self) -> Optional[int]:
         """The PID of the running daemon, or ``None`` (a stale pid file counts as none)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if not pid_alive(pid):
-            return None
-        cmd = process_cmdline(pid)
-        if "buildkitd" not in cmd or str(self.socket) not in cmd:
-            return None  # the PID was reused by another process
-        return pid
+        return running_pid(self.pid_file, ("buildkitd", str(self.socket)))
 
     def _answers(self) -> bool:
         if not self.socket.exists():
@@ -220,24 +188,12 @@ class LocalDaemon:
         )
 
     def _log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def stop(self, timeout: float = 15.0) -> bool:
         """Stop the daemon by its PID (SIGTERM, then SIGKILL); ``False`` if none was running."""
         pid = self.pid()
         if pid is None:
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.1)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        try:
-            self.pid_file.unlink()
-        except OSError:
-            pass
+        stop_pid(pid, timeout, self.pid_file)
         return True

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from llbkit.buildkit.errors import ExportSpecError
-from llbkit.buildkit.ocilayout import OCIStore, index_get, index_put
+from llbkit.oci.store import OCIStore, index_get, index_put
 from llbkit.buildkit.options import CacheOption, Export
 
 __all__ = ["LocalStores", "plan_local_stores"]

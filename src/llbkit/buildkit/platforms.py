@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable, List, Sequence, Tuple
 
 from llbkit.errors import BuildKitError
+from llbkit.platforms import Platform, find_platform, format_platform, normalize_platform
 
 __all__ = [
     "UnsupportedPlatformError",
@@ -30,17 +31,9 @@ class UnsupportedPlatformError(BuildKitError):
         self.supported: Tuple[str, ...] = tuple(supported)
 
 
-def _key(spec: str) -> Tuple[str, str, str]:
-    from llbkit.llb.platform import parse_platform
-
-    p = parse_platform(spec)
-    return p.os, p.architecture, p.variant
-
-
 def definition_platforms(definition: Any) -> List[str]:
     """The platforms a definition's ops name (``llb.Definition`` or its bytes), sorted."""
     from llbkit._proto import ops_pb2
-    from llbkit.llb.platform import Platform, format_platform, normalize_platform
 
     data = definition if isinstance(definition, (bytes, bytearray)) else definition.to_bytes()
     d = ops_pb2.Definition.FromString(bytes(data))
@@ -54,18 +47,9 @@ def definition_platforms(definition: Any) -> List[str]:
 
 
 def platform_supported(platform: str, worker_platforms: Iterable[str]) -> bool:
-    """Whether one of ``worker_platforms`` builds ``platform``: same OS and architecture, and the
-    same variant when ``platform`` names one (``linux/amd64`` matches a worker's ``linux/amd64/v2``;
-    ``linux/amd64/v4`` needs a worker listing ``linux/amd64/v4``)."""
-    want = _key(platform)
-    for wp in worker_platforms:
-        try:
-            have = _key(wp)
-        except Exception:
-            continue
-        if have[:2] == want[:2] and (not want[2] or have[2] == want[2]):
-            return True
-    return False
+    """Whether one of ``worker_platforms`` is ``platform`` (:func:`llbkit.platforms.platform_matches`:
+    ``linux/arm64/v8`` is ``linux/arm64``; ``linux/amd64/v4`` needs a worker listing it)."""
+    return find_platform(platform, worker_platforms) is not None
 
 
 def check_platforms(client: Any, platforms: Iterable[str]) -> None:

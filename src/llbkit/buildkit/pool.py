@@ -30,8 +30,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from llbkit.buildkit.connection import TLSConfig, resolve_address
-from llbkit.buildkit.errors import BuildKitError, NoWorkerError
+from llbkit.buildkit.errors import BuildKitError, NoWorkerError, NoWorkerReason, UnusableWorker
 from llbkit.buildkit.types import BuildkitVersion
+from llbkit.errors import InvalidPlatformError
+from llbkit.platforms import canonical_platform
 
 __all__ = [
     "WorkerConfig",
@@ -39,6 +41,7 @@ __all__ = [
     "WorkerPool",
     "Lease",
     "choose_worker",
+    "unusable",
     "unusable_reason",
     "normalize_platform",
     "load_pool_config",
@@ -47,13 +50,11 @@ __all__ = [
 
 def normalize_platform(platform: str) -> str:
     """``os/arch[/variant]`` normalized as containerd does (``aarch64`` -> ``arm64``, default
-    variants such as ``arm64/v8`` dropped): the LLB compiler's parser, with this stage's error."""
-    from llbkit.llb.errors import LLBError
-    from llbkit.llb.platform import format_platform, parse_platform
-
+    variants such as ``arm64/v8`` dropped): :func:`llbkit.platforms.canonical_platform`, raising
+    this stage's error, which the pool's callers catch."""
     try:
-        return format_platform(parse_platform(platform.strip().lower()))
-    except LLBError:
+        return canonical_platform(platform)
+    except InvalidPlatformError:
         raise BuildKitError(
             f"invalid platform {platform!r}: expected os/arch[/variant], e.g. linux/arm64"
         ) from None
@@ -110,23 +111,33 @@ class WorkerStatus:
         return self.native_platform == normalize_platform(platform)
 
 
-def unusable_reason(status: WorkerStatus, platform: str, allow_emulation: bool = True) -> Optional[str]:
-    """Why ``status`` cannot build ``platform`` now, or ``None`` when it can."""
+def unusable(status: WorkerStatus, platform: str, allow_emulation: bool = True
+             ) -> Optional[Tuple[NoWorkerReason, str]]:
+    """Why ``status`` cannot build ``platform`` now (the kind and the text), or ``None`` when it
+    can. ``status.platforms`` are canonical, so comparing text is containerd's matching."""
     p = normalize_platform(platform)
     if status.reachable is None:
-        return "not checked yet"
+        return NoWorkerReason.NOT_CHECKED, "not checked yet"
     if not status.reachable:
-        return f"unreachable: {status.error}"
+        return NoWorkerReason.UNREACHABLE, f"unreachable: {status.error}"
     if not status.platforms:
-        return "reports no platforms"
+        return NoWorkerReason.NO_PLATFORMS, "reports no platforms"
     if status.platforms[0] == p:
         return None
     if p not in status.platforms:
-        return f"cannot build {p} (native {status.platforms[0]}; it can build {', '.join(status.platforms)})"
+        return (NoWorkerReason.WRONG_PLATFORM,
+                f"cannot build {p} (native {status.platforms[0]}; it can build {', '.join(status.platforms)})")
     if not allow_emulation:
-        return (f"can only emulate {p} (native {status.platforms[0]}) and emulation is disallowed "
+        return (NoWorkerReason.EMULATION_DISALLOWED,
+                f"can only emulate {p} (native {status.platforms[0]}) and emulation is disallowed "
                 f"(allow emulation, or add a worker native to {p})")
     return None
+
+
+def unusable_reason(status: WorkerStatus, platform: str, allow_emulation: bool = True) -> Optional[str]:
+    """The text of :func:`unusable`: why ``status`` cannot build ``platform`` now, or ``None``."""
+    why = unusable(status, platform, allow_emulation)
+    return None if why is None else why[1]
 
 
 def choose_worker(statuses: Sequence[WorkerStatus], platform: str, *, allow_emulation: bool = True,
@@ -315,16 +326,18 @@ class WorkerPool:
             self._status[name] = replace(st, in_flight=max(0, st.in_flight - 1))
 
     def explain(self, platform: str, *, allow_emulation: bool = True, exclude: Sequence[str] = (),
-                errors: Optional[Dict[str, str]] = None) -> List[Tuple[str, str]]:
-        """``(worker, reason)`` for every worker that cannot take ``platform``; ``errors`` gives
-        the failure of the workers already tried (in ``exclude``)."""
+                errors: Optional[Dict[str, str]] = None) -> List[UnusableWorker]:
+        """``(worker, reason)`` with its ``kind`` for every worker that cannot take ``platform``;
+        ``errors`` gives the failure of the workers already tried (in ``exclude``)."""
         out = []
         for s in self.statuses():
             if s.name in exclude:
-                reason = (errors or {}).get(s.name) or "already tried"
+                error = (errors or {}).get(s.name)
+                why = (NoWorkerReason.FAILED, error) if error else (NoWorkerReason.ALREADY_TRIED, "already tried")
             else:
-                reason = unusable_reason(s, platform, allow_emulation) or "usable"
-            out.append((s.name if s.name == s.address else f"{s.name} ({s.address})", reason))
+                why = unusable(s, platform, allow_emulation) or (NoWorkerReason.USABLE, "usable")
+            name = s.name if s.name == s.address else f"{s.name} ({s.address})"
+            out.append(UnusableWorker(name, why[1], why[0]))
         return out
 
     # -- lifecycle ------------------------------------------------------------------------------

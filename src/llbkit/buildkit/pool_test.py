@@ -28,7 +28,7 @@ from llbkit.buildkit import (
 )
 from llbkit.buildkit.pool import normalize_platform, unusable_reason
 from llbkit.oci import assemble, open_layout, split, write_oci_tar
-from llbkit.oci._testing import LayoutBuilder
+from llbkit.testutil.oci_images import LayoutBuilder
 
 AMD = ("linux/amd64", "linux/386", "linux/arm64")
 ARM = ("linux/arm64", "linux/arm/v7")

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from llbkit.buildkit.connection import translate_rpc_error
 from llbkit.buildkit.errors import BuildKitError, ConnectionFailedError, SolveCancelledError, SolveError
-from llbkit.buildkit.imageconfig import platform_fields
+from llbkit.oci.imageconfig import platform_fields
 from llbkit.buildkit.progress import ProgressHandler, ProgressTracker, combine, status_from_pb
 from llbkit.buildkit.types import SolveResult
 
@@ -179,8 +179,10 @@ class Gateway:
                     continue
                 raise _RpcFailure(e, what) from None
 
-    def ping(self) -> None:
-        self._call("Ping", self._pb.PingRequest(), "gateway ping")
+    def ping(self) -> Dict[str, bool]:
+        """The daemon's LLB capabilities: ``{cap id: enabled}`` (the list BuildKit registers)."""
+        pong = self._call("Ping", self._pb.PingRequest(), "gateway ping")
+        return {c.ID: c.Enabled for c in getattr(pong, "LLBCaps", ())}
 
     def solve(self, definition: Any, *, evaluate: bool = False) -> GatewayRef:
         """Solve a definition (``llb.Definition`` or its bytes) as part of this build."""
@@ -208,7 +210,7 @@ class Gateway:
             if "variant" in f:
                 req.Platform.Variant = f["variant"]
         resp = self._call("ResolveImageConfig", req, f"resolve of image {ref}")
-        from llbkit.buildkit.imageconfig import parse_config
+        from llbkit.oci.imageconfig import parse_config
 
         return ResolvedImage(ref=resp.Ref or ref, digest=resp.Digest,
                              config=parse_config(resp.Config), raw_config=bytes(resp.Config))

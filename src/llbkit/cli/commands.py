@@ -13,7 +13,7 @@ from llbkit.buildkit.client import Client
 from llbkit.buildkit.connection import TLSConfig
 from llbkit.buildkit.errors import ExportSpecError, TLSConfigError
 from llbkit.errors import BuildKitError, LlbkitError
-from llbkit.oci.atomic import write_bytes_atomic
+from llbkit.atomic import write_bytes_atomic
 
 # `build` needs the solve machinery (options, progress printers, image configs): imported there,
 # so that `workers`, `du` and `prune` start faster.
@@ -129,7 +129,7 @@ def parse_secret(specs: List[str]) -> Dict[str, Any]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from llbkit import llb
-    from llbkit.buildkit.imageconfig import ImageConfig
+    from llbkit.oci.imageconfig import ImageConfig
     from llbkit.buildkit.options import merge_opts, parse_cache_export, parse_cache_import, parse_output
     from llbkit.buildkit.progress import make_printer
 

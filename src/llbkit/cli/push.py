@@ -63,11 +63,11 @@ def group_references(refs: List[str]) -> List[PushTarget]:
     """Group ``REGISTRY/REPOSITORY[:TAG]`` references by repository (in first-seen order), so each
     repository gets its blobs once and then all of its tags. A reference with ``@sha256:`` is
     refused: the digest is the layout's, not the caller's to choose."""
-    from llbkit.oci.registry import parse_reference
+    from llbkit.reference import parse_reference
 
     grouped: Dict[Tuple[str, str], List[str]] = {}
     for ref in refs:
-        r = parse_reference(ref)
+        r = parse_reference(ref, op="push")
         if r.digest:
             raise LlbkitError(
                 f"push: {ref!r} names a digest; the digest pushed is the layout's own. Give "
@@ -85,7 +85,7 @@ def group_references(refs: List[str]) -> List[PushTarget]:
 
 
 def _write_json_atomic(path: str, data: Any) -> None:
-    from llbkit.oci.atomic import write_bytes_atomic
+    from llbkit.atomic import write_bytes_atomic
 
     write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
@@ -109,7 +109,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         # Ref-name and image-name annotations belong to this layout's index.json, not the image.
         root = next(iter(roots.values())).replace(annotations={}, platform=None)
         for t in targets:
-            client = RegistryClient(t.registry, insecure=True if args.plain_http else None)
+            client = RegistryClient(t.registry, insecure=True if args.plain_http else None, env=os.environ)
             result = push(client, t.repository, root, layout, t.tags)
             where = f"{t.registry}/{t.repository}"
             names = [f"{where}:{tag}" for tag in result.tags] or [f"{where}@{result.digest}"]

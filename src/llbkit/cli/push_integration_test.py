@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional
 
-from llbkit.oci._testing import two_platform_layout
+from llbkit.testutil.oci_images import two_platform_layout
 from llbkit.oci.types import sha256_digest
 from llbkit.testutil import skopeo
 

@@ -14,7 +14,7 @@ import llbkit
 from llbkit.cli.main import main
 from llbkit.cli.push import PushTarget, group_references
 from llbkit.errors import LlbkitError
-from llbkit.oci._testing import two_platform_layout
+from llbkit.testutil.oci_images import two_platform_layout
 
 
 def test_references_are_grouped_by_repository_in_order() -> None:
@@ -33,7 +33,7 @@ def test_references_are_grouped_by_repository_in_order() -> None:
     [
         ("acme/app:1.0", "names no registry"),  # would silently go to Docker Hub
         ("r.example.com/acme/app@sha256:" + "0" * 64, "names a digest"),
-        ("r.example.com/Acme/App:1", "lowercase repository"),
+        ("r.example.com/Acme/App:1", "must be lowercase"),
     ],
 )
 def test_bad_references(ref: str, fragment: str) -> None:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from llbkit import llb
-from llbkit.buildkit.imageconfig import HistoryEntry, ImageConfig
+from llbkit.jsonutil import parse_json_object
+from llbkit.oci.imageconfig import HistoryEntry, ImageConfig
 from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
 from llbkit.image.spec import (
     CacheMount,
@@ -44,7 +45,7 @@ from llbkit.image.spec import (
     parse_port,
     validate_spec,
 )
-from llbkit.llb.reference import parse_image_reference
+from llbkit.reference import parse_reference
 
 __all__ = ["Lowered", "ResolvedBase", "BaseConfigs", "lower", "local_unique_id_for"]
 
@@ -98,10 +99,7 @@ def _parse_config(value: Any, ref: str, platform: str) -> Tuple[Dict[str, Any], 
     if isinstance(value, ResolvedBase):
         digest, value = value.digest, value.config
     if isinstance(value, (bytes, str)):
-        try:
-            value = json.loads(value)
-        except ValueError as e:
-            raise ImageSpecError(f"base image {ref} ({platform}): config is not JSON: {e}") from None
+        value = parse_json_object(value, f"base image {ref} ({platform}): config", ImageSpecError)
     if not isinstance(value, Mapping):
         raise ImageSpecError(f"base image {ref} ({platform}): config must be a JSON object, got {type(value).__name__}")
     return dict(value), digest
@@ -124,7 +122,7 @@ def _find_base_config(
 def _pinned_ref(norm: str, digest: Optional[str]) -> str:
     if not digest:
         return norm
-    r = parse_image_reference(norm, op="base")
+    r = parse_reference(norm, op="base")
     if r.digest and r.digest != digest:
         raise ImageSpecError(
             f"base image {norm}: the resolved digest {digest} differs from the pinned one {r.digest}"

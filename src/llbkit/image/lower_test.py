@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from typing import Any, Dict, List
 
 import pytest
@@ -271,14 +275,29 @@ def test_source_date_epoch_sets_copy_and_mkdir_times() -> None:
     assert [a.get("mkdir", a.get("copy"))["timestamp"] for a in actions] == [10**18] * 2
 
 
-def test_deterministic_bytes() -> None:
-    def build() -> bytes:
-        return lower(app_spec(), "linux/arm64", base_configs={BUSYBOX: base_config()},
-                     context_digest="sha256:ctx").definition.to_bytes()
+_LOWER_SCRIPT = """
+import hashlib, sys
+from llbkit.image import lower
+from llbkit.image.lower_test import BUSYBOX, app_spec, base_config
+d = lower(app_spec(), "linux/arm64", base_configs={BUSYBOX: base_config()}, context_digest="sha256:ctx")
+sys.stdout.write(hashlib.sha256(d.definition.to_bytes()).hexdigest())
+"""
 
-    assert build() == build()
+
+def test_same_bytes_in_fresh_processes_with_different_hash_seeds() -> None:
+    """Set and dict orders change with PYTHONHASHSEED from one process to the next, never within
+    one: only fresh processes can show that lowering does not depend on them."""
+
+    def digest_in_a_fresh_process(seed: str) -> str:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONHASHSEED=seed)
+        return subprocess.run([sys.executable, "-c", _LOWER_SCRIPT], env=env, capture_output=True,
+                              text=True, check=True).stdout
+
+    here = digest_in_a_fresh_process("1")
+    assert len(here) == 64
+    assert digest_in_a_fresh_process("2") == digest_in_a_fresh_process("4242") == here
     other = lower(app_spec(), "linux/arm64", base_configs=CONFIGS, context_digest="sha256:other")
-    assert other.definition.to_bytes() != build()
+    assert hashlib.sha256(other.definition.to_bytes()).hexdigest() != here
 
 
 def test_plan_keeps_platform_order() -> None:

@@ -18,8 +18,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from llbkit.image.errors import ImageSpecError
 from llbkit.llb.errors import LLBError
-from llbkit.llb.platform import format_platform, parse_platform
-from llbkit.llb.reference import normalize_image_reference
+from llbkit.oci.imageconfig import parse_port
+from llbkit.platforms import format_platform, parse_platform
+from llbkit.reference import normalize_image_reference
 
 __all__ = [
     "ImageSpec",
@@ -38,7 +39,6 @@ __all__ = [
     "OUTPUT_FORMATS",
     "NETWORK_MODES",
     "validate_spec",
-    "check_base_graph",
     "parse_port",
     "parse_signal",
     "parse_user",
@@ -96,10 +96,9 @@ class RegistryBase:
         try:
             return normalize_image_reference(self.ref, op="base")
         except LLBError as e:
-            raise ImageSpecError(
-                f"invalid base image reference {self.ref!r}: {e} (use e.g. 'docker.io/library/python:3.12-slim' "
-                f"or 'name@sha256:<64 hex digits>')"
-            ) from None
+            fix = "use e.g. 'docker.io/library/python:3.12-slim' or 'name@sha256:<64 hex digits>'"
+            raise ImageSpecError(f"invalid base image reference {self.ref!r}: {e} ({fix})",
+                                 field="base", value=self.ref, problem=str(e), fix=fix) from None
 
 
 @dataclass(frozen=True)
@@ -251,10 +250,11 @@ class ImageSpec:
         while spec is not None:
             if any(s is spec for s in out) or (spec.name and spec.name in [s.name for s in out]):
                 names = " -> ".join([s.name for s in out] + [spec.name])
+                fix = "point one of them at a registry image or scratch"
                 raise ImageSpecError(
                     f"{self.name}: field 'base': cyclic base chain {names}: an image cannot be built "
-                    f"on itself; point one of them at a registry image or scratch"
-                )
+                    f"on itself; {fix}", spec_name=self.name, field="base", value=names,
+                    problem="cyclic base chain", fix=fix)
             out.append(spec)
             spec = spec.base.spec if isinstance(spec.base, SpecBase) else None
         return out
@@ -263,33 +263,7 @@ class ImageSpec:
 # -- field parsers (Docker's rules) ------------------------------------------------------------------
 
 
-def _err(spec_name: str, field_name: str, value: Any, problem: str, fix: str) -> ImageSpecError:
-    where = f"{spec_name}: " if spec_name else ""
-    return ImageSpecError(f"{where}field {field_name!r}: {problem} {value!r}: {fix}")
-
-
-_PORT_RE = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
-
-
-def parse_port(value: str) -> List[str]:
-    """``8080`` -> ``["8080/tcp"]``; ``53/udp``; ranges ``8000-8002/tcp`` expand (Docker's EXPOSE).
-
-    Raises ``ValueError`` with the reason."""
-    if not isinstance(value, str):
-        raise ValueError("a port must be a string")
-    m = _PORT_RE.match(value.strip())
-    if m is None:
-        raise ValueError("expected PORT[/PROTO] or START-END[/PROTO]")
-    lo = int(m.group(1))
-    hi = int(m.group(2)) if m.group(2) else lo
-    proto = (m.group(3) or "tcp").lower()
-    if proto not in ("tcp", "udp", "sctp"):
-        raise ValueError(f"unknown protocol {proto!r} (use tcp, udp or sctp)")
-    if not (0 < lo <= 65535 and 0 < hi <= 65535):
-        raise ValueError("ports are 1..65535")
-    if hi < lo:
-        raise ValueError(f"the range end {hi} is below its start {lo}")
-    return [f"{p}/{proto}" for p in range(lo, hi + 1)]
+_err = ImageSpecError.for_field
 
 
 # moby/sys/signal's SignalMap for Linux (names without the SIG prefix).
@@ -512,7 +486,8 @@ def _validate_one(spec: "ImageSpec") -> None:
         try:
             base.normalized
         except ImageSpecError as e:
-            raise ImageSpecError(f"{spec.name}: field 'base': {e}") from None
+            raise ImageSpecError(f"{spec.name}: field 'base': {e}", spec_name=spec.name, field="base",
+                                 value=base.ref, problem=e.problem, fix=e.fix) from None
     elif not isinstance(base, (ScratchBase, SpecBase)):
         raise _err(spec.name, "base", base, "unsupported base",
                    "use ScratchBase(), RegistryBase(ref) or SpecBase(spec)")
@@ -587,20 +562,3 @@ def validate_spec(spec: "ImageSpec") -> None:
     for s in spec.base_chain():
         _validate_one(s)
 
-
-def check_base_graph(base_of: Mapping[str, Optional[str]]) -> None:
-    """For frontends that resolve bases by address before building specs: ``base_of`` maps each
-    image to the image it is built on (``None``: a registry image or scratch). Raises
-    :class:`ImageSpecError` naming the first cycle found (in sorted order of the start)."""
-    for start in sorted(base_of):
-        seen: List[str] = []
-        node: Optional[str] = start
-        while node is not None:
-            if node in seen:
-                cycle = seen[seen.index(node):] + [node]
-                raise ImageSpecError(
-                    f"{start}: field 'base': cyclic base chain {' -> '.join(cycle)}: an image cannot be "
-                    f"built on itself; point one of them at a registry image or scratch"
-                )
-            seen.append(node)
-            node = base_of.get(node)

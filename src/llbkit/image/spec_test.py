@@ -18,7 +18,6 @@ from llbkit.image import (
     SecretMount,
     SpecBase,
     TmpfsMount,
-    check_base_graph,
     parse_port,
     parse_signal,
     parse_user,
@@ -184,9 +183,13 @@ def test_cyclic_base_chain_by_name() -> None:
         validate_spec(a_again)
 
 
-def test_check_base_graph() -> None:
-    check_base_graph({"//a": "//b", "//b": None, "//c": "//b"})
-    with pytest.raises(ImageSpecError, match=r"^//a: field 'base': cyclic base chain //a -> //b -> //c -> //a"):
-        check_base_graph({"//a": "//b", "//b": "//c", "//c": "//a"})
-    with pytest.raises(ImageSpecError, match=r"cyclic base chain //s -> //s"):
-        check_base_graph({"//s": "//s"})
+def test_field_errors_carry_their_parts() -> None:
+    with pytest.raises(ImageSpecError) as e:
+        validate_spec(ImageSpec(name="//app:img", exposed_ports=("http",)))
+    err = e.value
+    assert (err.spec_name, err.field, err.value) == ("//app:img", "exposed_ports", "http")
+    assert err.problem == "invalid port" and "8080/tcp" in err.fix
+    assert str(err).startswith("//app:img: field 'exposed_ports': invalid port 'http': ")
+    with pytest.raises(ImageSpecError) as e:
+        validate_spec(ImageSpec(name="//app:img", base=RegistryBase("Bad Ref")))
+    assert (e.value.field, e.value.value) == ("base", "Bad Ref") and "docker.io/library" in e.value.fix

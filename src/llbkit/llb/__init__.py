@@ -66,8 +66,8 @@ from llbkit.llb.fileop import ChownOpt, FileAction, UserOpt, copy, file, mkdir, 
 from llbkit.llb.marshal import Definition, OpInput, OpView, load, marshal
 from llbkit.llb.merge import merge
 from llbkit.llb.meta import NetMode, SecurityMode
-from llbkit.llb.platform import Platform, default_platform, format_platform, parse_platform
-from llbkit.llb.reference import normalize_image_reference
+from llbkit.platforms import Platform, default_platform, format_platform, parse_platform
+from llbkit.reference import normalize_image_reference
 from llbkit.llb.source import ResolveMode, git, http, image, local, oci_layout, scratch
 from llbkit.llb.state import State
 

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 from llbkit.llb import caps
-from llbkit.llb._states import golden_states, odd_states
-from llbkit.llb.examples import catalogue
+from llbkit.testutil.llb_states import golden_states, odd_states
+from llbkit.testutil.llb_examples import catalogue
 
 
 def test_cap_lists():
-    assert len(caps.ALL_CAPS) == 90
-    assert caps.UNREGISTERED_CAPS == {"exec.meta.removemountstubs.recursive", "file.copy.modestring"}
-    assert len(caps.SUPPORTED_CAPS) == 88
-    assert caps.SOURCE_HTTP_UID_GID == "soruce.http.uidgid"
+    # The counts are checked against buildkitd's own list in caps_integration_test.py.
+    assert caps.UNREGISTERED_CAPS <= caps.ALL_CAPS
+    assert caps.SUPPORTED_CAPS == caps.ALL_CAPS - caps.UNREGISTERED_CAPS
+    assert caps.SOURCE_HTTP_UID_GID == "soruce.http.uidgid"  # BuildKit's spelling, on the wire
 
 
 def test_every_cap_llbkit_declares_is_supported_by_buildkitd():

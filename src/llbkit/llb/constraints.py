@@ -15,7 +15,7 @@ from typing import FrozenSet, Iterable, Mapping, Optional, Tuple
 
 from llbkit._proto import ops_pb2 as pb
 from llbkit.llb.errors import InvalidArgumentError
-from llbkit.llb.platform import Platform, PlatformLike, as_platform, default_platform
+from llbkit.platforms import Platform, PlatformLike, as_platform, default_platform
 
 __all__ = [
     "CUSTOM_NAME_KEY",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Dict, List
 from google.protobuf.descriptor import FieldDescriptor
 
 from llbkit._proto import ops_pb2 as pb
-from llbkit.llb.gojson import go_json
+from llbkit.gojson import go_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from llbkit.llb.marshal import Definition

@@ -7,7 +7,7 @@ still sees what to fix.
 
 from __future__ import annotations
 
-from llbkit.errors import LLBError
+from llbkit.errors import InvalidArgumentError, InvalidPlatformError, InvalidReferenceError, LLBError
 
 __all__ = [
     "LLBError",
@@ -21,20 +21,8 @@ __all__ = [
 ]
 
 
-class InvalidArgumentError(LLBError, ValueError):
-    """A required value is missing or has the wrong shape (empty args, negative sizes...)."""
-
-
 class InvalidPathError(InvalidArgumentError):
     """A path that must be absolute (a mount destination, a secret target) is relative or empty."""
-
-
-class InvalidPlatformError(InvalidArgumentError):
-    """A platform string is not ``os/arch[/variant]``."""
-
-
-class InvalidReferenceError(InvalidArgumentError):
-    """An image reference, digest or URL does not parse."""
 
 
 class InvalidMountError(InvalidArgumentError):

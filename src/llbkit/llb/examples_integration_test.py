@@ -1,6 +1,6 @@
 """The example catalogue against real BuildKit: buildctl parses our bytes as we do, and they solve.
 
-For every example of :func:`llbkit.llb.examples.catalogue`:
+For every example of :func:`llbkit.testutil.llb_examples.catalogue`:
 
 - ``buildctl debug dump-llb`` of the marshaled bytes prints exactly ``llb.dump(definition)`` (and
   ``--dot`` exactly ``llb.to_dot``);
@@ -27,7 +27,7 @@ from typing import Dict, List, Sequence
 import pytest
 
 from llbkit import llb
-from llbkit.llb.examples import (
+from llbkit.testutil.llb_examples import (
     SECRET_ENV_VALUE,
     SECRET_VALUE,
     Example,

@@ -4,7 +4,7 @@ import os
 
 from llbkit import llb
 from llbkit.llb import caps
-from llbkit.llb.examples import SECRET_ENV_VALUE, SECRET_VALUE, Expect, Example, catalogue, verify_export
+from llbkit.testutil.llb_examples import SECRET_ENV_VALUE, SECRET_VALUE, Expect, Example, catalogue, verify_export
 
 REGISTRY = "127.0.0.1:5000"
 
@@ -35,10 +35,9 @@ def test_catalogue_is_large_varied_and_marshals():
                for ex in exs for op in ex.state.marshal("linux/amd64").ops)
 
 
-def test_catalogue_is_deterministic_and_parametrized():
+def test_catalogue_is_parametrized():
+    # Determinism is checked across processes with different hash seeds in marshal_test.py.
     one = [e.state.marshal("linux/amd64").to_bytes() for e in catalogue(REGISTRY)]
-    two = [e.state.marshal("linux/amd64").to_bytes() for e in catalogue(REGISTRY)]
-    assert one == two
     other = {e.name: e.state.marshal("linux/amd64").to_bytes() for e in catalogue("10.0.0.1:5001", cache_namespace="x")}
     assert other["network_none"] != dict(zip([e.name for e in catalogue(REGISTRY)], one))["network_none"]
     assert b"x-counter" in other["cache_mount"]

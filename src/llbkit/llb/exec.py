@@ -23,7 +23,7 @@ from llbkit.llb.constraints import Constraints, marshal_constraints, op_constrai
 from llbkit.llb.errors import ConflictingOptionsError, InvalidArgumentError, InvalidMountError, InvalidPathError
 from llbkit.llb.marshal import MarshalContext
 from llbkit.llb.meta import EnvLike, NetMode, SecurityMode, StateMeta, as_net_mode, as_security_mode, resolve_dir
-from llbkit.llb.platform import Platform, PlatformLike
+from llbkit.platforms import Platform, PlatformLike
 from llbkit.llb.state import Output, State, Vertex, new_state
 
 __all__ = [

@@ -4,7 +4,7 @@ import pytest
 
 from llbkit import llb
 from llbkit.llb import caps
-from llbkit.llb._testing import head, input_op, marshal
+from llbkit.testutil.llb_testing import head, input_op, marshal
 
 BB = llb.image("busybox")
 

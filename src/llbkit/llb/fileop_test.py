@@ -6,7 +6,7 @@ import pytest
 
 from llbkit import llb
 from llbkit.llb import caps
-from llbkit.llb._testing import head, input_op, marshal
+from llbkit.testutil.llb_testing import head, input_op, marshal
 from llbkit.llb.fileop import normalize_path
 
 BB = llb.image("busybox")

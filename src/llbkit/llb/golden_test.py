@@ -19,7 +19,7 @@ import pytest
 from llbkit import llb
 
 GOLDEN = json.loads((Path(__file__).parent / "testdata" / "go_client_llb_digests.json").read_text())
-from llbkit.llb._states import D64, T, golden_states as states  # noqa: F401
+from llbkit.testutil.llb_states import D64, T, golden_states as states  # noqa: F401
 
 MARSHAL = {
     "meta": dict(constraints=llb.Constraints.of(worker_constraints=["arch==amd64"])),

@@ -27,7 +27,7 @@ from llbkit.wireformat import varint
 from llbkit.llb import caps as _caps
 from llbkit.llb.constraints import Constraints, OpMetadata, SourceLocation, SourceMap
 from llbkit.llb.errors import InvalidArgumentError, InvalidDefinitionError, LLBError
-from llbkit.llb.platform import Platform, PlatformLike, as_platform, default_platform
+from llbkit.platforms import Platform, PlatformLike, as_platform, default_platform
 
 if TYPE_CHECKING:  # pragma: no cover
     from llbkit.llb.state import Output, State, Vertex

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Optional, Tuple, Union
 
 from llbkit.llb.errors import InvalidArgumentError, InvalidPathError
-from llbkit.llb.platform import Platform
+from llbkit.platforms import Platform
 
 __all__ = [
     "NetMode",

@@ -25,11 +25,11 @@ from urllib.parse import urlsplit, urlunsplit
 from llbkit.llb import caps as _caps
 from llbkit.llb.constraints import Constraints, marshal_constraints, op_constraints
 from llbkit.llb.errors import InvalidArgumentError, InvalidReferenceError
-from llbkit.llb.gojson import go_json
+from llbkit.gojson import go_json
 from llbkit.llb.marshal import MarshalContext
 from llbkit.llb.meta import go_path_join
-from llbkit.llb.platform import PlatformLike
-from llbkit.llb.reference import normalize_image_reference, parse_image_reference, validate_digest
+from llbkit.platforms import PlatformLike
+from llbkit.reference import normalize_image_reference, parse_reference, validate_digest
 from llbkit.llb.state import Output, State, Vertex, new_state
 
 __all__ = ["SourceOp", "ResolveMode", "scratch", "image", "local", "git", "http", "oci_layout"]
@@ -462,7 +462,7 @@ def oci_layout(
     """An image from an OCI layout the client exposes over the session (content store
     ``store_id``), pinned by digest: ``ref`` is ``name@sha256:...``."""
     op = "oci_layout"
-    parsed = parse_image_reference(_nonempty_str(ref, op=op, what="reference"), op=op)
+    parsed = parse_reference(_nonempty_str(ref, op=op, what="reference"), op=op)
     if not parsed.digest:
         raise InvalidReferenceError(f"{op}: reference {ref!r} must be pinned by digest (name@sha256:...)")
     c = op_constraints(op, constraints, custom_name=custom_name, ignore_cache=ignore_cache, platform=platform)

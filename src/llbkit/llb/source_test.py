@@ -6,7 +6,7 @@ import pytest
 
 from llbkit import llb
 from llbkit.llb import caps
-from llbkit.llb._testing import AMD64, head, marshal
+from llbkit.testutil.llb_testing import AMD64, head, marshal
 
 D = "sha256:" + "0123456789abcdef" * 4
 

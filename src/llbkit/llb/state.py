@@ -12,14 +12,14 @@ been marshaled, as in Go's ``Vertex.Marshal``. The op kinds live in their own mo
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Tuple, Union
 
 from llbkit.llb.constraints import Constraints, OpMetadata, SourceLocation
 from llbkit.llb.errors import InvalidArgumentError
 from llbkit.llb.meta import EnvLike, NetMode, SecurityMode, StateMeta, as_net_mode, as_security_mode
-from llbkit.llb.platform import Platform, PlatformLike, as_platform
+from llbkit.jsonutil import parse_json_object
+from llbkit.platforms import Platform, PlatformLike, as_platform
 
 if TYPE_CHECKING:  # pragma: no cover
     from llbkit._proto import ops_pb2 as pb
@@ -173,10 +173,7 @@ class State:
     def with_image_config(self, config: Union[bytes, str, Mapping[str, Any]]) -> "State":
         """Adopt an OCI image config's env, working directory and platform (Go's ``WithImageConfig``)."""
         if isinstance(config, (bytes, str)):
-            try:
-                config = json.loads(config)
-            except ValueError as e:
-                raise InvalidArgumentError(f"with_image_config: image config is not valid JSON: {e}") from e
+            config = parse_json_object(config, "with_image_config: image config", InvalidArgumentError)
         if not isinstance(config, Mapping):
             raise InvalidArgumentError(f"with_image_config: image config must be a JSON object, got {config!r}")
         s: State = self

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from llbkit import llb
-from llbkit.llb._testing import head, marshal
+from llbkit.testutil.llb_testing import head, marshal
 
 BB = llb.image("busybox")
 
@@ -86,7 +86,7 @@ def test_with_image_config():
     assert st.env() == ("PATH=/usr/bin:/bin", "EMPTY=", "NOVALUE=")
     assert st.get_dir() == "/app"
     assert st.get_platform() == llb.Platform("linux", "arm64")
-    with pytest.raises(llb.InvalidArgumentError, match="with_image_config: image config is not valid JSON"):
+    with pytest.raises(llb.InvalidArgumentError, match="with_image_config: image config is not JSON"):
         llb.scratch().with_image_config(b"{nope")
 
 

@@ -14,10 +14,10 @@ import os
 import re
 from typing import Dict, List, Sequence, Union
 
-from llbkit.oci import gojson
+from llbkit import gojson
 from llbkit.oci.errors import ArchiveError
 from llbkit.oci.index import PlatformImage
-from llbkit.oci.layout import LAYOUT_VERSION, write_layout_tar
+from llbkit.oci.layout import LAYOUT_FILE, OCI_LAYOUT_BYTES, write_layout_tar
 from llbkit.oci.types import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MT_OCI_INDEX
 
 _TAGGED = re.compile(r"^[a-z0-9][a-z0-9._/:-]*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -61,6 +61,6 @@ def write_docker_archive(
     files = {
         "manifest.json": docker_manifest(image, tags),
         "index.json": docker_index(image, tags),
-        "oci-layout": gojson.compact({"imageLayoutVersion": LAYOUT_VERSION}),
+        LAYOUT_FILE: OCI_LAYOUT_BYTES,
     }
     write_layout_tar(path, files, image.blob_entries())

@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from llbkit.oci._testing import two_platform_layout
+from llbkit.testutil.oci_images import two_platform_layout
 from llbkit.oci.docker_archive import write_docker_archive
 from llbkit.oci.errors import ArchiveError
 from llbkit.oci.index import split

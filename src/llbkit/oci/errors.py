@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from llbkit.errors import OCIError
 
 __all__ = [
     "OCIError",
     "LayoutError",
+    "ImageConfigError",
     "BlobVerificationError",
     "ArchiveError",
     "RegistryError",
@@ -19,6 +22,10 @@ class LayoutError(OCIError):
     """An OCI image layout (directory or tar) is missing a file or holds malformed JSON."""
 
 
+class ImageConfigError(OCIError, ValueError):
+    """An image config field (env, port, volume, platform...) or a base config blob is invalid."""
+
+
 class BlobVerificationError(LayoutError):
     """A blob's bytes do not match the digest or size its descriptor declares."""
 
@@ -28,7 +35,15 @@ class ArchiveError(OCIError):
 
 
 class RegistryError(OCIError):
-    """A registry answered a request with an unexpected status."""
+    """A registry answered a request with an unexpected status.
+
+    ``status`` is the HTTP status of that answer (404 for a missing manifest...), ``None`` when
+    there was no answer (transport errors) or the error is not about one, so callers branch on
+    it rather than on the message."""
+
+    def __init__(self, message: str, *, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RegistryAuthError(RegistryError):
@@ -36,4 +51,4 @@ class RegistryAuthError(RegistryError):
 
 
 class RegistryUnreachableError(RegistryError):
-    """No connection could be made to a registry's address."""
+    """No connection could be made to a registry's address (``status`` is ``None``)."""

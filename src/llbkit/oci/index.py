@@ -2,7 +2,7 @@
 
 :func:`assemble` takes the images in the declared platform order (the caller stores per-platform
 results by input index, never by completion order) and writes the index as BuildKit's exporter
-does (:mod:`llbkit.oci.gojson`): ``schemaVersion``, ``mediaType``, ``manifests`` (each descriptor
+does (:mod:`llbkit.gojson`): ``schemaVersion``, ``mediaType``, ``manifests`` (each descriptor
 carrying its platform and optional annotations), then sorted ``annotations``. Same inputs, same
 bytes, whichever worker built each platform. Blobs shared between platforms are kept once.
 
@@ -16,7 +16,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from llbkit.oci import gojson
+from llbkit import gojson
+from llbkit.platforms import Platform, find_platform
 from llbkit.oci.errors import LayoutError
 from llbkit.oci.layout import (
     BlobEntry,
@@ -33,7 +34,6 @@ from llbkit.oci.types import (
     MANIFEST_TYPES,
     MT_OCI_INDEX,
     Descriptor,
-    Platform,
 )
 
 
@@ -159,10 +159,9 @@ class AssembledIndex:
 
     def image(self, platform: "str | Platform") -> PlatformImage:
         want = str(platform)
-        for image in self.images:
-            if str(image.platform) == want or \
-                    f"{image.platform.os}/{image.platform.architecture}" == want:
-                return image
+        found = find_platform(platform, [i.platform for i in self.images])
+        if found is not None:
+            return self.images[found]
         raise LayoutError(f"the index has no {want} image; it has "
                           f"{', '.join(str(i.platform) for i in self.images)}")
 

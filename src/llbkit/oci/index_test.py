@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from llbkit.oci._testing import LayoutBuilder, two_platform_layout
+from llbkit.platforms import Platform
+from llbkit.testutil.oci_images import LayoutBuilder, two_platform_layout
 from llbkit.oci.errors import LayoutError
 from llbkit.oci.index import assemble, split
 from llbkit.oci.layout import OCILayout
@@ -71,10 +72,8 @@ def test_duplicate_platform_and_empty_input_are_errors(tmp_path):
 
 def test_split_skips_attestations_and_reads_platform_from_config(tmp_path):
     b = LayoutBuilder(tmp_path / "l")
-    img = b.image("linux/arm64/v8", [{"f": b"1"}])
+    img = b.image(Platform("linux", "arm64", "v8"), [{"f": b"1"}])
     att = b.image("linux/amd64", [{"att": b"{}"}])
-    from llbkit.oci.types import Platform
-
     att = att.replace(platform=Platform("unknown", "unknown"),
                       annotations={"vnd.docker.reference.type": "attestation-manifest"})
     root = b.finish([img.replace(platform=None), att])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import tarfile
 from pathlib import Path
 from typing import (
@@ -30,8 +29,9 @@ from typing import (
     Union,
 )
 
-from llbkit.oci import gojson
-from llbkit.oci.atomic import atomic_output
+from llbkit import gojson
+from llbkit.atomic import atomic_output
+from llbkit.jsonutil import parse_json_object
 from llbkit.oci.errors import BlobVerificationError, LayoutError
 from llbkit.oci.types import MT_OCI_INDEX, Descriptor
 
@@ -41,6 +41,10 @@ except ImportError:  # pragma: no cover
     Protocol = object  # type: ignore[assignment,misc]
 
 LAYOUT_VERSION = "1.0.0"
+LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+#: The ``oci-layout`` file, as containerd writes it (Go's json.Marshal).
+OCI_LAYOUT_BYTES = gojson.compact({"imageLayoutVersion": LAYOUT_VERSION})
 MAX_JSON_BLOB = 16 * 1024 * 1024  # manifests, indexes and configs are read whole; layers never
 _CHUNK = 1024 * 1024
 _DIR_MODE = 0o755
@@ -143,14 +147,14 @@ def read_verified(source: BlobSource, desc: Descriptor, limit: int = MAX_JSON_BL
 
 
 def read_json(source: BlobSource, desc: Descriptor) -> Dict[str, Any]:
-    data = read_verified(source, desc)
-    try:
-        value = json.loads(data)
-    except ValueError as e:
-        raise LayoutError(f"blob {desc.digest} in {source.describe()} is not valid JSON: {e}")
-    if not isinstance(value, dict):
-        raise LayoutError(f"blob {desc.digest} in {source.describe()} is not a JSON object")
-    return value
+    return parse_json_object(read_verified(source, desc), f"blob {desc.digest} in {source.describe()}",
+                             LayoutError)
+
+
+def parse_index(data: bytes, where: str) -> Dict[str, Any]:
+    """An ``index.json`` (read from ``where``) as a dict; :class:`LayoutError` saying to fix or
+    remove it otherwise. Readers of a layout directory and of a layout tar both use this."""
+    return parse_json_object(data, where, LayoutError, fix="it must be an OCI index; fix or remove it")
 
 
 class MemoryBlobs:
@@ -198,13 +202,13 @@ class OCILayout:
         else:
             raise LayoutError(f"{self.path} does not exist; expected an OCI image layout "
                               "directory or tar")
-        layout = self._read_small_json("oci-layout")
+        layout = self._read_small_json(LAYOUT_FILE)
         if layout.get("imageLayoutVersion") != LAYOUT_VERSION:
             raise LayoutError(
                 f"{self.path}: oci-layout has imageLayoutVersion "
                 f"{layout.get('imageLayoutVersion')!r}; only {LAYOUT_VERSION!r} is supported"
             )
-        self.index = self._read_small_json("index.json")
+        self.index = self._read_small_json(INDEX_FILE)
         manifests = self.index.get("manifests")
         if not isinstance(manifests, list):
             raise LayoutError(f"{self.path}: index.json has no \"manifests\" list")
@@ -236,13 +240,9 @@ class OCILayout:
             )
         with f:
             data = f.read(MAX_JSON_BLOB + 1)
-        try:
-            value = json.loads(data)
-        except ValueError as e:
-            raise LayoutError(f"{self.path}: {name} is not valid JSON: {e}") from e
-        if not isinstance(value, dict):
-            raise LayoutError(f"{self.path}: {name} is not a JSON object")
-        return value
+        if name == INDEX_FILE:
+            return parse_index(data, f"{self.path}/{name}")
+        return parse_json_object(data, f"{self.path}: {name}", LayoutError)
 
     def open_blob(self, desc: Descriptor) -> VerifyingReader:
         f = self._open_file(desc.blob_path)
@@ -299,8 +299,8 @@ def layout_files(index_desc: Descriptor, ref_names: Sequence[str] = ()) -> Dict[
     index = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX,
              "manifests": [d.to_dict() for d in descs]}
     return {
-        "oci-layout": gojson.compact({"imageLayoutVersion": LAYOUT_VERSION}),
-        "index.json": gojson.compact(index),
+        LAYOUT_FILE: OCI_LAYOUT_BYTES,
+        INDEX_FILE: gojson.compact(index),
     }
 
 

@@ -8,26 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from llbkit.oci import gojson
-from llbkit.oci._testing import LayoutBuilder, two_platform_layout
-from llbkit.oci.atomic import atomic_output, write_bytes_atomic
+from llbkit.testutil.oci_images import LayoutBuilder, two_platform_layout
+from llbkit.atomic import atomic_output, write_bytes_atomic
 from llbkit.oci.errors import BlobVerificationError, LayoutError, OCIError
 from llbkit.oci.index import assemble, split, write_oci_tar
 from llbkit.oci.layout import OCILayout, read_verified
 from llbkit.oci.types import Descriptor
 
 
-def test_gojson_matches_go_marshal_indent_conventions():
-    doc = {"b": "x<y>&z\u2028", "a": [], "c": {}, "d": [1], "e": "é"}
-    assert gojson.indent(doc) == (
-        '{\n  "b": "x\\u003cy\\u003e\\u0026z\\u2028",\n  "a": [],\n  "c": {},\n'
-        '  "d": [\n    1\n  ],\n  "e": "é"\n}'
-    ).encode()
-    assert gojson.compact({"z": 1, "a": [1, 2]}) == b'{"z":1,"a":[1,2]}'
-
-
 def test_descriptor_key_order_is_go_struct_order():
-    from llbkit.oci.types import Platform
+    from llbkit.platforms import Platform
 
     d = Descriptor("m", "sha256:" + "0" * 64, 3, annotations={"b": "1", "a": "2"},
                    platform=Platform("linux", "arm64", "v8"))

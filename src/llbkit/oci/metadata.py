@@ -24,7 +24,7 @@ import json
 import os
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
-from llbkit.oci.atomic import write_bytes_atomic
+from llbkit.atomic import write_bytes_atomic
 from llbkit.oci.index import AssembledIndex
 from llbkit.oci.types import Descriptor
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from llbkit.oci._testing import two_platform_layout
+from llbkit.testutil.oci_images import two_platform_layout
 from llbkit.oci.index import assemble, split
 from llbkit.oci.layout import OCILayout
 from llbkit.oci.metadata import dumps, image_record, read_image_json, write_image_json

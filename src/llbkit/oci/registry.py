@@ -1,5 +1,5 @@
-"""A small OCI distribution client: push a layout (blobs, manifests, index, then tags), pull
-manifests.
+"""A small OCI distribution client: push a layout (blobs, manifests, index, then tags), get
+manifests and blobs. All of llbkit's registry HTTP is here (publish and base resolution).
 
 Pushes go by digest first and tag last (as rules_oci does), so a tag never names something
 half-pushed: blobs (HEAD to skip those present, else POST + monolithic PUT streamed from the file
@@ -7,17 +7,23 @@ and verified on the way), then each platform manifest by digest, then the index 
 each tag. Auth: anonymous, HTTP basic, or the bearer token flow (``WWW-Authenticate: Bearer
 realm,service,scope``), with credentials from Docker's config (:mod:`llbkit.oci.auth`).
 127.0.0.1/localhost registries are spoken to over plain HTTP, every other one over HTTPS.
+
+A client keeps one HTTP/1.1 connection per host (the registry, its token server, a blob
+redirect's storage host) and reuses it (keep-alive); a connection that fails or that the server
+closed is reopened once. ``requests`` keeps the last :data:`REQUEST_LOG_SIZE` requests.
 """
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
+import os
 import socket
 import ssl
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from llbkit.oci.auth import Credentials, lookup_credentials, parse_challenge
 from llbkit.oci.errors import (
@@ -25,53 +31,23 @@ from llbkit.oci.errors import (
     RegistryError,
     RegistryUnreachableError,
 )
-from llbkit.oci.index import AssembledIndex
-from llbkit.oci.layout import BlobEntry, BlobSource, OCILayout, read_verified
+from llbkit.oci.layout import BlobSource, OCILayout, read_verified
 from llbkit.oci.types import INDEX_TYPES, MANIFEST_TYPES, Descriptor, sha256_digest
+from llbkit.reference import ImageReference, parse_reference
 
 ACCEPT_MANIFESTS = ", ".join(sorted(INDEX_TYPES | MANIFEST_TYPES))
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _BLOCK = 1024 * 1024
+_REDIRECTS = (301, 302, 303, 307, 308)
+#: How many requests :attr:`RegistryClient.requests` remembers (the most recent ones).
+REQUEST_LOG_SIZE = 256
 
 
-@dataclass(frozen=True)
-class Reference:
-    registry: str
-    repository: str
-    tag: str = ""
-    digest: str = ""
-
-    def __str__(self) -> str:
-        out = f"{self.registry}/{self.repository}"
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
-
-
-def parse_reference(ref: str) -> Reference:
-    """``[registry/]repo[:tag][@sha256:...]``; a bare name is on docker.io (``library/``)."""
-    rest, _, digest = ref.partition("@")
-    first, sep, remainder = rest.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        registry, path = first, remainder
-    else:
-        registry, path = "docker.io", rest
-        if "/" not in path:
-            path = f"library/{path}"
-    repo, _, tag = path.partition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "")
-    if not repo or repo != repo.lower() or (digest and not digest.startswith("sha256:")):
-        raise RegistryError(
-            f"invalid image reference {ref!r}; expected [registry/]repository[:tag][@sha256:...] "
-            "with a lowercase repository, e.g. registry.example.com/acme/app:1.0"
-        )
-    return Reference(registry, repo, tag, digest)
 
 
 @dataclass
 class PushResult:
-    reference: Reference
+    reference: ImageReference
     digest: str
     blobs_uploaded: List[str] = field(default_factory=list)
     blobs_skipped: List[str] = field(default_factory=list)
@@ -87,7 +63,11 @@ class _Response:
 
 
 class RegistryClient:
-    """One registry host; ``requests`` logs ``(method, path, status)`` of every request made."""
+    """One registry host; ``requests`` logs ``(method, path, status)`` of the recent requests.
+
+    Credentials, unless given, come from Docker's config as found in ``env`` (``DOCKER_CONFIG``,
+    ``HOME``, ``PATH``); ``env`` defaults to the process environment, for callers at the edge.
+    """
 
     def __init__(
         self,
@@ -97,6 +77,7 @@ class RegistryClient:
         insecure: Optional[bool] = None,
         timeout: float = 120.0,
         ssl_context: Optional[ssl.SSLContext] = None,
+        env: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.registry = registry
         self.endpoint = "registry-1.docker.io" if registry == "docker.io" else registry
@@ -107,44 +88,79 @@ class RegistryClient:
         self._credentials = credentials
         self.timeout = timeout
         self.ssl_context = ssl_context
-        self.requests: List[Tuple[str, str, int]] = []
+        self.env: Mapping[str, str] = dict(os.environ if env is None else env)
+        self.requests: Deque[Tuple[str, str, int]] = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        self._connections: Dict[Tuple[str, str], http.client.HTTPConnection] = {}
         self._tokens: Dict[str, str] = {}
         self._basic = False
 
     @property
     def credentials(self) -> Credentials:
         if self._credentials is None:
-            self._credentials = lookup_credentials(self.registry)
+            self._credentials = lookup_credentials(self.registry, self.env)
         return self._credentials
 
     # -- HTTP ----------------------------------------------------------------------------------
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        if scheme == "https":
-            return http.client.HTTPSConnection(netloc, timeout=self.timeout,
-                                               context=self.ssl_context, blocksize=_BLOCK)
-        return http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=_BLOCK)
+        """The open connection to ``scheme://netloc``, made on first use."""
+        conn = self._connections.get((scheme, netloc))
+        if conn is None:
+            if scheme == "https":
+                conn = http.client.HTTPSConnection(netloc, timeout=self.timeout,
+                                                   context=self.ssl_context, blocksize=_BLOCK)
+            else:
+                conn = http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=_BLOCK)
+            self._connections[(scheme, netloc)] = conn
+        return conn
 
-    def _raw(self, method: str, url: str, headers: Dict[str, str], body: Any = None) -> _Response:
+    def _drop(self, scheme: str, netloc: str) -> None:
+        conn = self._connections.pop((scheme, netloc), None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        """Close the kept-alive connections (a later request opens new ones)."""
+        for key in list(self._connections):
+            self._drop(*key)
+
+    def __enter__(self) -> "RegistryClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _raw(self, method: str, url: str, headers: Dict[str, str], body: Any = None,
+             replayable: bool = True) -> _Response:
+        """One request on the host's kept-alive connection. A connection the server closed
+        between requests fails on reuse: it is reopened and the request sent once more, unless
+        its body was a stream already consumed (``replayable=False``)."""
         parts = urllib.parse.urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn = self._connection(parts.scheme, parts.netloc)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read() if method != "HEAD" else b""
-        except (ConnectionError, socket.timeout, socket.gaierror, ssl.SSLError, OSError) as e:
-            if isinstance(e, RegistryError):
-                raise
-            raise RegistryUnreachableError(
-                f"cannot reach registry {self.registry} at {parts.scheme}://{parts.netloc} "
-                f"({method} {parts.path}): {e}; check the address, that the registry is "
-                "running, and (for HTTPS) its certificate"
-            ) from e
-        finally:
-            conn.close()
-        self.requests.append((method, parts.path, resp.status))
-        return _Response(resp.status, resp.headers, data)
+        for attempt in (0, 1):
+            reused = (parts.scheme, parts.netloc) in self._connections
+            conn = self._connection(parts.scheme, parts.netloc)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()  # b"" for HEAD; a response must be read before the next
+            except (ConnectionError, socket.timeout, socket.gaierror, ssl.SSLError, OSError,
+                    http.client.HTTPException) as e:
+                self._drop(parts.scheme, parts.netloc)
+                stale = isinstance(e, (ConnectionError, http.client.RemoteDisconnected,
+                                       http.client.BadStatusLine))
+                if attempt == 0 and reused and stale and (replayable or body is None):
+                    continue
+                raise RegistryUnreachableError(
+                    f"cannot reach registry {self.registry} at {parts.scheme}://{parts.netloc} "
+                    f"({method} {parts.path}): {e}; check the address, that the registry is "
+                    "running, and (for HTTPS) its certificate"
+                ) from e
+            if resp.will_close:
+                self._drop(parts.scheme, parts.netloc)
+            self.requests.append((method, parts.path, resp.status))
+            return _Response(resp.status, resp.headers, data)
+        raise AssertionError("the loop returns or raises")
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://{self.endpoint}{path}"
@@ -167,13 +183,13 @@ class RegistryClient:
             auth = self._auth_header(scope)
             if auth:
                 hdrs["Authorization"] = auth
-            resp = self._raw(method, url, hdrs, body() if body else None)
+            resp = self._raw(method, url, hdrs, body() if body else None, replayable=body is None)
             if resp.status != 401:
                 return resp
             if attempt == 0 and self._answer(resp.header("WWW-Authenticate"), scope):
                 continue
             raise self._auth_error(method, url, scope, resp)
-        raise AssertionError("unreachable")
+        raise AssertionError("the loop returns or raises")
 
     def _auth_header(self, scope: str) -> str:
         if scope in self._tokens:
@@ -221,7 +237,7 @@ class RegistryClient:
             raise RegistryAuthError(
                 f"token server {realm} refused a token for {scope!r} on {self.registry} "
                 f"({resp.status}{_errors(resp.body)}); tried {creds.describe()}; "
-                f"run `docker login {self.registry}` or fix the config"
+                f"run `docker login {self.registry}` or fix the config", status=resp.status
             )
         try:
             data = json.loads(resp.body)
@@ -237,14 +253,14 @@ class RegistryClient:
             f"registry {self.registry} refused {method} {urllib.parse.urlsplit(url).path} "
             f"(401 Unauthorized{_errors(resp.body)}) for {scope!r}; tried {tried}; run "
             f"`docker login {self.registry}` or add an auths entry for it to the Docker "
-            "config.json (DOCKER_CONFIG)"
+            "config.json (DOCKER_CONFIG)", status=resp.status
         )
 
     def _check(self, resp: _Response, ok: Sequence[int], what: str) -> _Response:
         if resp.status not in ok:
             raise RegistryError(
                 f"registry {self.registry}: {what} failed with HTTP {resp.status}"
-                f"{_errors(resp.body)}"
+                f"{_errors(resp.body)}", status=resp.status
             )
         return resp
 
@@ -309,6 +325,24 @@ class RegistryClient:
             media_type = str(json.loads(resp.body).get("mediaType", ""))
         return resp.body, media_type, digest
 
+    def get_blob(self, repo: str, digest: str) -> bytes:
+        """The bytes of blob ``digest`` in ``repo``, verified against the digest.
+
+        Registries often answer with a redirect to storage elsewhere (a CDN); that URL carries
+        its own signature, so it is fetched without the registry's credentials."""
+        url = self.url(f"/v2/{repo}/blobs/{digest}")
+        resp = self.request("GET", url, _scope(repo, False))
+        for _hop in range(5):
+            location = resp.header("Location")
+            if resp.status not in _REDIRECTS or not location:
+                break
+            url = urllib.parse.urljoin(url, location)
+            resp = self._raw("GET", url, {})
+        self._check(resp, (200,), f"getting {repo}@{digest}")
+        if sha256_digest(resp.body) != digest:
+            raise RegistryError(f"registry {self.registry}: blob {repo}@{digest} does not match its digest")
+        return resp.body
+
 
 def _scope(repo: str, push: bool) -> str:
     return f"repository:{repo}:{'pull,push' if push else 'pull'}"
@@ -324,23 +358,6 @@ def _errors(body: bytes) -> str:
 
 
 # -- push ----------------------------------------------------------------------------------------
-
-class _Sources:
-    """Dispatches blob reads to the source each blob came from."""
-
-    def __init__(self, entries: Sequence[BlobEntry], fallback: Optional[BlobSource] = None):
-        self._by_digest = {d.digest: s for d, s in entries}
-        self._fallback = fallback
-
-    def open_blob(self, desc: Descriptor) -> Any:
-        source = self._by_digest.get(desc.digest, self._fallback)
-        if source is None:
-            raise RegistryError(f"no source holds blob {desc.digest}")
-        return source.open_blob(desc)
-
-    def describe(self) -> str:
-        return "assembled image"
-
 
 def _plan(
     source: BlobSource, root: Descriptor
@@ -379,7 +396,7 @@ def push(
 ) -> PushResult:
     """Push ``root`` (an index or manifest) and everything it names, then ``tags``."""
     blobs, manifests = _plan(source, root)
-    result = PushResult(Reference(client.registry, repository, digest=root.digest), root.digest)
+    result = PushResult(ImageReference(client.registry, repository, digest=root.digest), root.digest)
     for desc in blobs:
         if client.has_blob(repository, desc.digest):
             result.blobs_skipped.append(desc.digest)
@@ -396,18 +413,6 @@ def push(
     return result
 
 
-def push_assembled(
-    assembled: AssembledIndex, dest: str, tags: Sequence[str] = (),
-    client: Optional[RegistryClient] = None,
-) -> PushResult:
-    """Push an assembled index to ``dest`` (``registry/repo[:tag]``; its tag is added)."""
-    ref = parse_reference(dest)
-    client = client or RegistryClient(ref.registry)
-    all_tags = list(dict.fromkeys(([ref.tag] if ref.tag else []) + list(tags)))
-    source = _Sources(assembled.blob_entries())
-    return push(client, ref.repository, assembled.descriptor, source, all_tags)
-
-
 def push_layout(
     layout: Union[str, OCILayout, Any], dest: str, tags: Sequence[str] = (),
     client: Optional[RegistryClient] = None,
@@ -422,7 +427,7 @@ def push_layout(
                 "exactly one (an index or a manifest)"
             )
         root = next(iter(roots.values())).replace(annotations={}, platform=None)
-        ref = parse_reference(dest)
+        ref = parse_reference(dest, op="push")
         client = client or RegistryClient(ref.registry)
         all_tags = list(dict.fromkeys(([ref.tag] if ref.tag else []) + list(tags)))
         return push(client, ref.repository, root, opened, all_tags)
@@ -431,14 +436,4 @@ def push_layout(
             opened.close()
 
 
-def pull_manifest(ref: str, client: Optional[RegistryClient] = None) -> Tuple[bytes, str, str]:
-    """``(bytes, media type, digest)`` of the manifest or index ``ref`` names."""
-    r = parse_reference(ref)
-    client = client or RegistryClient(r.registry)
-    return client.get_manifest(r.repository, r.digest or r.tag or "latest")
-
-
-__all__ = [
-    "Reference", "parse_reference", "PushResult", "RegistryClient", "push", "push_assembled",
-    "push_layout", "pull_manifest",
-]
+__all__ = ["PushResult", "RegistryClient", "REQUEST_LOG_SIZE", "push", "push_layout"]

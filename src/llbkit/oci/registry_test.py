@@ -5,29 +5,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import socket
-import stat
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from llbkit.oci._testing import two_platform_layout
-from llbkit.oci.auth import Credentials, lookup_credentials, parse_challenge
+from llbkit.oci.auth import Credentials
 from llbkit.oci.errors import RegistryAuthError, RegistryError, RegistryUnreachableError
-from llbkit.oci.index import assemble, split
-from llbkit.oci.layout import OCILayout
-from llbkit.oci.registry import RegistryClient, parse_reference, push_assembled
+from llbkit.oci.layout import OCILayout, read_verified
+from llbkit.oci.registry import REQUEST_LOG_SIZE, RegistryClient, push_layout
+from llbkit.testutil.oci_images import two_platform_layout
 
 USER, PASSWORD, TOKEN = "alice", "s3cret", "tok-123"
 
 
 class FakeRegistry(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real registries speak
     blobs: dict = {}
     manifests: dict = {}
     log: list = []
+    peers: set = set()
+    drop_next = False  # close the connection instead of answering, once
 
     def log_message(self, *args):  # quiet
         pass
@@ -47,6 +47,15 @@ class FakeRegistry(BaseHTTPRequestHandler):
     def _route(self):
         url = urllib.parse.urlsplit(self.path)
         self.log.append((self.command, url.path))
+        self.peers.add(self.client_address)
+        if FakeRegistry.drop_next:
+            FakeRegistry.drop_next = False
+            self._body()
+            self.close_connection = True
+            return None
+        if url.path.startswith("/storage/"):  # a blob store elsewhere: must get no credentials
+            assert "Authorization" not in self.headers
+            return self._send(200, self.blobs[url.path.rsplit("/", 1)[-1]])
         host = f"127.0.0.1:{self.server.server_address[1]}"
         if url.path == "/token":
             want = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -64,6 +73,8 @@ class FakeRegistry(BaseHTTPRequestHandler):
         parts = url.path.split("/")  # ['', 'v2', repo..., kind, ref]
         kind, ref = parts[-2], parts[-1]
         if kind == "blobs":
+            if ref in self.blobs and self.command == "GET":
+                return self._send(307, headers={"Location": f"http://{host}/storage/{ref}"})
             return self._send(200 if ref in self.blobs else 404)
         if kind == "uploads" and self.command == "POST":
             return self._send(202, headers={"Location": f"/v2/r/blobs/uploads/u1?state=x"})
@@ -88,7 +99,7 @@ class FakeRegistry(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_registry():
-    FakeRegistry.blobs, FakeRegistry.manifests, FakeRegistry.log = {}, {}, []
+    FakeRegistry.blobs, FakeRegistry.manifests, FakeRegistry.log, FakeRegistry.peers = {}, {}, [], set()
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRegistry)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -99,24 +110,42 @@ def fake_registry():
         server.server_close()
 
 
-def _assembled(tmp_path):
-    with OCILayout(two_platform_layout(tmp_path / "l")) as layout:
-        return assemble(split(layout))
-
-
-def test_bearer_token_flow_push_and_pull(fake_registry, tmp_path):
-    assembled = _assembled(tmp_path)
+def test_bearer_token_flow_push_and_get_over_one_kept_alive_connection(fake_registry, tmp_path):
+    path = two_platform_layout(tmp_path / "l")
+    with OCILayout(path) as layout:
+        root = layout.manifests[0]
+        index_bytes = read_verified(layout, root)
     client = RegistryClient(fake_registry, credentials=Credentials(USER, PASSWORD, source="t"))
-    result = push_assembled(assembled, f"{fake_registry}/r:v1", client=client)
+    result = push_layout(path, f"{fake_registry}/r:v1", client=client)
     assert len(result.blobs_uploaded) == 5  # 2 configs + 3 distinct layers (one shared)
-    assert FakeRegistry.manifests["v1"][0] == assembled.index_bytes
-    assert set(FakeRegistry.manifests) == {"v1", assembled.descriptor.digest,
-                                           *(i.manifest.digest for i in assembled.images)}
+    assert FakeRegistry.manifests["v1"][0] == index_bytes
     tokens = [p for m, p in FakeRegistry.log if p == "/token"]
     assert len(tokens) == 1  # one token for the push scope, reused
     data, mt, digest = client.get_manifest("r", "v1")
-    assert data == assembled.index_bytes and digest == assembled.descriptor.digest
+    assert data == index_bytes and digest == root.digest
     assert mt == "application/vnd.oci.image.index.v1+json"
+    assert len(FakeRegistry.peers) == 1, "every request on the one kept-alive connection"
+    client.close()
+
+
+def test_get_blob_follows_the_redirect_without_credentials_and_reconnects(fake_registry, tmp_path):
+    client = RegistryClient(fake_registry, credentials=Credentials(USER, PASSWORD, source="t"))
+    push_layout(two_platform_layout(tmp_path / "l"), f"{fake_registry}/r:v1", client=client)
+    digest, blob = next(iter(FakeRegistry.blobs.items()))
+    FakeRegistry.drop_next = True  # the kept-alive connection dies: reopened, request sent again
+    assert client.get_blob("r", digest) == blob
+    assert ("GET", f"/storage/{digest}") in FakeRegistry.log
+    with pytest.raises(RegistryError) as e:
+        client.get_manifest("r", "missing")
+    assert e.value.status == 404 and "HTTP 404" in str(e.value)
+
+
+def test_request_log_is_bounded(fake_registry):
+    client = RegistryClient(fake_registry, credentials=Credentials(USER, PASSWORD, source="t"))
+    for _ in range(REQUEST_LOG_SIZE + 10):
+        client.has_blob("r", "sha256:" + "0" * 64)
+    assert len(client.requests) == REQUEST_LOG_SIZE
+    assert client.requests[-1] == ("HEAD", "/v2/r/blobs/sha256:" + "0" * 64, 404)
 
 
 def test_bearer_refused_names_credentials(fake_registry, tmp_path):
@@ -143,57 +172,3 @@ def test_plain_http_only_for_loopback():
     assert RegistryClient("registry.example.com", credentials=Credentials()).scheme == "https"
     assert RegistryClient("docker.io", credentials=Credentials()).endpoint == \
         "registry-1.docker.io"
-
-
-def test_parse_reference():
-    r = parse_reference("127.0.0.1:5000/a/b:1.0")
-    assert (r.registry, r.repository, r.tag, r.digest) == ("127.0.0.1:5000", "a/b", "1.0", "")
-    r = parse_reference("busybox")
-    assert (r.registry, r.repository, r.tag) == ("docker.io", "library/busybox", "")
-    d = "sha256:" + "a" * 64
-    r = parse_reference(f"localhost/x@{d}")
-    assert (r.registry, r.repository, r.digest) == ("localhost", "x", d)
-    with pytest.raises(RegistryError, match="lowercase"):
-        parse_reference("example.com/Bad:1")
-
-
-def test_parse_challenge():
-    c = parse_challenge('Bearer realm="https://auth.example/token",service="reg",'
-                        'scope="repository:a/b:pull,push"')
-    assert c.scheme == "bearer"
-    assert c.params == {"realm": "https://auth.example/token", "service": "reg",
-                        "scope": "repository:a/b:pull,push"}
-    assert parse_challenge('Basic realm="x"').scheme == "basic"
-
-
-def test_docker_config_lookup(tmp_path):
-    cfg = tmp_path / "cfg"
-    cfg.mkdir()
-    auth = base64.b64encode(b"bob:pw").decode()
-    (cfg / "config.json").write_text(json.dumps({
-        "auths": {"https://reg.example:5000": {"auth": auth},
-                  "https://index.docker.io/v1/": {"username": "hub", "password": "x"}},
-        "credHelpers": {"helped.example": "fake"},
-    }))
-    env = {"DOCKER_CONFIG": str(cfg), "PATH": os.environ.get("PATH", "")}
-    c = lookup_credentials("reg.example:5000", env)
-    assert (c.username, c.password) == ("bob", "pw") and "auths[https://reg.example" in c.source
-    assert lookup_credentials("docker.io", env).username == "hub"
-    assert "anonymous" in lookup_credentials("other.example", env).source
-    with pytest.raises(RegistryAuthError, match="docker-credential-fake is not on PATH"):
-        lookup_credentials("helped.example", {**env, "PATH": str(tmp_path / "nothing")})
-
-
-def test_credential_helper(tmp_path, monkeypatch):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    helper = bindir / "docker-credential-fake"
-    helper.write_text('#!/bin/sh\nread server\n'
-                      'echo "{\\"ServerURL\\":\\"$server\\",\\"Username\\":\\"carol\\",'
-                      '\\"Secret\\":\\"pw-$server\\"}"\n')
-    helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
-    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "fake"}))
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
-    c = lookup_credentials("reg.example", {"DOCKER_CONFIG": str(tmp_path)})
-    assert (c.username, c.password) == ("carol", "pw-reg.example")
-    assert c.source == "credential helper docker-credential-fake"

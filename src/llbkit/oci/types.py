@@ -1,9 +1,8 @@
-"""OCI descriptors and platforms, media types, and digest helpers.
+"""OCI descriptors, media types, and digest helpers.
 
 ``to_dict`` methods emit keys in the Go declaration order of the image-spec v1.1 structs
 (``Descriptor``: mediaType, digest, size, urls, annotations, data, platform, artifactType;
-``Platform``: architecture, os, os.version, os.features, variant, features), so that
-:mod:`llbkit.oci.gojson` reproduces the bytes BuildKit and containerd write.
+and :class:`llbkit.platforms.Platform` for platforms), so that :mod:`llbkit.gojson` reproduces the bytes BuildKit and containerd write.
 """
 
 from __future__ import annotations
@@ -12,10 +11,11 @@ import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from llbkit.oci.errors import LayoutError
-from llbkit.oci.gojson import sorted_map
+from llbkit.gojson import sorted_map
+from llbkit.platforms import Platform
 
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -32,68 +32,28 @@ MANIFEST_TYPES = frozenset({MT_OCI_MANIFEST, MT_DOCKER_MANIFEST})
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"^(sha256|sha384|sha512):([a-f0-9]+)$")
+_HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def split_digest(digest: str, where: str, error: Callable[[str], Exception] = LayoutError) -> Tuple[str, str]:
+    """``sha256:<hex>`` -> ``("sha256", hex)`` (sha384 and sha512 too, as containerd's store
+    accepts them); ``error`` naming ``where`` for anything else."""
+    m = _DIGEST_RE.match(digest) if isinstance(digest, str) else None
+    if not m or len(m.group(2)) != _HEX_LEN[m.group(1)]:
+        raise error(f"{where}: invalid digest {digest!r}; expected sha256:<64 lowercase hex digits>")
+    return m.group(1), m.group(2)
+
+
 def check_digest(digest: str, where: str) -> str:
-    """``digest`` if it is ``sha256:<64 hex>``; the only algorithm llbkit reads or writes."""
-    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        raise LayoutError(
-            f"{where}: invalid digest {digest!r}; expected sha256:<64 lowercase hex digits>"
-        )
+    """``digest`` if it is ``sha256:<64 hex>``: the only algorithm llbkit's layouts read or write."""
+    if split_digest(digest, where)[0] != "sha256":
+        raise LayoutError(f"{where}: invalid digest {digest!r}; expected sha256:<64 lowercase hex digits>")
     return digest
-
-
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str = ""
-    os_version: str = ""
-    os_features: Tuple[str, ...] = ()
-    features: Tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> "Platform":
-        """``linux/arm64/v8`` -> Platform; raises LayoutError on malformed text."""
-        parts = text.split("/")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise LayoutError(
-                f"invalid platform {text!r}; expected os/architecture[/variant], "
-                "e.g. linux/arm64/v8"
-            )
-        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Platform":
-        return cls(
-            os=str(d.get("os", "")),
-            architecture=str(d.get("architecture", "")),
-            variant=str(d.get("variant", "")),
-            os_version=str(d.get("os.version", "")),
-            os_features=tuple(d.get("os.features") or ()),
-            features=tuple(d.get("features") or ()),
-        )
-
-    def to_dict(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"architecture": self.architecture, "os": self.os}
-        if self.os_version:
-            out["os.version"] = self.os_version
-        if self.os_features:
-            out["os.features"] = list(self.os_features)
-        if self.variant:
-            out["variant"] = self.variant
-        if self.features:
-            out["features"] = list(self.features)
-        return out
-
-    def __str__(self) -> str:
-        base = f"{self.os}/{self.architecture}"
-        return f"{base}/{self.variant}" if self.variant else base
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
+from llbkit.daemon import log_tail, pid_alive
 from llbkit.testutil.errors import FixtureError
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
@@ -191,14 +192,6 @@ def _pdeathsig_preexec() -> None:  # runs in the child between fork and exec
         pass
 
 
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-
 class Daemon:
     """One long-running process with its output in a log file, stopped by PID."""
 
@@ -247,7 +240,7 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
-        return tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
     def wait_ready(
         self, ready: Callable[[], bool], timeout: float, what: str, hint: str = ""
@@ -363,16 +356,11 @@ class DaemonFixture:
 def pid_gone(pid: int, timeout: float = 5.0) -> bool:
     """True once ``pid`` no longer runs (exited, or a zombie awaiting init) within ``timeout``."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return True
-        if state == "Z":
-            return True
+    while pid_alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
+    return True
 
 
 def child_python_env() -> dict:

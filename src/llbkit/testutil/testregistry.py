@@ -36,7 +36,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from llbkit.buildkit.local_daemon import pid_alive, process_cmdline
+from llbkit.daemon import log_tail, running_pid, stop_pid
 from llbkit.testutil.busybox_image import busybox_image
 from llbkit.testutil.debian_debs import downloaded_debs
 from llbkit.testutil.debian_image import debian_image
@@ -97,13 +97,7 @@ class TestRegistry:
 
     def pid(self) -> Optional[int]:
         """The PID of our running registry, or None (a stale or reused PID counts as none)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if pid_alive(pid) and str(self.config_path) in process_cmdline(pid):
-            return pid
-        return None
+        return running_pid(self.pid_file, (str(self.config_path),))
 
     def answers(self) -> bool:
         try:
@@ -182,7 +176,7 @@ class TestRegistry:
             time.sleep(0.1)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
-        tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
+        tail = log_tail(self.log_path, 15)
         raise FixtureError(f"the test registry did not start on {self.address}; "
                            f"the end of {self.log_path}:\n{tail}")
 
@@ -217,13 +211,7 @@ class TestRegistry:
         pid = self.pid()
         if pid is None:
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.05)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
+        stop_pid(pid, timeout, self.pid_file)
         return True
 
 

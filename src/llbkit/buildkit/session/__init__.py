@@ -15,14 +15,14 @@ which buildkitd is the gRPC client and the session the server. llbkit runs a rea
 - ``FileSend.DiffCopy``: receives exports: one file (``tar``, ``oci``, ``docker``) written
   atomically, or a directory (``local``) received into a temporary directory and moved into place
   (:mod:`.writers`).
-- ``Auth.Credentials`` from the docker ``config.json`` and its credential helpers (:mod:`.auth`);
+- ``Auth.Credentials`` from the docker ``config.json`` and its credential helpers (:mod:`.auth`, over the one lookup in :mod:`llbkit.oci.auth`);
   the token-authority methods answer Unimplemented, so buildkitd fetches tokens itself.
 - ``Secrets.GetSecret`` from files, environment variables or bytes (:mod:`.secrets`); an unknown
   ID answers NotFound. Values are never logged.
 - ``grpc.health.v1.Health/Check`` (buildkitd drops sessions that fail it).
 - ``containerd.services.content.v1.Content`` when the session has ``content_stores``: OCI layout
   directories buildkitd reads and writes by store id, for the local cache and for ``oci``/
-  ``docker`` exports with ``tar=false`` (:mod:`.content`, :mod:`llbkit.buildkit.ocilayout`).
+  ``docker`` exports with ``tar=false`` (:mod:`.content`, :mod:`llbkit.oci.store`).
 
 Bulk data is hand-framed (:mod:`.wire`): file chunks and tunnel messages are serialized by
 joining a few header bytes to the data, so each byte is copied once per hop, not three times.
@@ -55,7 +55,6 @@ from llbkit.buildkit.session.auth import (
     Credentials,
     DockerAuthProvider,
     StaticAuthProvider,
-    docker_config_dir,
 )
 from llbkit.buildkit.session.secrets import SecretSource, SecretStore
 from llbkit.buildkit.session.services import DirOutput, FileOutput, LocalDir, TransferStats
@@ -75,6 +74,5 @@ __all__ = [
     "DockerAuthProvider",
     "StaticAuthProvider",
     "Credentials",
-    "docker_config_dir",
     "SessionError",
 ]

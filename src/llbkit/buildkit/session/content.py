@@ -4,7 +4,7 @@ buildkitd calls ``containerd.services.content.v1.Content`` over the session for 
 (``--export-cache type=local,dest=DIR`` writes blobs, ``--import-cache type=local,src=DIR`` reads
 them) and for the ``oci``/``docker`` exporters with ``tar=false``. Each call names its store in
 the ``buildkit-attachable-store-id`` metadata (``local:<dir>`` or ``export``), as BuildKit's
-``session/content`` attachable expects; the stores are :class:`~llbkit.buildkit.ocilayout.OCIStore`.
+``session/content`` attachable expects; the stores are :class:`~llbkit.oci.store.OCIStore`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from llbkit._proto import content_pb2 as cpb
-from llbkit.buildkit.ocilayout import (
+from llbkit.oci.store import (
     AlreadyExists,
     ContentError,
     FailedPrecondition,

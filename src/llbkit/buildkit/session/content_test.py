@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from llbkit._proto import content_pb2 as cpb, content_pb2_grpc
-from llbkit.buildkit.ocilayout import OCIStore
+from llbkit.oci.store import OCIStore
 from llbkit.buildkit.session.content import STORE_ID_HEADER, content_handler
 
 

@@ -73,7 +73,7 @@ class Sender(Generic[K]):
 
     Call :meth:`stat` for each entry in order, then :meth:`end_of_listing`; feed every packet
     from the receiver to :meth:`receive`, which returns a :class:`FileRequest` (send the file
-    with :meth:`data_packets`), :class:`SenderFinished`, or None.
+    with :meth:`data_frames`), :class:`SenderFinished`, or None.
     """
 
     def __init__(self) -> None:
@@ -113,22 +113,9 @@ class Sender(Generic[K]):
         return None  # fsutil's sender ignores anything else
 
     @staticmethod
-    def data_packets(
-        file_id: int, reader: Optional[BinaryIO], chunk_size: int = DATA_CHUNK_SIZE
-    ) -> Iterator["fpb.Packet"]:
-        """DATA packets with the content of ``reader`` (None: an unreadable file, sent empty),
-        then the empty DATA packet that ends the file. Reads one chunk at a time."""
-        if reader is not None:
-            while True:
-                chunk = reader.read(chunk_size)
-                if not chunk:
-                    break
-                yield fpb.Packet(type=DATA, ID=file_id, data=chunk)
-        yield fpb.Packet(type=DATA, ID=file_id)
-
-    @staticmethod
     def data_frames(file_id: int, fd: Optional[int], buf: bytearray) -> Iterator[Tuple[bytes, int]]:
-        """Like :meth:`data_packets`, but serialized, with the data's length: ``(packet, n)``.
+        """DATA packets with the content of ``fd`` (None: an unreadable file, sent empty), then
+        the empty DATA packet that ends the file; serialized, with the data's length: ``(packet, n)``.
         Reads the file descriptor ``fd`` into a reused buffer ``buf`` (its size is the chunk
         size): one copy of the data per packet, the one that makes the message."""
         view = memoryview(buf)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import io
+import tempfile
 import os
 from pathlib import Path
 from typing import Dict, List
@@ -45,6 +45,16 @@ class MemorySink:
         self.finished = True
 
 
+def data_packets(file_id: int, data: bytes, chunk: int = 32 * 1024) -> List[fpb.Packet]:
+    """The DATA packets production sends for a file (:meth:`Sender.data_frames` over a file
+    descriptor, as the FileSync service does), parsed back into packets."""
+    with tempfile.TemporaryFile() as f:
+        f.write(data)
+        f.seek(0)
+        return [fpb.Packet.FromString(bytes(frame))
+                for frame, _ in Sender.data_frames(file_id, f.fileno(), bytearray(chunk))]
+
+
 def _stat(path, mode=0o644, **kw):
     return fpb.Stat(path=path, mode=mode, **kw)
 
@@ -64,7 +74,7 @@ def _transfer(sender_stats, contents, sink, chunk=4):
             continue
         ev = sender.receive(to_sender.pop(0))
         if isinstance(ev, FileRequest):
-            to_receiver.extend(Sender.data_packets(ev.id, io.BytesIO(contents[ev.key]), chunk))
+            to_receiver.extend(data_packets(ev.id, contents[ev.key], chunk))
         elif isinstance(ev, SenderFinished):
             to_receiver.append(Sender.fin())
     assert receiver.done and sender.finished
@@ -159,7 +169,7 @@ def test_walked_tree_round_trips_into_a_directory(tmp_path):
         else:
             ev = sender.receive(back.pop(0))
             if isinstance(ev, FileRequest):
-                queue.extend(Sender.data_packets(ev.id, io.BytesIO(contents[ev.key])))
+                queue.extend(data_packets(ev.id, contents[ev.key]))
             elif isinstance(ev, SenderFinished):
                 queue.append(Sender.fin())
     target.commit()

@@ -388,7 +388,10 @@ def auth_handler(provider: AuthProvider) -> grpc.GenericRpcHandler:
             creds = provider.credentials(req.Host)
         except LlbkitError as e:
             context.abort(grpc.StatusCode.INTERNAL, str(e))
-        return auth_pb2.CredentialsResponse(Username=creds.username, Secret=creds.secret)
+        # BuildKit's protocol: an identity token goes in Secret with an empty Username.
+        if creds.identity_token:
+            return auth_pb2.CredentialsResponse(Username="", Secret=creds.identity_token)
+        return auth_pb2.CredentialsResponse(Username=creds.username, Secret=creds.password)
 
     def unimplemented(name: str) -> Callable[[Any, grpc.ServicerContext], Any]:
         def fn(req: Any, context: grpc.ServicerContext) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 import os
 import queue
 from concurrent.futures import ThreadPoolExecutor
@@ -145,8 +146,11 @@ def test_file_send_local_exporter_receives_a_directory(served, tmp_path):
         if ev is None:
             continue
         if hasattr(ev, "key"):
-            for p in Sender.data_packets(ev.id, io.BytesIO(ev.key)):
-                out.put(p)
+            with tempfile.TemporaryFile() as f:
+                f.write(ev.key)
+                f.seek(0)
+                for frame, _ in Sender.data_frames(ev.id, f.fileno(), bytearray(32 * 1024)):
+                    out.put(fpb.Packet.FromString(bytes(frame)))
         else:  # FIN: the receiver has everything; the export is in place already
             assert (dest / "d/f").read_bytes() == b"content"
             out.put(Sender.fin())

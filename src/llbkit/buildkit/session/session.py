@@ -96,7 +96,7 @@ class Session:
                     f"output {idx}: expected FileOutput or DirOutput, got {type(out).__name__}"
                 )
         #: OCI content stores buildkitd reaches by store id (``local:<dir>``: the local cache;
-        #: ``export``: oci/docker exports with tar=false), each an ``ocilayout.OCIStore``.
+        #: ``export``: oci/docker exports with tar=false), each an ``llbkit.oci.store.OCIStore``.
         self.content_stores: Dict[str, Any] = dict(content_stores or {})
         self._lock = threading.Lock()
         self._server: Optional[grpc.Server] = None

@@ -22,7 +22,7 @@ from llbkit.buildkit.session.stat import (
     posix_permissions,
 )
 from llbkit.errors import SessionError
-from llbkit.oci.atomic import fsync_dir
+from llbkit.atomic import fsync_dir
 
 __all__ = ["AtomicFile", "DirSink", "AtomicDir"]
 

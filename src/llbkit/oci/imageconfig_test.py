@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from llbkit.buildkit.errors import BuildKitError
-from llbkit.buildkit.imageconfig import DEFAULT_PATH, HistoryEntry, ImageConfig
+from llbkit.errors import InvalidPlatformError
+from llbkit.oci.errors import ImageConfigError
+from llbkit.oci.imageconfig import DEFAULT_PATH, HistoryEntry, ImageConfig
 
 BASE = {
     "architecture": "amd64", "os": "linux", "created": "2020-01-01T00:00:00Z",
@@ -18,7 +19,7 @@ BASE = {
 
 def test_without_base():
     c = ImageConfig(entrypoint=["/app"], exposed_ports=["8080"], volumes=["/data"], user="app").to_oci("linux/arm64/v8")
-    assert (c["os"], c["architecture"], c["variant"]) == ("linux", "arm64", "v8")
+    assert (c["os"], c["architecture"], c.get("variant")) == ("linux", "arm64", None)  # v8 is arm64's default
     assert c["config"] == {"Env": [f"PATH={DEFAULT_PATH}"], "Entrypoint": ["/app"], "User": "app",
                            "ExposedPorts": {"8080/tcp": {}}, "Volumes": {"/data": {}}}
     assert c["rootfs"] == {"type": "layers", "diff_ids": []} and "history" not in c
@@ -48,12 +49,17 @@ def test_entrypoint_resets_inherited_cmd():
 def test_from_dict_and_errors():
     c = ImageConfig.from_dict({"env": {"A": "1"}, "cmd": ["x"], "exposed_ports": ["1"], "history": [{"created_by": "y"}]})
     assert c.env == {"A": "1"} and c.cmd == ["x"] and c.history[0].created_by == "y"
-    with pytest.raises(BuildKitError, match="unknown image config field"):
+    with pytest.raises(ImageConfigError, match="unknown image config field"):
         ImageConfig.from_dict({"Env": []})
-    with pytest.raises(BuildKitError, match="list of strings"):
+    with pytest.raises(ImageConfigError, match="list of strings"):
         ImageConfig.from_dict({"cmd": "sh"})
-    with pytest.raises(BuildKitError, match="invalid exposed port"):
+    with pytest.raises(ImageConfigError, match="invalid exposed port"):
         ImageConfig(exposed_ports=["http"]).to_oci("linux/amd64")
-    with pytest.raises(BuildKitError, match="invalid platform"):
+    with pytest.raises(InvalidPlatformError, match="invalid platform"):
         ImageConfig().to_oci("linux")
     assert json.loads(ImageConfig().to_json_bytes("linux/amd64"))["os"] == "linux"
+
+
+def test_exposed_port_ranges_expand_as_in_the_image_spec():
+    cfg = ImageConfig(exposed_ports=["8000-8001/udp", "80"]).to_oci("linux/amd64")
+    assert cfg["config"]["ExposedPorts"] == {"80/tcp": {}, "8000/udp": {}, "8001/udp": {}}

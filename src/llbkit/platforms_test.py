@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from llbkit.llb import InvalidPlatformError, LLBError, Platform, format_platform, parse_platform
-from llbkit.llb.platform import as_platform, default_platform, normalize_platform
+from llbkit.errors import InvalidPlatformError, LLBError
+from llbkit.platforms import Platform, format_platform, parse_platform
+from llbkit.platforms import as_platform, default_platform, normalize_platform
 
 
 @pytest.mark.parametrize(

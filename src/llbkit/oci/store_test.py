@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from llbkit.buildkit.ocilayout import (
+from llbkit.oci.store import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator, Union
 
-from llbkit.oci.errors import OCIError
+from llbkit.errors import OCIError  # the root module: atomic.py sits below every stage
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -1,7 +1,10 @@
-"""Image references and digests, normalized the way Go's ``distribution/reference`` does.
+"""Image references and digests, parsed and normalized the way Go's ``distribution/reference`` does.
 
-``image("busybox")`` must name exactly the op Go's ``llb.Image("busybox")`` names, so the reference
-goes through the same steps as ``reference.ParseNormalizedNamed`` + ``TagNameOnly``:
+The one parser for every stage: the LLB compiler (``image("busybox")`` must name exactly the op
+Go's ``llb.Image("busybox")`` names), the image IR's bases, base resolution and publish. It
+imports nothing outside the standard library, so ``llbkit push`` can use it without grpc.
+
+A reference goes through the same steps as ``reference.ParseNormalizedNamed`` + ``TagNameOnly``:
 ``busybox`` -> ``docker.io/library/busybox:latest``, ``index.docker.io/x/y`` -> ``docker.io/x/y:latest``,
 ``127.0.0.1:5000/busybox`` stays on its registry, and a digest-pinned name gets no default tag.
 """
@@ -12,9 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from llbkit.llb.errors import InvalidReferenceError
+from llbkit.errors import InvalidReferenceError
 
-__all__ = ["ImageReference", "parse_image_reference", "normalize_image_reference", "validate_digest"]
+__all__ = ["ImageReference", "parse_reference", "normalize_image_reference", "validate_digest"]
 
 _DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -47,16 +50,17 @@ _DIGEST_HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 @dataclass(frozen=True)
 class ImageReference:
-    """A parsed, normalized image reference."""
+    """A parsed, normalized image reference: ``registry`` (Go's domain, ``docker.io`` for Hub)
+    and ``repository`` (Go's path, ``library/busybox``)."""
 
-    domain: str
-    path: str
+    registry: str
+    repository: str
     tag: str = ""
     digest: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.domain}/{self.path}" if self.domain else self.path
+        return f"{self.registry}/{self.repository}" if self.registry else self.repository
 
     def __str__(self) -> str:
         s = self.name
@@ -110,7 +114,7 @@ def _split_docker_domain(name: str):
     return domain, remote
 
 
-def parse_image_reference(ref: str, *, op: str = "image") -> ImageReference:
+def parse_reference(ref: str, *, op: str = "image") -> ImageReference:
     """Parse like ``reference.ParseNormalizedNamed``; raise :class:`InvalidReferenceError`."""
     if not isinstance(ref, str):
         raise InvalidReferenceError(f"{op}: image reference must be a string, got {ref!r}")
@@ -150,7 +154,7 @@ def parse_image_reference(ref: str, *, op: str = "image") -> ImageReference:
 
 def normalize_image_reference(ref: str, *, op: str = "image") -> str:
     """The fully qualified reference, with ``:latest`` added when neither tag nor digest is given."""
-    r = parse_image_reference(ref, op=op)
+    r = parse_reference(ref, op=op)
     if not r.tag and not r.digest:
-        r = ImageReference(r.domain, r.path, _DEFAULT_TAG, "")
+        r = ImageReference(r.registry, r.repository, _DEFAULT_TAG, "")
     return str(r)

@@ -10,12 +10,15 @@ inheriting the way Docker does for a ``FROM`` image.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from llbkit.buildkit.errors import BuildKitError
+from llbkit.jsonutil import parse_json_object
+from llbkit.oci.errors import ImageConfigError
+from llbkit.platforms import parse_platform
 
-__all__ = ["ImageConfig", "HistoryEntry", "DEFAULT_PATH", "platform_fields", "parse_config"]
+__all__ = ["ImageConfig", "HistoryEntry", "DEFAULT_PATH", "platform_fields", "parse_config", "parse_port"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -45,26 +48,43 @@ class HistoryEntry:
         return out
 
 
-def _port(p: str) -> str:
-    p = str(p).strip()
-    if not p:
-        raise BuildKitError("invalid exposed port '': expected PORT[/tcp|/udp|/sctp], e.g. 8080/tcp")
-    num, _, proto = p.partition("/")
-    proto = (proto or "tcp").lower()
-    if not num.isdigit() or not 0 < int(num) < 65536 or proto not in ("tcp", "udp", "sctp"):
-        raise BuildKitError(f"invalid exposed port {p!r}: expected PORT[/tcp|/udp|/sctp], e.g. 8080/tcp")
-    return f"{int(num)}/{proto}"
+_PORT_RE = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
+
+
+def parse_port(value: str) -> List[str]:
+    """``8080`` -> ``["8080/tcp"]``; ``53/udp``; ranges ``8000-8002/tcp`` expand (Docker's EXPOSE).
+
+    Raises ``ValueError`` with the reason (callers add their own context)."""
+    if not isinstance(value, str):
+        raise ValueError("a port must be a string")
+    m = _PORT_RE.match(value.strip())
+    if m is None:
+        raise ValueError("expected PORT[/PROTO] or START-END[/PROTO]")
+    lo = int(m.group(1))
+    hi = int(m.group(2)) if m.group(2) else lo
+    proto = (m.group(3) or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise ValueError(f"unknown protocol {proto!r} (use tcp, udp or sctp)")
+    if not (0 < lo <= 65535 and 0 < hi <= 65535):
+        raise ValueError("ports are 1..65535")
+    if hi < lo:
+        raise ValueError(f"the range end {hi} is below its start {lo}")
+    return [f"{p}/{proto}" for p in range(lo, hi + 1)]
+
+
+def _ports(p: str) -> List[str]:
+    try:
+        return parse_port(str(p))
+    except ValueError as e:
+        raise ImageConfigError(
+            f"invalid exposed port {str(p).strip()!r}: {e}; expected PORT[/tcp|/udp|/sctp] or "
+            "START-END[/PROTO], e.g. 8080/tcp") from None
 
 
 def platform_fields(platform: str) -> Dict[str, str]:
-    """``linux/arm64/v8`` -> ``{"os": "linux", "architecture": "arm64", "variant": "v8"}``."""
-    parts = platform.split("/")
-    if len(parts) < 2 or not all(parts):
-        raise BuildKitError(f"invalid platform {platform!r}: expected os/arch[/variant]")
-    out = {"architecture": parts[1], "os": parts[0]}
-    if len(parts) > 2:
-        out["variant"] = parts[2]
-    return out
+    """``linux/arm64/v8`` -> ``{"architecture": "arm64", "os": "linux"}``: the OCI config's
+    platform keys of the normalized platform (:func:`llbkit.platforms.parse_platform`)."""
+    return {k: v for k, v in parse_platform(platform).to_dict().items() if isinstance(v, str)}
 
 
 @dataclass(frozen=True)
@@ -98,14 +118,14 @@ class ImageConfig:
                  "volumes", "stop_signal", "history"}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise BuildKitError(
+            raise ImageConfigError(
                 f"unknown image config field(s) {', '.join(unknown)}: use {', '.join(sorted(known))}"
             )
 
         def str_map(key: str) -> Dict[str, str]:
             v = data.get(key) or {}
             if not isinstance(v, Mapping) or not all(isinstance(x, str) for x in v.values()):
-                raise BuildKitError(f"image config field {key!r} must be an object of strings")
+                raise ImageConfigError(f"image config field {key!r} must be an object of strings")
             return dict(v)
 
         def str_list(key: str) -> Optional[List[str]]:
@@ -113,19 +133,19 @@ class ImageConfig:
             if v is None:
                 return None
             if isinstance(v, str) or not all(isinstance(x, str) for x in v):
-                raise BuildKitError(f"image config field {key!r} must be a list of strings")
+                raise ImageConfigError(f"image config field {key!r} must be a list of strings")
             return list(v)
 
         def opt_str(key: str) -> Optional[str]:
             v = data.get(key)
             if v is not None and not isinstance(v, str):
-                raise BuildKitError(f"image config field {key!r} must be a string")
+                raise ImageConfigError(f"image config field {key!r} must be a string")
             return v
 
         history = []
         for h in data.get("history") or []:
             if not isinstance(h, Mapping):
-                raise BuildKitError("image config field 'history' must be a list of objects")
+                raise ImageConfigError("image config field 'history' must be a list of objects")
             history.append(HistoryEntry(created_by=h.get("created_by", ""), comment=h.get("comment", ""),
                                         empty_layer=bool(h.get("empty_layer", False)),
                                         created=h.get("created"), author=h.get("author", "")))
@@ -151,7 +171,7 @@ class ImageConfig:
             env.append(f"PATH={DEFAULT_PATH}")
         for key, value in self.env.items():
             if not key or "=" in key:
-                raise BuildKitError(f"invalid env name {key!r}: must be non-empty and contain no '='")
+                raise ImageConfigError(f"invalid env name {key!r}: must be non-empty and contain no '='")
             entry = f"{key}={value}"
             for i, e in enumerate(env):
                 if e.split("=", 1)[0] == key:
@@ -186,14 +206,15 @@ class ImageConfig:
 
         ports = dict(bcfg.get("ExposedPorts") or {})
         for p in self.exposed_ports:
-            ports[_port(p)] = {}
+            for one in _ports(p):
+                ports[one] = {}
         if ports:
             cfg["ExposedPorts"] = {k: {} for k in sorted(ports)}
 
         volumes = dict(bcfg.get("Volumes") or {})
         for v in self.volumes:
             if not str(v).startswith("/"):
-                raise BuildKitError(f"invalid volume {v!r}: must be an absolute path")
+                raise ImageConfigError(f"invalid volume {v!r}: must be an absolute path")
             volumes[str(v)] = {}
         if volumes:
             cfg["Volumes"] = {k: {} for k in sorted(volumes)}
@@ -219,12 +240,7 @@ class ImageConfig:
 
 
 def parse_config(data: bytes) -> Dict[str, Any]:
-    """A base image config blob as a dict (raises :class:`BuildKitError` if it is not JSON)."""
-    try:
-        obj = json.loads(data)
-    except ValueError as e:
-        raise BuildKitError(f"base image config is not JSON: {e}") from None
-    if not isinstance(obj, dict):
-        raise BuildKitError("base image config is not a JSON object")
-    return obj
+    """A base image config blob as a dict (raises :class:`ImageConfigError` if it is not a JSON
+    object)."""
+    return parse_json_object(data, "base image config", ImageConfigError)
 

@@ -1,4 +1,8 @@
-"""Target platforms: parse, validate, normalize and format ``os/arch[/variant]``.
+"""Platforms, once for every stage: the type, the parser, the normalizer and the matcher.
+
+The LLB compiler, the worker pool, base-image resolution, the OCI index code and the test fixtures
+all compare platforms; they must agree, so there is one definition here, below all of them, and
+it imports nothing outside the standard library (``llbkit push`` runs without grpc/protobuf).
 
 The rules follow containerd's ``platforms`` package, which BuildKit uses on both sides of the wire:
 architecture aliases are normalized (``x86_64`` -> ``amd64``, ``aarch64`` -> ``arm64``), a bare
@@ -12,10 +16,10 @@ from __future__ import annotations
 import platform as _host
 import re
 from dataclasses import dataclass, field
-from typing import Tuple, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 from urllib.parse import unquote
 
-from llbkit.llb.errors import InvalidPlatformError
+from llbkit.errors import InvalidPlatformError
 
 __all__ = [
     "Platform",
@@ -23,6 +27,9 @@ __all__ = [
     "parse_platform",
     "format_platform",
     "normalize_platform",
+    "canonical_platform",
+    "platform_matches",
+    "find_platform",
     "default_platform",
     "as_platform",
 ]
@@ -44,16 +51,46 @@ _KNOWN_ARCH = frozenset(
 
 @dataclass(frozen=True)
 class Platform:
-    """An OCI platform. Build one with :func:`parse_platform` to get validation and normalization."""
+    """An OCI platform. Build one with :func:`parse_platform` to get validation and normalization.
+
+    ``to_dict`` emits keys in the Go declaration order of image-spec v1.1's ``Platform``
+    (architecture, os, os.version, os.features, variant, features), so the OCI JSON written from
+    it has the bytes BuildKit and containerd write.
+    """
 
     os: str
     architecture: str
     variant: str = ""
     os_version: str = ""
     os_features: Tuple[str, ...] = field(default=())
+    features: Tuple[str, ...] = field(default=())
 
     def __str__(self) -> str:
         return format_platform(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Platform":
+        """An OCI ``platform`` JSON object, as written (not normalized: descriptors are data)."""
+        return cls(
+            os=str(d.get("os", "")),
+            architecture=str(d.get("architecture", "")),
+            variant=str(d.get("variant", "")),
+            os_version=str(d.get("os.version", "")),
+            os_features=tuple(d.get("os.features") or ()),
+            features=tuple(d.get("features") or ()),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"architecture": self.architecture, "os": self.os}
+        if self.os_version:
+            out["os.version"] = self.os_version
+        if self.os_features:
+            out["os.features"] = list(self.os_features)
+        if self.variant:
+            out["variant"] = self.variant
+        if self.features:
+            out["features"] = list(self.features)
+        return out
 
 
 PlatformLike = Union[Platform, str]
@@ -93,7 +130,7 @@ def normalize_platform(p: Platform) -> Platform:
     """The canonical spelling of ``p`` (what BuildKit's workers compare against)."""
     arch, variant = _normalize_arch(p.architecture, p.variant)
     features = tuple(sorted(set(p.os_features)))
-    return Platform(_normalize_os(p.os), arch, variant, p.os_version, features)
+    return Platform(_normalize_os(p.os), arch, variant, p.os_version, features, p.features)
 
 
 def _decode_os_option(value: str, spec: str) -> str:
@@ -181,3 +218,37 @@ def as_platform(value: PlatformLike, *, op: str) -> Platform:
             raise InvalidPlatformError(f"{op}: platform {value!r} needs both an OS and an architecture")
         return normalize_platform(value)
     return parse_platform(value, op=op)
+
+
+def canonical_platform(spec: str, *, op: str = "platform") -> str:
+    """The canonical text of ``spec`` (``linux/aarch64/v8`` -> ``linux/arm64``): what workers list
+    and what results are keyed by."""
+    return format_platform(parse_platform(spec.strip() if isinstance(spec, str) else spec, op=op))
+
+
+def _key(p: Platform) -> Tuple[str, str, str]:
+    n = normalize_platform(p)
+    return n.os, n.architecture, n.variant
+
+
+def platform_matches(want: PlatformLike, have: PlatformLike) -> bool:
+    """Whether ``have`` is ``want``, as containerd's ``platforms.NewMatcher(want).Match(have)``:
+    OS, architecture and variant equal after normalization on both sides (so ``arm64`` is
+    ``arm64/v8``, ``amd64`` is ``amd64/v1``, ``arm`` is ``arm/v7``). A value that does not parse
+    matches nothing; a worker lists each platform it builds, so there is no implied fallback from
+    ``amd64/v3`` to ``amd64``."""
+    try:
+        w = want if isinstance(want, Platform) else parse_platform(want)
+        h = have if isinstance(have, Platform) else parse_platform(have)
+    except InvalidPlatformError:
+        return False
+    return bool(w.os and w.architecture) and _key(w) == _key(h)
+
+
+def find_platform(want: PlatformLike, candidates: Iterable[Optional[PlatformLike]]) -> Optional[int]:
+    """The index of the first of ``candidates`` that :func:`platform_matches` ``want`` (``None``
+    entries, e.g. descriptors without a platform, are skipped), or ``None``."""
+    for i, c in enumerate(candidates):
+        if c is not None and platform_matches(want, c):
+            return i
+    return None

@@ -3,7 +3,9 @@
 The layout is the one ``buildctl`` (containerd's local content store plus BuildKit's
 ``ociindex``) writes: ``blobs/<algorithm>/<hex>``, ``oci-layout`` and ``index.json``, with
 in-progress writes under ``ingest/``. buildkitd reaches it through the session's content service
-(:mod:`llbkit.buildkit.session.content`); either tool can read what the other wrote.
+(:mod:`llbkit.buildkit.session.content`); either tool can read what the other wrote. The layout's
+constants and its ``index.json`` reader are :mod:`llbkit.oci.layout`'s; digests are checked by
+:func:`llbkit.oci.types.split_digest`.
 
 Nothing partial is ever visible: a blob is written under ``ingest/``, checked against its expected
 size and digest, and renamed into ``blobs/``; ``index.json`` is rewritten through a temporary file
@@ -13,7 +15,6 @@ and a rename.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -22,8 +23,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from llbkit.errors import LlbkitError
-from llbkit.oci.atomic import fsync_dir, write_bytes_atomic
+from llbkit import gojson
+from llbkit.atomic import fsync_dir, write_bytes_atomic
+from llbkit.errors import OCIError
+from llbkit.oci.layout import INDEX_FILE, LAYOUT_FILE, OCI_LAYOUT_BYTES, parse_index
+from llbkit.oci.types import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MT_OCI_INDEX, split_digest
 
 __all__ = [
     "ContentError",
@@ -40,18 +44,7 @@ __all__ = [
     "reference_name",
 ]
 
-INDEX_FILE = "index.json"
-LAYOUT_FILE = "oci-layout"
-LAYOUT_VERSION = "1.0.0"
-MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
-ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
-ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
-
-_DIGEST_RE = re.compile(r"^(sha256|sha384|sha512):([a-f0-9]+)$")
-_HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
-
-
-class ContentError(LlbkitError):
+class ContentError(OCIError):
     """A content store request failed; the subclass says how (it maps to a gRPC code)."""
 
 
@@ -77,10 +70,7 @@ class FailedPrecondition(ContentError):
 
 def parse_digest(digest: str) -> Tuple[str, str]:
     """``sha256:<hex>`` -> ("sha256", hex); anything else is an :class:`InvalidArgument`."""
-    m = _DIGEST_RE.match(digest or "")
-    if not m or len(m.group(2)) != _HEX_LEN[m.group(1)]:
-        raise InvalidArgument(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
-    return m.group(1), m.group(2)
+    return split_digest(digest, "content store", InvalidArgument)
 
 
 @dataclass(frozen=True)
@@ -317,15 +307,7 @@ def _read_index(root: str) -> Dict[str, Any]:
             data = f.read()
     except FileNotFoundError:
         return {}
-    if not data:
-        return {}
-    try:
-        idx = json.loads(data)
-    except ValueError as e:
-        raise LlbkitError(f"{path} is not JSON ({e}): fix or remove it") from None
-    if not isinstance(idx, dict):
-        raise LlbkitError(f"{path} does not hold an OCI index (a JSON object): fix or remove it")
-    return idx
+    return parse_index(data, path) if data else {}
 
 
 def index_get(root: str, tag: str) -> Optional[Dict[str, Any]]:
@@ -342,11 +324,10 @@ def index_put(root: str, desc: Mapping[str, Any], names: Sequence[str] = (), tag
     """Add ``desc`` to ``index.json`` under image ``names`` and/or ``tags`` (replacing the entries
     of the same name), as buildctl's ``ociindex`` does; also writes ``oci-layout``."""
     os.makedirs(root, exist_ok=True)
-    write_bytes_atomic(os.path.join(root, LAYOUT_FILE),
-                  json.dumps({"imageLayoutVersion": LAYOUT_VERSION}, separators=(",", ":")).encode())
+    write_bytes_atomic(os.path.join(root, LAYOUT_FILE), OCI_LAYOUT_BYTES)
     idx = _read_index(root)
     idx.setdefault("schemaVersion", 2)
-    idx.setdefault("mediaType", MEDIA_TYPE_INDEX)
+    idx.setdefault("mediaType", MT_OCI_INDEX)
     manifests: List[Dict[str, Any]] = list(idx.get("manifests") or [])
     entries = [(n, reference_name(n)) for n in names] + [("", t) for t in tags]
     if not entries:
@@ -363,4 +344,4 @@ def index_put(root: str, desc: Mapping[str, Any], names: Sequence[str] = (), tag
                      or (m.get("annotations") or {}).get(ANNOTATION_IMAGE_NAME, "") != img_name]
         manifests.append(d)
     idx["manifests"] = manifests
-    write_bytes_atomic(os.path.join(root, INDEX_FILE), json.dumps(idx, separators=(",", ":")).encode())
+    write_bytes_atomic(os.path.join(root, INDEX_FILE), gojson.compact(idx))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from llbkit.llb import InvalidReferenceError, LLBError, normalize_image_reference
-from llbkit.llb.reference import parse_image_reference, validate_digest
+from llbkit.reference import parse_reference, validate_digest
 
 D = "sha256:" + "a" * 64
 
@@ -60,8 +60,8 @@ def test_invalid_references_raise(ref, fragment):
 
 
 def test_parse_parts():
-    r = parse_image_reference("127.0.0.1:5000/team/app:v2@" + D)
-    assert (r.domain, r.path, r.tag, r.digest) == ("127.0.0.1:5000", "team/app", "v2", D)
+    r = parse_reference("127.0.0.1:5000/team/app:v2@" + D)
+    assert (r.registry, r.repository, r.tag, r.digest) == ("127.0.0.1:5000", "team/app", "v2", D)
     assert r.name == "127.0.0.1:5000/team/app"
 
 

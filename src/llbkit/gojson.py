@@ -1,6 +1,8 @@
-"""JSON bytes as Go's ``encoding/json`` writes them for the OCI structs.
+"""JSON text as Go's ``encoding/json`` writes it, for every stage that names bytes by digest.
 
-Digests name exact bytes, so the index and manifests llbkit writes are serialized the way
+The LLB compiler needs it for ``local`` source attributes (Go JSON-encodes include/exclude
+patterns into op bytes, so the digest depends on it) and for ``dump`` (which must equal
+``buildctl debug dump-llb``); the output stage needs it because digests name exact bytes: the index and manifests llbkit writes are serialized the way
 BuildKit's image exporter does it: ``json.MarshalIndent(v, "", "  ")`` (two-space indent,
 ``": "`` after keys, no trailing newline), struct fields in Go declaration order (the callers
 build dicts in that order: see :mod:`llbkit.oci.types`), map keys (annotations) sorted, non-ASCII
@@ -13,7 +15,14 @@ them.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+__all__ = ["go_json", "compact", "indent", "sorted_map"]
+
+# Go writes U+FFFD for a lone surrogate (which cannot come from protobuf strings, but can from
+# Python's str); UTF-8 cannot encode one at all.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _GO_ESCAPES = {
     "<": "\\u003c",
@@ -30,7 +39,25 @@ def _go_escape(text: str) -> str:
     for char, escaped in _GO_ESCAPES.items():
         if char in text:
             text = text.replace(char, escaped)
-    return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _no_floats(value: Any) -> None:
+    # Go formats floats differently from Python; nothing llbkit marshals has one, so refuse.
+    if isinstance(value, float):
+        raise TypeError("go_json: cannot encode float (Go formats floats differently)")
+    if isinstance(value, dict):
+        for v in value.values():
+            _no_floats(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _no_floats(v)
+
+
+def go_json(value: Any) -> str:
+    """``json.Marshal(value)`` as text: no whitespace, dict order kept (sort map keys first)."""
+    _no_floats(value)
+    return _go_escape(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
 
 
 def indent(value: Any) -> bytes:
@@ -41,9 +68,8 @@ def indent(value: Any) -> bytes:
 
 
 def compact(value: Any) -> bytes:
-    """``json.Marshal(value)``: no whitespace, dict order kept."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return _go_escape(text).encode("utf-8")
+    """``json.Marshal(value)`` as UTF-8 bytes."""
+    return go_json(value).encode("utf-8")
 
 
 def sorted_map(mapping: "dict[str, str] | None") -> "dict[str, str]":

@@ -30,7 +30,7 @@ def input_op(d: Definition, op: OpView, i: int) -> OpView:
 
 
 def find_buildctl() -> Optional[str]:
-    """buildctl v0.32.2 where the test fixtures look for it, or ``None`` (tests then skip)."""
+    """buildctl v0.32.2 where the test fixtures look for it, or ``None`` (tests that need it then fail)."""
     from llbkit.testutil.errors import FixtureError
     from llbkit.testutil.tools import find_tool
 
