@@ -352,6 +352,24 @@ class DaemonFixture:
     def log_tail(self, lines: int = 30) -> str:
         return self._daemon.log_tail(lines) if self._daemon else "(not started)"
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the process (by its PID) and remove the state dir; safe to call twice."""
+        if self._daemon is not None:
+            self._daemon.stop(timeout)
+            self._daemon = None
+        if self.state_dir is not None:
+            remove_tree(self.state_dir)
+            self.state_dir = None
+
+    def start(self) -> "DaemonFixture":
+        raise NotImplementedError
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def pid_gone(pid: int, timeout: float = 5.0) -> bool:
     """True once ``pid`` no longer runs (exited, or a zombie awaiting init) within ``timeout``."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from llbkit.testutil.errors import PROVISION_HINT, FixtureError
-from llbkit.testutil.procs import Daemon, DaemonFixture, free_port, make_temp_dir, port_is_open, remove_tree
+from llbkit.testutil.procs import Daemon, DaemonFixture, free_port, make_temp_dir, port_is_open
 from llbkit.testutil.tools import cache_dir, find_tool
 
 BUILDGRID_VERSION = "0.9.1"
@@ -92,17 +92,3 @@ class CacheServer(DaemonFixture):
         self._daemon.wait_ready(lambda: port_is_open("127.0.0.1", self.port or 0), self.startup_timeout,
                                 f"listening on 127.0.0.1:{self.port}")
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._daemon is not None:
-            self._daemon.stop(timeout)
-            self._daemon = None
-        if self.state_dir is not None:
-            remove_tree(self.state_dir)
-            self.state_dir = None
-
-    def __enter__(self) -> "CacheServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

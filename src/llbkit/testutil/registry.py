@@ -28,7 +28,6 @@ from llbkit.testutil.procs import (
     check_port_free,
     free_port,
     make_temp_dir,
-    remove_tree,
 )
 from llbkit.testutil.tools import find_tool
 
@@ -165,19 +164,6 @@ class Registry(DaemonFixture):
         except urllib.error.HTTPError as e:
             return e.code == 401 and bool(self.auth)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._daemon is not None:
-            self._daemon.stop(timeout)
-            self._daemon = None
-        if self.state_dir is not None:
-            remove_tree(self.state_dir)
-            self.state_dir = None
-
-    def __enter__(self) -> "Registry":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         pid = self._daemon.pid if self._daemon else None
