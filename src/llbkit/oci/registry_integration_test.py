@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import pytest
 
@@ -11,7 +12,7 @@ from llbkit.oci.auth import Credentials
 from llbkit.oci.errors import RegistryAuthError
 from llbkit.oci.index import assemble, split, write_oci_tar
 from llbkit.oci.layout import OCILayout
-from llbkit.oci.registry import RegistryClient, pull_manifest, push_assembled, push_layout
+from llbkit.oci.registry import RegistryClient, push_layout
 from llbkit.testutil import skopeo
 
 
@@ -43,7 +44,7 @@ def test_push_two_platform_index_then_repush_skips_blobs(registry, tmp_path):
     for ref in (f"oci-test/multi:v1", f"oci-test/multi:extra",
                 f"oci-test/multi@{assembled.descriptor.digest}"):
         _check_pushed(skopeo.inspect_raw(f"{registry.host}/{ref}"), assembled, registry.busybox)
-    data, media_type, digest = pull_manifest(f"{registry.host}/oci-test/multi:v1")
+    data, media_type, digest = client.get_manifest("oci-test/multi", "v1")
     assert digest == assembled.descriptor.digest and data == assembled.index_bytes
     assert media_type == "application/vnd.oci.image.index.v1+json"
 
@@ -57,19 +58,11 @@ def test_push_two_platform_index_then_repush_skips_blobs(registry, tmp_path):
     assert [m for m, kind in methods if kind == "manifests"] == ["HEAD"] * 3 + ["PUT"]
 
 
-def test_push_assembled_in_memory(registry, tmp_path):
-    assembled, _ = _busybox_tar(registry, tmp_path)
-    result = push_assembled(assembled, f"{registry.host}/oci-test/mem:latest")
-    _check_pushed(skopeo.inspect_raw(f"{registry.host}/oci-test/mem:latest"), assembled,
-                  registry.busybox)
-    assert result.tags == ["latest"]
-
-
 def test_push_with_docker_config_credentials(registry_auth, tmp_path, monkeypatch):
     assembled, tar = _busybox_tar(registry_auth, tmp_path)
     monkeypatch.setenv("DOCKER_CONFIG", str(registry_auth.docker_config(tmp_path / "docker")))
     dest = f"{registry_auth.host}/oci-test/auth:v1"
-    push_layout(tar, dest)
+    push_layout(tar, dest, client=RegistryClient(registry_auth.host, env=dict(os.environ)))
     raw = skopeo.inspect_raw(dest, creds=registry_auth.auth)
     _check_pushed(raw, assembled, registry_auth.busybox)
 

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from llbkit.oci.layout import OCILayout, read_json
 from llbkit.oci.types import INDEX_TYPES, Descriptor
+from llbkit.platforms import find_platform, normalize_platform, parse_platform
 from llbkit.testutil.errors import FixtureError
 from llbkit.testutil.procs import make_temp_dir, remove_tree
 from llbkit.testutil.rootfs import apply_layer
@@ -46,14 +47,6 @@ class RunResult:
         return self
 
 
-def _platform_matches(desc: Descriptor, platform: str) -> bool:
-    want = platform.split("/")
-    p = desc.platform
-    if p is None or len(want) < 2:
-        return False
-    return p.os == want[0] and p.architecture == want[1] and (len(want) < 3 or p.variant == want[2])
-
-
 def select_manifest(layout: OCILayout, platform: str) -> Descriptor:
     """The manifest for ``platform`` (``os/arch[/variant]``) of the one image the layout holds."""
     roots = list({d.digest: d for d in layout.manifests}.values())
@@ -64,10 +57,10 @@ def select_manifest(layout: OCILayout, platform: str) -> Descriptor:
         return root  # a single-platform image
     candidates = [Descriptor.from_dict(d, f"{layout.describe()} index")
                   for d in read_json(layout, root).get("manifests", [])]
-    for desc in candidates:
-        if _platform_matches(desc, platform):
-            return desc
-    have = [f"{d.platform.os}/{d.platform.architecture}" for d in candidates if d.platform]
+    found = find_platform(platform, [d.platform for d in candidates])
+    if found is not None:
+        return candidates[found]
+    have = [str(normalize_platform(d.platform)) for d in candidates if d.platform]
     raise FixtureError(f"{layout.describe()} has no {platform} image (it has: {', '.join(have)})")
 
 
@@ -162,7 +155,7 @@ def run_image(
     timeout: float = 120.0,
 ) -> RunResult:
     """Run the image's command (``args`` replaces its Cmd) and return its exit code and output."""
-    if platform.split("/")[1:2] == ["arm64"]:
+    if parse_platform(platform).architecture == "arm64":
         check_arm64_emulation()
     runc = find_tool("runc")
     bundle = make_temp_dir("run")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from llbkit.oci.registry import pull_manifest
+from llbkit.oci.registry import RegistryClient
 from llbkit.testutil.errors import FixtureError
 from llbkit.testutil.procs import free_port, pid_gone
 from llbkit.testutil.registry import Registry
@@ -19,12 +19,14 @@ def test_ensure_starts_seeds_once_and_stop_stops(tmp_path: Path) -> None:
         pid = reg.pid()
         assert pid is not None and reg.answers()
         python3 = f"{reg.address}/llbkit/python3:3.11"
-        data, _, digest = pull_manifest(python3)
+        client = RegistryClient(reg.address, env={})
+        data, _, digest = client.get_manifest("llbkit/python3", "3.11")
         assert digest == digests[python3]
         platforms = [(m["platform"]["os"], m["platform"]["architecture"])
                      for m in json.loads(data)["manifests"]]
         assert platforms == [("linux", "amd64"), ("linux", "arm64")]
-        _, _, busybox_digest = pull_manifest(f"{reg.address}/llbkit/busybox:latest")
+        _, _, busybox_digest = client.get_manifest("llbkit/busybox", "latest")
+        client.close()
         assert busybox_digest == digests[f"{reg.address}/llbkit/busybox:latest"]
         marker = reg.seeded_marker.read_text()
         assert reg.ensure() == digests and reg.pid() == pid  # running and seeded: nothing to do
