@@ -14,13 +14,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from llbkit.buildkit.local_daemon import LocalDaemon, pid_alive
+from llbkit.buildkit.local_daemon import LocalDaemon
+from llbkit.daemon import pid_alive, stop_pid
 from llbkit.testutil.tools import cache_dir
 
 IMAGES = ["chain/app1/app1", "chain/app2/app2", "chain/base/base", "hello/hello",
@@ -125,12 +124,7 @@ class Checkout:
 
     def stop_pantsd(self) -> None:
         for pid in self.pantsd_pids():
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            stop_pid(pid, timeout=15)
 
     def stop_daemon(self) -> None:
         self.daemon.stop()
