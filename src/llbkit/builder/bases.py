@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from llbkit.builder.lazy_pool import LazyPool
 from llbkit.buildkit.errors import BuildKitError
 from llbkit.image import ResolvedBase
+from llbkit.jsonutil import parse_json_object
 from llbkit.oci.auth import lookup_credentials
 from llbkit.oci.errors import RegistryError, RegistryUnreachableError
 from llbkit.oci.registry import RegistryClient
@@ -180,10 +181,4 @@ class _Resolver:
 
 
 def _json(data: bytes, what: str) -> Dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except ValueError as e:
-        raise BaseResolveError(f"{what} is not JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise BaseResolveError(f"{what} is not a JSON object")
-    return doc
+    return parse_json_object(data, what, BaseResolveError)

@@ -23,7 +23,12 @@ class MissingSecretError(LlbkitError):
 
 
 def parse_secret(text: str) -> Tuple[str, SecretSource]:
-    """``ID=env:VARIABLE`` / ``ID=file:PATH`` -> ``(id, source)``; ``ValueError`` says what to fix."""
+    """``ID=env:VARIABLE`` / ``ID=file:PATH`` (``[buildkit].secrets``), or buildctl's
+    ``id=ID,src=FILE`` / ``id=ID,env=VARIABLE`` (the CLI's ``--secret``) -> ``(id, source)``;
+    ``ValueError`` says what to fix."""
+    fields = [f.strip() for f in text.split(",")]
+    if any(f.startswith(("src=", "source=", "env=", "type=")) for f in fields):
+        return _parse_buildctl_secret(text, fields)
     sid, sep, source = text.partition("=")
     sid = sid.strip()
     kind, colon, where = source.partition(":")
@@ -34,6 +39,17 @@ def parse_secret(text: str) -> Tuple[str, SecretSource]:
     if kind == "env":
         return sid, SecretSource(env=where)
     return sid, SecretSource(file=os.path.expanduser(where))
+
+
+def _parse_buildctl_secret(text: str, fields: Sequence[str]) -> Tuple[str, SecretSource]:
+    kv = dict(f.partition("=")[::2] for f in fields if f)
+    sid = kv.pop("id", "")
+    src = kv.pop("src", None) or kv.pop("source", None)
+    env = kv.pop("env", None)
+    typ = kv.pop("type", None)
+    if kv or not sid or (src is None) == (env is None) or typ not in (None, "file", "env"):
+        raise ValueError(f"invalid secret {text!r}: expected id=ID,src=FILE or id=ID,env=VARIABLE")
+    return sid, SecretSource(file=src) if src is not None else SecretSource(env=env)
 
 
 def parse_secrets(texts: Sequence[str]) -> Dict[str, SecretSource]:

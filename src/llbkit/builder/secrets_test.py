@@ -55,3 +55,11 @@ def test_missing_secrets_name_target_id_and_option(tmp_path: Path) -> None:
         secrets_for(spec, parse_secrets(["token=env:APP_TOKEN", "npmrc=env:N"]), environ={"N": "1"})
     with pytest.raises(MissingSecretError, match="does not exist"):
         secrets_for(spec, parse_secrets(["token=env:T", f"npmrc=file:{tmp_path}/missing"]), environ={"T": "1"})
+
+
+def test_buildctl_secret_syntax_is_parsed_by_the_same_parser() -> None:
+    assert parse_secret("id=npmrc,src=/etc/npmrc") == ("npmrc", SecretSource(file="/etc/npmrc"))
+    assert parse_secret("id=token,env=APP_TOKEN") == ("token", SecretSource(env="APP_TOKEN"))
+    for text in ("id=x,src=/a,env=B", "src=/a", "id=x,src=/a,extra=1", "id=x,type=ssh,src=/a"):
+        with pytest.raises(ValueError, match="expected id=ID,src=FILE or id=ID,env=VARIABLE"):
+            parse_secret(text)

@@ -106,24 +106,20 @@ def parse_local(specs: List[str]) -> Dict[str, str]:
 
 
 def parse_secret(specs: List[str]) -> Dict[str, Any]:
-    """``--secret id=ID,src=FILE`` / ``--secret id=ID,env=VAR`` flags (buildctl's syntax)."""
-    from llbkit.buildkit.options import parse_csv
-    from llbkit.buildkit.session import SecretSource
+    """``--secret id=ID,src=FILE`` / ``--secret id=ID,env=VAR`` flags (buildctl's syntax, parsed by
+    :func:`llbkit.builder.secrets.parse_secret`); a ``src`` must be a file."""
+    from llbkit.builder.secrets import parse_secret as parse_one
 
     out: Dict[str, Any] = {}
     for spec in specs:
-        fields = dict(parse_csv(spec, "--secret"))
-        sid = fields.pop("id", "")
-        src = fields.pop("src", None) or fields.pop("source", None)
-        env = fields.pop("env", None)
-        typ = fields.pop("type", None)
-        if fields or not sid or (src is None) == (env is None) or typ not in (None, "file", "env"):
+        try:
+            sid, source = parse_one(spec)
+        except ValueError:
             raise ExportSpecError(
-                f"invalid --secret {spec!r}: expected id=ID,src=FILE or id=ID,env=VARIABLE"
-            )
-        if src is not None and not os.path.isfile(src):
-            raise ExportSpecError(f"invalid --secret {spec!r}: {src!r} is not a file")
-        out[sid] = SecretSource(file=src) if src is not None else SecretSource(env=env)
+                f"invalid --secret {spec!r}: expected id=ID,src=FILE or id=ID,env=VARIABLE") from None
+        if source.file is not None and not os.path.isfile(source.file):
+            raise ExportSpecError(f"invalid --secret {spec!r}: {source.file!r} is not a file")
+        out[sid] = source
     return out
 
 
