@@ -121,7 +121,8 @@ def test_a_dead_worker_is_a_no_worker_error_with_platform_and_workers(
     assert res.returncode == 1
     err = _error_line(res.stderr)
     assert err["kind"] == "no_worker" and err["platform"] == AMD64
-    assert [w for w, _ in err["workers"]] == [gone] and "unreachable" in err["workers"][0][1]
+    assert [w for w, _, _ in err["workers"]] == [gone] and "unreachable" in err["workers"][0][1]
+    assert err["workers"][0][2] == "UNREACHABLE"  # a NoWorkerReason name, for the backend's hints
     assert gone in err["message"]
     assert not (tmp_path / "out" / "image.tar").exists() and not (tmp_path / "out" / "image.json").exists()
 
