@@ -20,7 +20,7 @@ from llbkit.builder.bases import BaseResolveError, resolve_bases, resolved_from_
 from llbkit.builder.build import BuildOptions, build_job
 from llbkit.builder.job import ExportOptions, JobError, SolveJob
 from llbkit.builder.lazy_pool import LazyPool, NoWorkersConfiguredError, parse_worker
-from llbkit.builder.secrets import MissingSecretError, mounted_secrets, parse_secret, parse_secrets, secrets_for
+from llbkit.builder.secrets import mounted_secrets, parse_secret, parse_secrets
 from llbkit.builder.settings import MachineSettings, SettingsError, WorkerSetting, load_settings
 
 __all__ = [
@@ -29,5 +29,5 @@ __all__ = [
     "MachineSettings", "SettingsError", "WorkerSetting", "load_settings",
     "resolve_bases", "resolved_from_json", "resolved_to_json", "BaseResolveError",
     "LazyPool", "NoWorkersConfiguredError", "parse_worker",
-    "MissingSecretError", "mounted_secrets", "parse_secret", "parse_secrets", "secrets_for",
+    "mounted_secrets", "parse_secret", "parse_secrets",
 ]

@@ -9,17 +9,12 @@ definition, a log or an error message (errors name the id and its source, never 
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from llbkit.buildkit.session.secrets import SecretSource
-from llbkit.errors import LlbkitError
 from llbkit.image import ImageSpec, RunStep, SecretMount
 
-__all__ = ["parse_secret", "parse_secrets", "mounted_secrets", "secrets_for", "MissingSecretError"]
-
-
-class MissingSecretError(LlbkitError):
-    """A ``run`` step needs a secret that is not configured, or whose source cannot be read."""
+__all__ = ["parse_secret", "parse_secrets", "mounted_secrets"]
 
 
 def parse_secret(text: str) -> Tuple[str, SecretSource]:
@@ -69,31 +64,4 @@ def mounted_secrets(spec: ImageSpec) -> List[SecretMount]:
         for step in s.steps:
             if isinstance(step, RunStep):
                 out.extend(m for m in step.all_mounts if isinstance(m, SecretMount))
-    return out
-
-
-def secrets_for(spec: ImageSpec, configured: Mapping[str, SecretSource], *, target: str = "",
-                option: str = "secrets", environ: Mapping[str, str] = os.environ) -> Dict[str, SecretSource]:
-    """The configured sources of the secrets ``spec`` mounts. A required secret that is not
-    configured, or whose variable is unset or file missing, is a :class:`MissingSecretError`
-    naming ``target``, the id and ``option`` (the setting to fix); an optional one is skipped."""
-    out: Dict[str, SecretSource] = {}
-    where = target or spec.name
-    for m in mounted_secrets(spec):
-        src = configured.get(m.id)
-        if src is None:
-            if m.required:
-                raise MissingSecretError(
-                    f"{where} mounts secret {m.id!r}, which is not configured: add it to {option}, "
-                    f"e.g. \"{m.id}=env:VARIABLE\" or \"{m.id}=file:PATH\" (or make the mount optional)")
-            continue
-        if m.required and src.env is not None and src.env not in environ:
-            raise MissingSecretError(
-                f"{where} mounts secret {m.id!r} from environment variable {src.env}, which is not set: "
-                f"set it, or change the source of {m.id!r} in {option}")
-        if m.required and src.file is not None and not os.path.isfile(src.file):
-            raise MissingSecretError(
-                f"{where} mounts secret {m.id!r} from file {src.file}, which does not exist: create it, "
-                f"or change the source of {m.id!r} in {option}")
-        out[m.id] = src
     return out
