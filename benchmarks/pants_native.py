@@ -164,7 +164,9 @@ def part2(co: Checkout, n: int, reps: int) -> None:
     arc: List[float] = []
     for _ in range(reps):
         t, run = timed(co, targets=["img50::"])
-        assert how_counts(run)["from cache"] == n, run.log[-4000:]
+        # Nothing solved; an unchanged image is served from pantsd's memory (nothing logged) or
+        # from Pants' cache ("from cache").
+        assert how_counts(run)["solved in"] == 0, run.log[-4000:]
         img.append(t)
         arc.append(timed(co, targets=["arc50::"])[0])
     seen2, noop_new = tmp_llbkit(), new_tmp(seen1)
