@@ -163,7 +163,8 @@ def channel_name(settings: MachineSettings, build_root: str) -> str:
     return "llbkit_machine_" + h.hexdigest()[:16].translate(str.maketrans("0123456789abcdef", "abcdefghijklmnop"))
 
 
-# Written by the interpreter Pants runs on; only the standard library.
+# Run by the interpreter Pants runs on (only the standard library), as an uncached process: the
+# settings come in its environment, which no cache stores (it holds secret values).
 _WRITER = """
 import os, sys
 d = sys.argv[1]
@@ -187,13 +188,13 @@ async def machine_channel(_: MachineChannelRequest, buildkit: BuildKitSubsystem,
         raise BuildKitOptionError(f"invalid [buildkit].secrets: {e}") from None
     names = sorted({*ENVIRONMENT_VARIABLES, *(s.env for s in sources.values() if s.env)})
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(names))
-    python = sys.executable
-    settings = machine_settings(buildkit, dict(env), build_root.path, f"{shlex.quote(python)} {runtime_path()}")
+    python, requirements = sys.executable, runtime_path()
+    settings = machine_settings(buildkit, dict(env), build_root.path, f"{shlex.quote(python)} {requirements}")
     name = channel_name(settings, build_root.path)
     # Uncached: it runs on every run (cheaply), so the settings are always this run's. Its env
     # holds secret values; an uncached process is stored in no cache.
     await Get(ProcessResult, Process(
-        argv=(python, "-S", "-c", _WRITER, CHANNEL_DIR, SETTINGS_FILE, shlex.quote(python), runtime_path()),
+        argv=(python, "-S", "-c", _WRITER, CHANNEL_DIR, SETTINGS_FILE, shlex.quote(python), requirements),
         env={"LLBKIT_SETTINGS": settings.to_json()},
         append_only_caches={name: CHANNEL_DIR},
         description="Write llbkit's machine settings",

@@ -77,7 +77,10 @@ class MachineSettings:
     progress: str = "quiet"
     environment: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
-    python: str = ""  # the interpreter build processes run on (the Pants backend's own)
+    # How build processes run Python: the interpreter's path, then the directories its plugin
+    # requirements are imported from (the wrapper's parts; kept here so that a change of either
+    # is a new settings channel).
+    python: str = ""
 
     def worker_configs(self) -> Tuple[WorkerConfig, ...]:
         """The configured workers; with none, ``BUILDKIT_HOST`` (as buildctl does); empty
