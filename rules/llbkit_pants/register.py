@@ -9,10 +9,20 @@ from pants.build_graph.build_file_aliases import BuildFileAliases
 from llbkit_pants.build_file_helpers import BUILD_FILE_HELPERS
 from llbkit_pants.goals import package
 from llbkit_pants.goals import workers as workers_goal
-from llbkit_pants.goals import llb, publish
+from llbkit_pants.goals import generate_lockfiles, llb, publish
+from llbkit_pants.subsystems.base_images import BaseImagesSubsystem
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import ContainerImageTarget
-from llbkit_pants.util_rules import bases, dependencies, image_spec, lowering, machine, solver
+from llbkit_pants.util_rules import (
+    base_chain,
+    base_lock,
+    bases,
+    dependencies,
+    image_spec,
+    lowering,
+    machine,
+    solver,
+)
 
 
 def build_file_aliases():
@@ -26,6 +36,9 @@ def target_types():
 def rules():
     return [
         *BuildKitSubsystem.rules(),
+        *BaseImagesSubsystem.rules(),
+        *base_chain.rules(),
+        *base_lock.rules(),
         *image_spec.rules(),
         *dependencies.rules(),
         *solver.rules(),
@@ -36,4 +49,5 @@ def rules():
         *workers_goal.rules(),
         *publish.rules(),
         *llb.rules(),
+        *generate_lockfiles.rules(),
     ]

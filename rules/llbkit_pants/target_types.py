@@ -279,6 +279,17 @@ class ContainerImageOutputPathField(OutputPathField):
         return image, stem + ".image.json"
 
 
+class ContainerImageResolveField(StringField):
+    alias = "resolve"
+    help = softwrap(
+        """
+        The resolve (a base-image lockfile, see `[base-images].resolves`) that pins this image's
+        registry bases, e.g. `resolve="legacy"`. Defaults to `[base-images].default_resolve`. Run
+        `pants generate-lockfiles --resolve=NAME` after changing a base or `platforms`.
+        """
+    )
+
+
 class ContainerImageDependenciesField(Dependencies):
     help = softwrap(
         """
@@ -311,6 +322,7 @@ class ContainerImageTarget(Target):
         ContainerImageOutputFormatField,
         ContainerImageSkipPushField,
         ContainerImageOutputPathField,
+        ContainerImageResolveField,
         ContainerImageDependenciesField,
     )
     help = softwrap(

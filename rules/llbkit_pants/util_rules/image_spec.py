@@ -38,7 +38,6 @@ from pants.engine.target import (
     HydrateSourcesRequest,
     InvalidFieldException,
     SourcesField,
-    Target,
     Targets,
     WrappedTarget,
     WrappedTargetRequest,
@@ -57,6 +56,12 @@ from llbkit.image import (
     validate_spec,
 )
 from llbkit_pants import build_file_helpers as helpers
+from llbkit_pants.util_rules.base_chain import (
+    ContainerImageChain,
+    ContainerImageChainRequest,
+    field_error,
+    is_address,
+)
 from llbkit_pants.target_types import (
     ContainerImageAnnotationsField,
     ContainerImageBaseField,
@@ -85,13 +90,7 @@ _ALIASES = {"tags": "image_tags"}
 _FILE_FIELDS = (FileSourceField, ResourceSourceField, FilesGeneratingSourcesField, ResourcesGeneratingSourcesField)
 
 
-def is_address(value: str) -> bool:
-    """`base` and `copy()` sources name a target when they start with `:` or `//`."""
-    return value.startswith(":") or value.startswith("//")
-
-
-def _field_error(address: Address, alias: str, message: str) -> InvalidFieldException:
-    return InvalidFieldException(f"Invalid field `{alias}` in container_image target {address}: {message}")
+_field_error = field_error
 
 
 def _wrap_spec_error(address: Address, e: ImageSpecError) -> InvalidFieldException:
@@ -262,41 +261,9 @@ def _run_step(step: helpers.RunStep) -> RunStep:
     return RunStep(step.command, mounts=step.mounts, network=step.network or "default", secrets=step.secrets)
 
 
-async def _base_chain(address: Address) -> List[Target]:
-    """This target, then each `container_image` its `base` names, nearest first."""
-    chain: List[Target] = []
-    current = address
-    while True:
-        wrapped = await Get(WrappedTarget, WrappedTargetRequest(current, description_of_origin=str(address)))
-        tgt = wrapped.target
-        if chain and not tgt.has_field(ContainerImageBaseField):
-            prev = chain[-1]
-            raise _field_error(prev.address, "base", softwrap(
-                f"""
-                {prev[ContainerImageBaseField].value!r} is a `{tgt.alias}` target, not a
-                `container_image`: use the address of a container_image target, a registry
-                reference such as 'docker.io/library/busybox:1.36', or 'scratch'.
-                """))
-        if any(t.address == tgt.address for t in chain):
-            names = " -> ".join(str(t.address) for t in chain + [tgt])
-            raise _field_error(chain[0].address, "base", softwrap(
-                f"""
-                cyclic base chain {names}: an image cannot be built on itself; point one of them
-                at a registry image or 'scratch'.
-                """))
-        chain.append(tgt)
-        value = tgt[ContainerImageBaseField].value or ""
-        if not is_address(value):
-            return chain
-        addresses = await Get(Addresses, UnparsedAddressInputs(
-            [value], owning_address=tgt.address,
-            description_of_origin=f"the `base` field of {tgt.address}"))
-        current = addresses[0]
-
-
 @rule(desc="Compile a container_image target's fields to an image spec")
 async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerImageSpec:
-    chain = await _base_chain(request.address)
+    chain = (await Get(ContainerImageChain, ContainerImageChainRequest(request.address))).targets
     spec: Optional[ImageSpec] = None
     digests: List[Digest] = []
     for tgt in reversed(chain):  # the root base first

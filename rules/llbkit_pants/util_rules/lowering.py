@@ -1,23 +1,24 @@
 """Lower a `container_image` to one LLB definition per platform: what `package` solves and `llb` prints.
 
 `LoweredImageRequest(address)` -> `LoweredImage`: the target's platforms (else
-`[buildkit].platforms`), its registry bases resolved (see `util_rules.bases`), the build
-context's content digest and `[buildkit].source_date_epoch`, lowered by `llbkit.image.plan`.
+`[buildkit].platforms`), its registry bases resolved (from the base-image lockfile where it
+holds them, see `util_rules.bases`), the build context's content digest and
+`[buildkit].source_date_epoch`, lowered by `llbkit.image.plan`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Sequence, Tuple
 
 from pants.engine.addresses import Address
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 
 from llbkit.errors import LlbkitError
-from llbkit.image import ImageSpecError, Lowered, ResolvedBase, normalize_platforms, plan, registry_bases
+from llbkit.image import ImageSpecError, Lowered, normalize_platforms, plan, registry_bases
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
-from llbkit_pants.util_rules.bases import RegistryBaseRequest, RegistryBaseResolution
+from llbkit_pants.util_rules.bases import ImageBases, ImageBasesRequest
 from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
 from llbkit_pants.util_rules.machine import BuildKitOptionError
 
@@ -41,14 +42,18 @@ class LoweredImage:
 
 def image_platforms(image: ContainerImageSpec, buildkit: BuildKitSubsystem) -> Tuple[str, ...]:
     """The target's platforms, else `[buildkit].platforms`, normalized (`linux/x86_64` -> `linux/amd64`)."""
-    spec = image.spec
-    if spec.platforms:
+    return declared_platforms(image.address, image.spec.platforms, buildkit)
+
+
+def declared_platforms(address: Address, declared: Sequence[str], buildkit: BuildKitSubsystem) -> Tuple[str, ...]:
+    """A target's `platforms` field value, else `[buildkit].platforms`, normalized."""
+    if declared:
         try:
-            return tuple(normalize_platforms(spec.platforms, spec_name=spec.name))
+            return tuple(normalize_platforms(declared, spec_name=str(address)))
         except ImageSpecError as e:
-            raise InvalidFieldException(f"Invalid field `platforms` in container_image target {image.address}: {e}") from None
+            raise InvalidFieldException(f"Invalid field `platforms` in container_image target {address}: {e}") from None
     try:
-        return tuple(normalize_platforms(buildkit.platforms, spec_name=spec.name))
+        return tuple(normalize_platforms(buildkit.platforms, spec_name=str(address)))
     except ImageSpecError as e:
         raise BuildKitOptionError(f"invalid [buildkit].platforms: {e}") from None
 
@@ -57,16 +62,13 @@ def image_platforms(image: ContainerImageSpec, buildkit: BuildKitSubsystem) -> T
 async def lower_container_image(request: LoweredImageRequest, buildkit: BuildKitSubsystem) -> LoweredImage:
     image = await Get(ContainerImageSpec, ContainerImageSpecRequest(request.address))
     platforms = image_platforms(image, buildkit)
-    refs = registry_bases(image.spec)
-    resolutions = await MultiGet(Get(RegistryBaseResolution, RegistryBaseRequest(ref, platforms)) for ref in refs)
-    bases: Dict[Tuple[str, str], ResolvedBase] = {
-        (r.ref, p): b for r in resolutions for p, b in r.bases}
+    bases = await Get(ImageBases, ImageBasesRequest(request.address, tuple(registry_bases(image.spec)), platforms))
     try:
-        lowered = plan(image.spec, base_configs=bases, context_digest=image.context_digest,
+        lowered = plan(image.spec, base_configs=bases.configs(), context_digest=image.context_digest,
                        source_date_epoch=buildkit.source_date_epoch, default_platforms=platforms)
     except LlbkitError as e:
         raise ContainerImageLoweringError(f"failed to lower {request.address}: {e}") from None
-    return LoweredImage(image, platforms, tuple(lowered), tuple(e for r in resolutions for e in r.events))
+    return LoweredImage(image, platforms, tuple(lowered), bases.events)
 
 
 def rules():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from llbkit.builder.base_lock import LockedBase, LockedPlatform
 from llbkit.builder.lazy_pool import LazyPool
 from llbkit.buildkit.errors import BuildKitError
 from llbkit.image import ResolvedBase
@@ -36,7 +37,7 @@ from llbkit.reference import parse_reference
 from llbkit.oci.types import INDEX_TYPES
 from llbkit.platforms import canonical_platform, platform_matches
 
-__all__ = ["resolve_bases", "BaseResolveError", "select_platform_manifest", "resolved_to_json",
+__all__ = ["resolve_bases", "lock_bases", "BaseResolveError", "select_platform_manifest", "resolved_to_json",
            "resolved_from_json"]
 
 
@@ -64,6 +65,22 @@ def resolve_bases(
         for p in platforms:
             out[(ref, p)] = resolver.resolve(ref, p)
     return out
+
+
+def lock_bases(
+    requests: Sequence[Tuple[str, Sequence[str]]],
+    *,
+    env: Optional[Mapping[str, str]] = None,
+) -> Tuple[LockedBase, ...]:
+    """What each ``(reference, platforms)`` names in its registry now: the digest of the tag, and
+    per platform the manifest and config digests, for :class:`~llbkit.builder.base_lock.BaseLock`.
+
+    Only the registry is asked (credentials from Docker's config found through ``env``): a lock
+    records registry digests, which a worker's ``ResolveImageConfig`` does not give per platform.
+    An unreachable registry, an unknown tag or a platform the index lacks is a
+    :class:`BaseResolveError` naming the reference."""
+    resolver = _Resolver(None, env, None)
+    return tuple(resolver.lock(ref, platforms) for ref, platforms in requests)
 
 
 def resolved_to_json(bases: Mapping[Tuple[str, str], ResolvedBase]) -> str:
@@ -115,6 +132,30 @@ class _Resolver:
             except RegistryError as e:
                 raise BaseResolveError(f"cannot resolve base image {ref} for {platform}: {e}") from None
         return self._from_worker(ref, r.registry, r.repository, platform)
+
+    def lock(self, ref: str, platforms: Sequence[str]) -> LockedBase:
+        r = parse_reference(ref)
+        if r.digest:
+            raise BaseResolveError(f"base image {ref} is pinned by digest already: it needs no lock entry")
+        client = self._client(r.registry)
+        try:
+            data, media_type, digest = self._manifest(client, r.repository, r.tag or "latest", ref)
+            doc = _json(data, f"the manifest of {ref}")
+            locked = []
+            for platform in platforms:
+                manifest_digest, manifest = digest, doc
+                if media_type in INDEX_TYPES or "manifests" in doc:
+                    desc = select_platform_manifest(doc, platform, ref)
+                    manifest_digest = str(desc["digest"])
+                    mdata, _, _ = self._manifest(client, r.repository, manifest_digest, ref)
+                    manifest = _json(mdata, f"the {platform} manifest of {ref}")
+                config = (manifest.get("config") or {}).get("digest")
+                if not config:
+                    raise BaseResolveError(f"base image {ref} ({platform}): its manifest names no config")
+                locked.append(LockedPlatform(canonical_platform(platform), manifest_digest, str(config)))
+        except RegistryError as e:
+            raise BaseResolveError(f"cannot lock base image {ref}: {' '.join(str(e).split())}") from None
+        return LockedBase(ref, digest, tuple(sorted(locked, key=lambda p: p.platform)))
 
     # -- the registry ---------------------------------------------------------------------------
     def _client(self, registry: str) -> RegistryClient:

@@ -67,7 +67,8 @@ def build_job(
         raise ValueError("a docker archive holds one platform: build one platform, or use the oci format")
     local_dirs = {"context": str(context_dir)} if context_dir is not None else None
     jobs = [PlatformJob(p.platform, Definition.from_bytes(p.definition), p.config,
-                        local_dirs=local_dirs, secrets=dict(opts.secrets) or None)
+                        local_dirs=local_dirs, secrets=dict(opts.secrets) or None,
+                        base_config=p.base_config or None)
             for p in job.platforms]
     image_out, record_out = Path(image_out), Path(record_out)
     image_out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from llbkit.errors import LlbkitError
 __all__ = ["ExportOptions", "JobPlatform", "SolveJob", "JobError", "JOB_FILE"]
 
 JOB_FILE = "job.json"
-SCHEMA = "llbkit.solve-job.v1"
+SCHEMA = "llbkit.solve-job.v2"
 
 
 class JobError(LlbkitError):
@@ -58,9 +58,13 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class JobPlatform:
+    """One platform: its LLB definition, its full image config and the config of the registry
+    image it starts from (empty for scratch; the export keeps that image's layers as they are)."""
+
     platform: str
     definition: bytes = field(repr=False)
     config: bytes = field(repr=False)
+    base_config: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ class SolveJob:
     def of(cls, name: str, lowered: Sequence[Any], export: ExportOptions,
            secrets: Sequence[Tuple[str, bool]] = (), has_context: bool = False) -> "SolveJob":
         """From ``llbkit.image.plan(...)``'s ``Lowered`` values (one per platform)."""
-        return cls(name, tuple(JobPlatform(lw.platform, lw.definition.to_bytes(), lw.oci_config_bytes())
+        return cls(name, tuple(JobPlatform(lw.platform, lw.definition.to_bytes(), lw.oci_config_bytes(),
+                                           lw.base_config_bytes() or b"")
                                for lw in lowered),
                    export, tuple(sorted(dict(secrets).items())), has_context)
 
@@ -88,7 +93,11 @@ class SolveJob:
         for i, p in enumerate(self.platforms):
             out[f"{i}.pb"] = p.definition
             out[f"{i}.config.json"] = p.config
-            entries.append({"platform": p.platform, "definition": f"{i}.pb", "config": f"{i}.config.json"})
+            entry = {"platform": p.platform, "definition": f"{i}.pb", "config": f"{i}.config.json"}
+            if p.base_config:
+                out[f"{i}.base-config.json"] = p.base_config
+                entry["base_config"] = f"{i}.base-config.json"
+            entries.append(entry)
         doc = {"schema": SCHEMA, "name": self.name, "platforms": entries, "export": self.export.to_doc(),
                "secrets": [[sid, req] for sid, req in self.secrets], "context": self.has_context}
         out[JOB_FILE] = json.dumps(doc, sort_keys=True, indent=1).encode()
@@ -102,7 +111,9 @@ class SolveJob:
             if doc.get("schema") != SCHEMA:
                 raise ValueError(f"schema {doc.get('schema')!r}, expected {SCHEMA!r}")
             platforms = tuple(JobPlatform(str(e["platform"]), (d / e["definition"]).read_bytes(),
-                                          (d / e["config"]).read_bytes()) for e in doc["platforms"])
+                                          (d / e["config"]).read_bytes(),
+                                          (d / e["base_config"]).read_bytes() if e.get("base_config") else b"")
+                              for e in doc["platforms"])
             return cls(str(doc["name"]), platforms, ExportOptions.from_doc(doc["export"]),
                        tuple((str(s), bool(r)) for s, r in doc["secrets"]), bool(doc["context"]))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:

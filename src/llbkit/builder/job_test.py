@@ -68,9 +68,12 @@ def _write(files: Dict[str, bytes], d: Path) -> Path:
 def test_files_round_trip_through_a_directory(tmp_path: Path) -> None:
     job = sample_job()
     files = job.files()
-    assert sorted(files) == sorted(["0.pb", "0.config.json", "1.pb", "1.config.json", JOB_FILE])
+    assert sorted(files) == sorted(["0.pb", "0.config.json", "0.base-config.json", "1.pb", "1.config.json",
+                                    "1.base-config.json", JOB_FILE])
     loaded = SolveJob.load(_write(files, tmp_path / "job"))
     assert loaded == job
+    # the base's config goes with each platform: the exporter keeps the base's layers by it
+    assert json.loads(loaded.platforms[0].base_config)["architecture"] == "arm64"
     assert [p.platform for p in loaded.platforms] == ["linux/arm64", "linux/amd64"]  # index order kept
     assert loaded.secrets == (("npmrc", False), ("token", True))  # ids only, sorted
     assert loaded.export.ref_names == ("1.0", "latest") and loaded.has_context
@@ -78,7 +81,8 @@ def test_files_round_trip_through_a_directory(tmp_path: Path) -> None:
     # what the job pins: the base by digest, in the definition itself; no secret value anywhere
     assert BASE_DIGEST.encode() in files["0.pb"]
     doc = json.loads(files[JOB_FILE])
-    assert doc["platforms"][1] == {"platform": "linux/amd64", "definition": "1.pb", "config": "1.config.json"}
+    assert doc["platforms"][1] == {"platform": "linux/amd64", "definition": "1.pb", "config": "1.config.json",
+                                   "base_config": "1.base-config.json"}
     assert json.loads(files["1.config.json"])["architecture"] == "amd64"
 
 

@@ -4,6 +4,9 @@
   :mod:`llbkit.builder.job`) on the machine's workers.
 - ``resolve-bases --platform P... REF...``: print the registry bases resolved (digest, and the
   config per platform) as JSON on stdout.
+- ``lock-bases REF=PLATFORM[,PLATFORM...]...``: print what each tag names in its registry now
+  (digest, and the manifest and config digests per platform) as a JSON list of lock entries
+  (see :mod:`llbkit.builder.base_lock`).
 - ``workers``: print the machine's workers, their platforms and whether they answer.
 
 Every command reads the machine settings (:mod:`llbkit.builder.settings`) from
@@ -111,6 +114,21 @@ def cmd_resolve_bases(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lock_bases(args: argparse.Namespace) -> int:
+    from llbkit.builder.bases import lock_bases
+
+    settings = _settings(args.settings)
+    requests = []
+    for item in args.bases:
+        ref, sep, platforms = item.rpartition("=")
+        if not sep or not ref or not platforms:
+            return _error("usage", f"lock-bases: {item!r} is not REF=PLATFORM[,PLATFORM...]")
+        requests.append((ref, platforms.split(",")))
+    locked = lock_bases(requests, env=settings.environment)
+    sys.stdout.write(json.dumps([b.to_doc() for b in locked], sort_keys=True))
+    return 0
+
+
 def worker_rows(statuses: Sequence[Any]) -> List[Dict[str, Any]]:
     """One JSON-able row per :class:`~llbkit.buildkit.pool.WorkerStatus`."""
     return [{
@@ -158,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("--settings", required=True)
     res.add_argument("--platform", action="append", required=True)
     res.set_defaults(handler=cmd_resolve_bases)
+    lock = sub.add_parser("lock-bases")
+    lock.add_argument("bases", nargs="+")
+    lock.add_argument("--settings", required=True)
+    lock.set_defaults(handler=cmd_lock_bases)
     workers = sub.add_parser("workers")
     workers.add_argument("--settings", required=True)
     workers.set_defaults(handler=cmd_workers)

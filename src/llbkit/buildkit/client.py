@@ -252,7 +252,7 @@ class Client:
             multi = False
 
         from llbkit.oci.imageconfig import ImageConfig
-        from llbkit.buildkit.solve import BuildResult
+        from llbkit.buildkit.solve import BASE_CONFIG_METADATA, BuildResult
 
         def cfg_for(p: Optional[str]) -> Optional[ImageConfig]:
             if isinstance(config, Mapping):
@@ -261,6 +261,7 @@ class Client:
 
         def fn(gw: Gateway) -> BuildResult:
             results = []
+            base_raw: Dict[Optional[str], bytes] = {}
             for p, d in items:
                 ref = gw.solve(d)
                 p = p or _definition_platform(d)
@@ -269,12 +270,17 @@ class Client:
                 if cfg is not None or base is not None:
                     if p is None:
                         raise BuildKitError("an image config needs the target platform: pass platform='os/arch'")
-                    base_cfg = gw.resolve_image_config(base, platform=p).config if base else None
-                    data = (cfg or ImageConfig()).to_oci(p, base_cfg)
+                    resolved = gw.resolve_image_config(base, platform=p) if base else None
+                    if resolved is not None:
+                        base_raw[p] = resolved.raw_config
+                    data = (cfg or ImageConfig()).to_oci(p, resolved.config if resolved else None)
                 results.append((p, ref, data))
             if multi:
-                return BuildResult.multi([(p, r, c) for p, r, c in results])  # type: ignore[misc]
-            return BuildResult.of(results[0][1], results[0][2])
+                res = BuildResult.multi([(p, r, c) for p, r, c in results])  # type: ignore[misc]
+                for p, raw in base_raw.items():  # keep the base's layers as the registry has them
+                    res.metadata[f"{BASE_CONFIG_METADATA}/{p}"] = raw
+                return res
+            return BuildResult.of(results[0][1], results[0][2], base_config=base_raw.get(results[0][0]))
 
         return self.build(fn, **kwargs)
 

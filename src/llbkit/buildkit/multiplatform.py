@@ -60,19 +60,23 @@ ProgressFactory = Callable[[str, str], Optional[ProgressHandler]]
 @dataclass(frozen=True)
 class PlatformJob:
     """One platform of an image: its LLB ``definition`` and full OCI image ``config`` (JSON bytes
-    or a dict; ``None``: the exporter's default), with what the solve needs from the client."""
+    or a dict; ``None``: the exporter's default), with what the solve needs from the client.
+    ``base_config`` is the config of the registry image it starts from (``None``: scratch), so
+    the export keeps that image's layers as the registry serves them."""
 
     platform: str
     definition: Any
     config: Any = None
     local_dirs: Optional[Mapping[str, Any]] = None
     secrets: Optional[Mapping[str, Any]] = None
+    base_config: Any = None
 
     @classmethod
     def from_lowered(cls, lowered: Any, *, local_dirs: Optional[Mapping[str, Any]] = None,
                      secrets: Optional[Mapping[str, Any]] = None) -> "PlatformJob":
         """From a :class:`llbkit.image.Lowered` (``plan(spec, ...)`` gives one per platform)."""
-        return cls(lowered.platform, lowered.definition, lowered.oci_config_bytes(), local_dirs, secrets)
+        return cls(lowered.platform, lowered.definition, lowered.oci_config_bytes(), local_dirs, secrets,
+                   lowered.base_config_bytes())
 
 
 @dataclass(frozen=True)
@@ -279,7 +283,7 @@ class _PlatformRunner:
         handler = self.progress(lease.platform, lease.name) if self.progress else None
 
         def fn(gw: Gateway) -> BuildResult:
-            return BuildResult.of(gw.solve(job.definition), job.config)
+            return BuildResult.of(gw.solve(job.definition), job.config, base_config=job.base_config)
 
         export = Export.oci(tar, rewrite_timestamp=True)
         if self.export_attrs:

@@ -40,6 +40,12 @@ __all__ = [
 
 BUILD_ID_METADATA = "buildkit-controlapi-buildid"
 
+# The exporter keeps the layers a result shares with its base image as the registry has them
+# (blob and diff_id) when told the base's config under this key: with ``rewrite-timestamp``, only
+# layers past the base's ``rootfs.diff_ids`` are rewritten to the epoch. BuildKit's Dockerfile
+# frontend sets it for its FROM image the same way (exptypes.ExporterImageBaseConfigKey).
+BASE_CONFIG_METADATA = "containerimage.base.config"
+
 ConfigLike = Union[None, bytes, Mapping[str, Any]]
 
 
@@ -90,9 +96,15 @@ class BuildResult:
         self.metadata: Dict[str, bytes] = {}
 
     @classmethod
-    def of(cls, ref: Optional[GatewayRef], config: ConfigLike = None) -> "BuildResult":
+    def of(cls, ref: Optional[GatewayRef], config: ConfigLike = None, *,
+           base_config: ConfigLike = None) -> "BuildResult":
+        """``base_config``: the config of the registry image the result starts from, so that the
+        exporter keeps that image's layers as they are (see :data:`BASE_CONFIG_METADATA`)."""
         r = cls()
         r.single = (ref, _config_bytes(config))
+        base = _config_bytes(base_config)
+        if base:
+            r.metadata[BASE_CONFIG_METADATA] = base
         return r
 
     @classmethod

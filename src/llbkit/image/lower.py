@@ -88,6 +88,14 @@ class Lowered:
     def oci_config_bytes(self) -> bytes:
         return self.config.to_json_bytes(self.platform, self.base_config)
 
+    def base_config_bytes(self) -> Optional[bytes]:
+        """The base's config as canonical JSON (``None`` for scratch): it tells the exporter which
+        layers are the registry base's (its ``rootfs.diff_ids``; for a target base, those of the
+        registry image under it), which are kept as they are."""
+        if self.base_config is None:
+            return None
+        return json.dumps(self.base_config, sort_keys=True, separators=(",", ":")).encode()
+
 
 def local_unique_id_for(context_digest: Optional[str]) -> Optional[str]:
     """The ``local.unique`` value for a build context with this content digest."""
