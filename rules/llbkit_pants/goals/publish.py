@@ -50,8 +50,10 @@ from llbkit_pants.util_rules.references import image_references
 
 PUBLISHER = "llbkit"
 # What the push process sees of the user's environment: Docker's config and credential helpers
-# (found on PATH), CA bundles for HTTPS registries, and LLBKIT_DEBUG for bug reports.
-PASSTHROUGH_ENV = ("DOCKER_CONFIG", "HOME", "PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "LLBKIT_DEBUG")
+# (found on PATH), CA bundles for HTTPS registries, llbkit's cache dir (where it remembers which
+# repositories hold a blob, to mount rather than upload it) and LLBKIT_DEBUG for bug reports.
+PASSTHROUGH_ENV = ("DOCKER_CONFIG", "HOME", "PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "LLBKIT_CACHE",
+                   "XDG_CACHE_HOME", "LLBKIT_DEBUG")
 IMAGE_SUFFIXES = (".oci.tar", ".docker.tar")
 RECORD_SUFFIX = ".image.json"
 

@@ -50,7 +50,8 @@ class LocalDaemonError(BuildKitError):
     """The local buildkitd is missing, or could not be started."""
 
 
-def _cache_dir(env: Mapping[str, str]) -> Path:
+def cache_dir(env: Mapping[str, str]) -> Path:
+    """``$LLBKIT_CACHE``, else ``$XDG_CACHE_HOME/llbkit``, else ``~/.cache/llbkit``, as ``env`` has them."""
     if env.get("LLBKIT_CACHE"):
         return Path(env["LLBKIT_CACHE"])
     xdg = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
@@ -59,14 +60,14 @@ def _cache_dir(env: Mapping[str, str]) -> Path:
 
 def default_state_dir(env: Optional[Mapping[str, str]] = None) -> Path:
     """``$LLBKIT_CACHE/buildkitd`` (``~/.cache/llbkit/buildkitd`` by default)."""
-    return _cache_dir(os.environ if env is None else env) / "buildkitd"
+    return cache_dir(os.environ if env is None else env) / "buildkitd"
 
 
 def _which(name: str, env: Mapping[str, str]) -> Optional[Path]:
     dirs = []
     if env.get("LLBKIT_BUILDKIT_BIN"):
         dirs.append(Path(env["LLBKIT_BUILDKIT_BIN"]))
-    dirs.append(_cache_dir(env) / f"buildkit-{BUILDKIT_VERSION}" / "bin")
+    dirs.append(cache_dir(env) / f"buildkit-{BUILDKIT_VERSION}" / "bin")
     for d in dirs:
         p = d / name
         if p.is_file() and os.access(p, os.X_OK):

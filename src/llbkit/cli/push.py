@@ -91,7 +91,9 @@ def _write_json_atomic(path: str, data: Any) -> None:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from llbkit.buildkit.local_daemon import cache_dir
     from llbkit.oci.layout import OCILayout
+    from llbkit.oci.pushed_blobs import PushedBlobs
     from llbkit.oci.registry import RegistryClient, push
 
     if not os.path.exists(args.layout):
@@ -100,6 +102,7 @@ def cmd_push(args: argparse.Namespace) -> int:
             f"(dist/PATH/NAME.oci.tar) or an OCI layout directory")
     targets = group_references(args.refs)
     pushed: List[Dict[str, Any]] = []
+    memory = PushedBlobs(cache_dir(os.environ) / "pushed-blobs")
     with OCILayout(args.layout) as layout:
         roots = {d.digest: d for d in layout.manifests}
         if len(roots) != 1:
@@ -110,17 +113,21 @@ def cmd_push(args: argparse.Namespace) -> int:
         root = next(iter(roots.values())).replace(annotations={}, platform=None)
         for t in targets:
             client = RegistryClient(t.registry, insecure=True if args.plain_http else None, env=os.environ)
-            result = push(client, t.repository, root, layout, t.tags)
+            result = push(client, t.repository, root, layout, t.tags, memory=memory)
             where = f"{t.registry}/{t.repository}"
             names = [f"{where}:{tag}" for tag in result.tags] or [f"{where}@{result.digest}"]
             for name in names:
                 print(f"pushed {name} ({result.digest})")
+            donors = sorted(set(result.blobs_mounted.values()))
+            mounted = (f" ({len(result.blobs_mounted)} mounted from {', '.join(donors)})"
+                       if result.blobs_mounted else "")
             print(f"  {len(result.blobs_uploaded)} blob(s) uploaded, {len(result.blobs_skipped)} already "
-                  f"present", file=sys.stderr)
+                  f"present{mounted}", file=sys.stderr)
             pushed.append({
                 "registry": t.registry, "repository": t.repository, "tags": list(result.tags),
                 "references": names, "digest": result.digest, "media_type": root.media_type,
                 "blobs_uploaded": result.blobs_uploaded, "blobs_skipped": result.blobs_skipped,
+                "blobs_mounted": dict(result.blobs_mounted),
             })
     if args.metadata_file:
         _write_json_atomic(args.metadata_file, {"digest": root.digest, "pushed": pushed})

@@ -50,7 +50,8 @@ class PushResult:
     reference: ImageReference
     digest: str
     blobs_uploaded: List[str] = field(default_factory=list)
-    blobs_skipped: List[str] = field(default_factory=list)
+    blobs_skipped: List[str] = field(default_factory=list)  # already there, or mounted
+    blobs_mounted: Dict[str, str] = field(default_factory=dict)  # digest -> repository mounted from
     tags: List[str] = field(default_factory=list)
 
 
@@ -295,6 +296,20 @@ class RegistryClient:
                 r.close()
         self._check(resp, (201,), f"uploading {desc.digest} to {repo}")
 
+    def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
+        """Link ``digest`` from ``from_repo`` of this registry into ``repo`` (a cross-repository
+        mount); ``False`` when the registry declines (then nothing was linked)."""
+        scope = f"{_scope(repo, push=True)} {_scope(from_repo, push=False)}"
+        query = urllib.parse.urlencode({"mount": digest, "from": from_repo})
+        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/?{query}", scope, headers={"Content-Length": "0"})
+        if resp.status == 201:
+            return True
+        location = resp.header("Location")
+        if resp.status == 202 and location:  # it opened an upload instead: close it
+            url = urllib.parse.urljoin(self.url(f"/v2/{repo}/blobs/uploads/"), location)
+            self.request("DELETE", url, scope)
+        return False
+
     def has_manifest(self, repo: str, reference: str) -> bool:
         resp = self.request("HEAD", f"/v2/{repo}/manifests/{reference}", _scope(repo, True),
                             headers={"Accept": ACCEPT_MANIFESTS})
@@ -393,16 +408,28 @@ def push(
     root: Descriptor,
     source: BlobSource,
     tags: Sequence[str] = (),
+    memory: Optional[Any] = None,
 ) -> PushResult:
-    """Push ``root`` (an index or manifest) and everything it names, then ``tags``."""
+    """Push ``root`` (an index or manifest) and everything it names, then ``tags``.
+
+    ``memory`` (a :class:`~llbkit.oci.pushed_blobs.PushedBlobs`) names other repositories of the
+    registry that hold a blob: a missing blob is mounted from one of them before it is uploaded."""
     blobs, manifests = _plan(source, root)
     result = PushResult(ImageReference(client.registry, repository, digest=root.digest), root.digest)
     for desc in blobs:
         if client.has_blob(repository, desc.digest):
             result.blobs_skipped.append(desc.digest)
         else:
-            client.upload_blob(repository, desc, source)
-            result.blobs_uploaded.append(desc.digest)
+            donor = next((r for r in (memory.repositories(client.registry, desc.digest) if memory else [])
+                          if r != repository and client.mount_blob(repository, desc.digest, r)), None)
+            if donor is not None:
+                result.blobs_skipped.append(desc.digest)
+                result.blobs_mounted[desc.digest] = donor
+            else:
+                client.upload_blob(repository, desc, source)
+                result.blobs_uploaded.append(desc.digest)
+        if memory is not None:
+            memory.record(client.registry, desc.digest, repository)
     for desc, data in manifests:
         if not client.has_manifest(repository, desc.digest):
             client.put_manifest(repository, desc.digest, data, desc.media_type)
@@ -416,8 +443,10 @@ def push(
 def push_layout(
     layout: Union[str, OCILayout, Any], dest: str, tags: Sequence[str] = (),
     client: Optional[RegistryClient] = None,
+    memory: Optional[Any] = None,
 ) -> PushResult:
-    """Push the image ``index.json`` names (exactly one) from a layout dir or tar."""
+    """Push the image ``index.json`` names (exactly one) from a layout dir or tar (``memory``: see
+    :func:`push`)."""
     opened = layout if isinstance(layout, OCILayout) else OCILayout(layout)
     try:
         roots = {d.digest: d for d in opened.manifests}
@@ -430,7 +459,7 @@ def push_layout(
         ref = parse_reference(dest, op="push")
         client = client or RegistryClient(ref.registry)
         all_tags = list(dict.fromkeys(([ref.tag] if ref.tag else []) + list(tags)))
-        return push(client, ref.repository, root, opened, all_tags)
+        return push(client, ref.repository, root, opened, all_tags, memory=memory)
     finally:
         if opened is not layout:
             opened.close()

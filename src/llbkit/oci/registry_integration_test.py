@@ -12,6 +12,7 @@ from llbkit.oci.auth import Credentials
 from llbkit.oci.errors import RegistryAuthError
 from llbkit.oci.index import assemble, split, write_oci_tar
 from llbkit.oci.layout import OCILayout
+from llbkit.oci.pushed_blobs import PushedBlobs
 from llbkit.oci.registry import RegistryClient, push_layout
 from llbkit.testutil import skopeo
 
@@ -79,3 +80,25 @@ def test_auth_errors_name_what_was_tried(registry_auth, tmp_path, monkeypatch):
     with pytest.raises(RegistryAuthError) as e:
         push_layout(tar, dest, client=bad)
     assert "user 'llbkit' from the test" in str(e.value) and "wrong" not in str(e.value)
+
+
+def test_a_second_repository_mounts_the_blobs_a_first_one_holds(registry, tmp_path):
+    """Two images on one base in two repositories: the second push links the shared blobs from the
+    first repository (a cross-repository mount) instead of uploading them again."""
+    assembled, tar = _busybox_tar(registry, tmp_path)
+    memory = PushedBlobs(tmp_path / "pushed")
+    first = push_layout(tar, f"{registry.host}/mount-test/one:v1", client=RegistryClient(registry.host), memory=memory)
+    assert len(first.blobs_uploaded) == 4 and first.blobs_mounted == {}
+    client = RegistryClient(registry.host)
+    second = push_layout(tar, f"{registry.host}/mount-test/two:v1", client=client, memory=memory)
+    assert second.blobs_uploaded == []
+    assert second.blobs_mounted == {d: "mount-test/one" for d in first.blobs_uploaded}
+    assert not [p for m, p, _ in client.requests if m == "PUT" and "/blobs/uploads/" in p]
+    _check_pushed(skopeo.inspect_raw(f"{registry.host}/mount-test/two:v1"), assembled, registry.busybox)
+    # A memory naming a repository that lacks the blob costs a declined mount, then an upload.
+    stale = PushedBlobs(tmp_path / "stale")
+    for d in first.blobs_uploaded:
+        stale.record(registry.host, d, "mount-test/nowhere")
+    third = push_layout(tar, f"{registry.host}/mount-test/three:v1", client=RegistryClient(registry.host), memory=stale)
+    assert len(third.blobs_uploaded) == 4 and third.blobs_mounted == {}
+    assert stale.repositories(registry.host, first.blobs_uploaded[0]) == ["mount-test/three", "mount-test/nowhere"]

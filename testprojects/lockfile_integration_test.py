@@ -1,0 +1,250 @@
+"""The base-image lockfile end to end, with real `./pants` (under pantsd) in a copy of this repo.
+
+A registry of this test's own serves a two-platform base (busybox's index) and a one-platform one
+(its amd64 manifest alone). With `[base-images].unlocked_behavior = "error"`:
+
+- an unlocked tag fails before anything is built, naming the target, the reference and the
+  command that locks it;
+- `generate-lockfiles --resolve=container-images` records each tag's digest and, per platform,
+  the manifest and config digests the registry serves;
+- every tag moved in the registry ("a week later"): `package` still builds the locked digests,
+  byte for byte, on this machine and on a fresh one; regenerating the lock moves the builds;
+- the registry stopped: a cached `package` succeeds, a fresh machine's fails naming the registry;
+- the exported images keep the base's layers exactly as the registry serves them (blob digests and
+  diff_ids), and publishing two children of one base uploads the base's blobs once.
+
+The tests run in file order and share the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+from textwrap import dedent
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+from checkout import Checkout
+from llbkit.builder.base_lock import BaseLock
+from llbkit.oci.registry import RegistryClient
+from llbkit.testutil import skopeo
+from llbkit.testutil.busybox_image import BusyboxImage
+from llbkit.testutil.fixtures import (  # noqa: F401 - pytest finds fixtures by name
+    busybox_image,
+    pytest_runtest_makereport,
+    registry,
+)
+from llbkit.testutil.procs import make_temp_dir, remove_tree
+from llbkit.testutil.registry import Registry
+from llbkit.testutil.variants import push_variant
+
+LOCKFILE = "3rdparty/container-images.lock"
+ERROR_MODE = {"PANTS_BASE_IMAGES_UNLOCKED_BEHAVIOR": "error"}
+
+
+@pytest.fixture(scope="module")
+def base_dir() -> Iterator[Path]:
+    path = make_temp_dir("lockfile", need_socket_room=len("/cache-xx/buildkitd/buildkitd.sock"))
+    yield path
+    remove_tree(path)
+
+
+@pytest.fixture(scope="module")
+def upstream(busybox_image: BusyboxImage) -> Iterator[Registry]:
+    """The bases' registry: this module's own, since a test moves its tags and then stops it."""
+    reg = Registry(name="lockfile-upstream").start()
+    try:
+        reg.seed_busybox(busybox_image, repo="library/busybox", tag="latest")
+        index = json.loads(skopeo.inspect_raw(reg.ref("library/busybox")))
+        amd64 = next(m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == "amd64")
+        skopeo.copy(f"docker://{reg.host}/library/busybox@{amd64}", f"docker://{reg.ref('single/busybox', '1')}",
+                    all_platforms=False)
+        yield reg
+    finally:
+        reg.stop()
+
+
+def _write_project(repo: Path, upstream: Registry, publish_to: str) -> None:
+    (repo / "locked").mkdir()
+    (repo / "locked/msg.txt").write_text("locked\n")
+    (repo / "locked/BUILD").write_text(dedent(f"""\
+        files(name="files", sources=["msg.txt"])
+
+        container_image(
+            name="multi",
+            base="{upstream.ref('library/busybox')}",
+            platforms=["linux/amd64", "linux/arm64"],
+            steps=[copy("msg.txt", "/msg.txt")],
+            cmd=["cat", "/msg.txt"],
+            registries=["{publish_to}"], repository="acme/multi",
+        )
+
+        container_image(
+            name="single",
+            base="{upstream.ref('single/busybox', '1')}",
+            steps=[copy("msg.txt", "/single.txt")],
+            registries=["{publish_to}"], repository="acme/single",
+        )
+        """))
+
+
+@pytest.fixture(scope="module")
+def co(base_dir: Path, upstream: Registry, registry: Registry) -> Iterator[Checkout]:
+    checkout = Checkout(base_dir, "l", pantsd=True, own_store=True, env=ERROR_MODE)
+    try:
+        _write_project(checkout.repo, upstream, registry.host)
+        yield checkout
+    finally:
+        checkout.close()
+
+
+def _records(co: Checkout) -> Dict[str, Dict[str, Any]]:
+    return {name: json.loads((co.repo / f"dist/locked/{name}.image.json").read_text()) for name in ("multi", "single")}
+
+
+def _index_digests(co: Checkout) -> Dict[str, str]:
+    return {name: r["index"]["digest"] for name, r in _records(co).items()}
+
+
+def _lock(co: Checkout) -> BaseLock:
+    return BaseLock.parse((co.repo / LOCKFILE).read_text(), LOCKFILE)
+
+
+def _registry_platforms(reg: Registry, repo: str, tag: str) -> Tuple[str, Dict[str, Tuple[str, str]]]:
+    """The tag's digest, and {platform: (manifest digest, config digest)} as the registry serves them."""
+    client = RegistryClient(reg.host)
+    data, _, digest = client.get_manifest(repo, tag)
+    doc = json.loads(data)
+    out = {}
+    entries = doc["manifests"] if "manifests" in doc else [{"digest": digest, "platform": None}]
+    for desc in entries:
+        mdoc = json.loads(client.get_manifest(repo, desc["digest"])[0])
+        config = json.loads(client.get_blob(repo, mdoc["config"]["digest"]))
+        out[f"{config['os']}/{config['architecture']}"] = (desc["digest"], mdoc["config"]["digest"])
+    return digest, out
+
+
+def test_an_unlocked_tag_is_an_error_naming_target_reference_and_command(co: Checkout, upstream: Registry) -> None:
+    run = co.package(targets=["locked::"])
+    assert run.returncode != 0
+    assert "locked:multi" in run.log and upstream.ref("library/busybox") in run.log
+    assert "generate-lockfiles --resolve=container-images" in run.log
+    assert f"the lockfile {LOCKFILE} of resolve `container-images` does not exist" in run.log
+    assert "Traceback" not in run.log
+    assert not (co.repo / "dist/locked").exists()
+
+
+def test_generate_lockfiles_records_each_tag_and_platform(co: Checkout, upstream: Registry) -> None:
+    run = co.pants("generate-lockfiles", "--resolve=container-images").check()
+    assert f"Wrote lockfile for the resolve `container-images` to {LOCKFILE}" in run.log
+    text = (co.repo / LOCKFILE).read_text()
+    assert "pants generate-lockfiles --resolve=container-images" in text.split("{")[0]  # the header
+    lock = _lock(co)
+    for repo, tag, platforms in [("library/busybox", "latest", ["linux/amd64", "linux/arm64"]),
+                                 ("single/busybox", "1", ["linux/amd64"])]:
+        digest, served = _registry_platforms(upstream, repo, tag)
+        entry = lock.get(upstream.ref(repo, tag))
+        assert entry is not None and entry.digest == digest
+        assert [p.platform for p in entry.platforms] == platforms
+        for p in entry.platforms:
+            assert (p.manifest, p.config) == served[p.platform]
+    # `generate-lockfiles` lists the resolve as one of Pants' own.
+    wrong = co.pants("generate-lockfiles", "--resolve=no-such-resolve")
+    assert wrong.returncode != 0 and "container-images" in wrong.log
+
+
+def _base_layers(image: Path) -> List[Tuple[List[str], List[str]]]:
+    """(layer blob digests, diff_ids) of each platform image in an OCI layout tar, index order."""
+    with tarfile.open(image) as t:
+        def blob(digest: str) -> Any:
+            return json.load(t.extractfile(f"blobs/sha256/{digest.split(':')[1]}"))  # type: ignore[arg-type]
+        top = blob(json.load(t.extractfile("index.json"))["manifests"][0]["digest"])  # type: ignore[arg-type]
+        manifests = [blob(m["digest"]) for m in top["manifests"]] if "manifests" in top else [top]
+        return [([l["digest"] for l in m["layers"]], blob(m["config"]["digest"])["rootfs"]["diff_ids"])
+                for m in manifests]
+
+
+def test_locked_builds_keep_the_base_layers_as_the_registry_serves_them(co: Checkout, upstream: Registry) -> None:
+    co.package(targets=["locked::"]).check()
+    co.first = (_index_digests(co), co.dist_digests())  # type: ignore[attr-defined]
+    client = RegistryClient(upstream.host)
+    for name, repo, tag in [("multi", "library/busybox", "latest"), ("single", "single/busybox", "1")]:
+        _, served = _registry_platforms(upstream, repo, tag)
+        ours = _base_layers(co.repo / f"dist/locked/{name}.oci.tar")
+        assert len(ours) == len(served)
+        for (layers, diff_ids), (manifest, config) in zip(ours, served.values()):
+            base = json.loads(client.get_manifest(repo, manifest)[0])
+            base_diff_ids = json.loads(client.get_blob(repo, config))["rootfs"]["diff_ids"]
+            n = len(base["layers"])
+            assert layers[:n] == [l["digest"] for l in base["layers"]], name
+            assert diff_ids[:n] == base_diff_ids, name
+            assert len(layers) == n + 1  # and the image's own layer on top
+
+
+def test_moved_tags_still_build_the_locked_digests_here_and_on_a_fresh_machine(
+        co: Checkout, upstream: Registry, base_dir: Path) -> None:
+    before_index, before_dist = co.first  # type: ignore[attr-defined]
+    locked = _lock(co)
+    push_variant(upstream.host, "library/busybox", "latest", label="a week later")
+    push_variant(upstream.host, "single/busybox", "1", label="a week later")
+    assert _registry_platforms(upstream, "library/busybox", "latest")[0] != locked.bases[0].digest
+    co.clear_dist()
+    co.package(targets=["locked::"]).check()  # the same pantsd that built them
+    assert _index_digests(co) == before_index
+    # A fresh machine (its own store, named caches and buildkitd) with the same commit.
+    fresh = Checkout(base_dir, "w", pantsd=False, own_store=True, own_named_caches=True, env=ERROR_MODE)
+    try:
+        _write_project(fresh.repo, upstream, "127.0.0.1:1")
+        shutil.copytree(co.repo / "3rdparty", fresh.repo / "3rdparty", dirs_exist_ok=True)
+        shutil.copy(co.repo / "locked/BUILD", fresh.repo / "locked/BUILD")
+        run = fresh.package(targets=["locked::"]).check()
+        assert set(run.how_built().values()) == {"solved in"}
+        assert fresh.dist_digests() == before_dist  # byte-identical outputs
+    finally:
+        fresh.close()
+
+
+def test_a_regenerated_lock_builds_the_moved_tags(co: Checkout, upstream: Registry) -> None:
+    before_index, _ = co.first  # type: ignore[attr-defined]
+    co.pants("generate-lockfiles", "--resolve=container-images").check()
+    lock = _lock(co)
+    assert lock.get(upstream.ref("library/busybox")).digest == _registry_platforms(  # type: ignore[union-attr]
+        upstream, "library/busybox", "latest")[0]
+    co.package(targets=["locked::"]).check()
+    after = _index_digests(co)
+    assert after["multi"] != before_index["multi"] and after["single"] != before_index["single"]
+    for name, record in _records(co).items():
+        assert record["index"]["digest"] == after[name]
+
+
+def test_publishing_two_children_of_one_base_uploads_the_base_once(co: Checkout, registry: Registry) -> None:
+    co.pants("publish", "locked:multi").check()
+    second = co.pants("publish", "locked:single").check()
+    # single: its config and its own layer are new; busybox's amd64 layer, which multi's push
+    # uploaded to acme/multi, is mounted from there.
+    assert "2 blob(s) uploaded, 1 already present (1 mounted from acme/multi)" in second.log, second.log[-3000:]
+    base_layer = _base_layers(co.repo / "dist/locked/single.oci.tar")[0][0][0]
+    assert RegistryClient(registry.host).has_blob("acme/single", base_layer)
+
+
+def test_with_the_registry_stopped_cached_builds_succeed_and_uncached_ones_name_it(
+        co: Checkout, upstream: Registry, base_dir: Path) -> None:
+    before = co.dist_digests()
+    upstream.stop()
+    co.clear_dist()
+    co.package(targets=["locked::"]).check()
+    assert co.dist_digests() == before
+    fresh = Checkout(base_dir, "x", pantsd=False, own_store=True, own_named_caches=True, env=ERROR_MODE)
+    try:
+        _write_project(fresh.repo, upstream, "127.0.0.1:1")
+        shutil.copytree(co.repo / "3rdparty", fresh.repo / "3rdparty", dirs_exist_ok=True)
+        shutil.copy(co.repo / "locked/BUILD", fresh.repo / "locked/BUILD")
+        run = fresh.package(targets=["locked::"])
+        assert run.returncode != 0
+        assert upstream.host in run.log and "Traceback" not in run.log, run.log[-3000:]
+        assert not (fresh.repo / "dist/locked").exists()
+    finally:
+        fresh.close()
