@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 from pathlib import Path
 from textwrap import dedent
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator
 
 import pytest
 
@@ -32,6 +31,7 @@ from llbkit.builder.base_lock import BaseLock
 from llbkit.oci.registry import RegistryClient
 from llbkit.testutil import skopeo
 from llbkit.testutil.busybox_image import BusyboxImage
+from llbkit.testutil.layers import layout_images, registry_images
 from llbkit.testutil.fixtures import (  # noqa: F401 - pytest finds fixtures by name
     busybox_image,
     pytest_runtest_makereport,
@@ -113,20 +113,6 @@ def _lock(co: Checkout) -> BaseLock:
     return BaseLock.parse((co.repo / LOCKFILE).read_text(), LOCKFILE)
 
 
-def _registry_platforms(reg: Registry, repo: str, tag: str) -> Tuple[str, Dict[str, Tuple[str, str]]]:
-    """The tag's digest, and {platform: (manifest digest, config digest)} as the registry serves them."""
-    client = RegistryClient(reg.host)
-    data, _, digest = client.get_manifest(repo, tag)
-    doc = json.loads(data)
-    out = {}
-    entries = doc["manifests"] if "manifests" in doc else [{"digest": digest, "platform": None}]
-    for desc in entries:
-        mdoc = json.loads(client.get_manifest(repo, desc["digest"])[0])
-        config = json.loads(client.get_blob(repo, mdoc["config"]["digest"]))
-        out[f"{config['os']}/{config['architecture']}"] = (desc["digest"], mdoc["config"]["digest"])
-    return digest, out
-
-
 def test_an_unlocked_tag_is_an_error_naming_target_reference_and_command(co: Checkout, upstream: Registry) -> None:
     run = co.package(targets=["locked::"])
     assert run.returncode != 0
@@ -145,43 +131,27 @@ def test_generate_lockfiles_records_each_tag_and_platform(co: Checkout, upstream
     lock = _lock(co)
     for repo, tag, platforms in [("library/busybox", "latest", ["linux/amd64", "linux/arm64"]),
                                  ("single/busybox", "1", ["linux/amd64"])]:
-        digest, served = _registry_platforms(upstream, repo, tag)
+        digest, served = registry_images(upstream.host, repo, tag)
         entry = lock.get(upstream.ref(repo, tag))
         assert entry is not None and entry.digest == digest
         assert [p.platform for p in entry.platforms] == platforms
         for p in entry.platforms:
-            assert (p.manifest, p.config) == served[p.platform]
+            assert (p.manifest, p.config) == (served[p.platform].manifest, served[p.platform].config)
     # `generate-lockfiles` lists the resolve as one of Pants' own.
     wrong = co.pants("generate-lockfiles", "--resolve=no-such-resolve")
     assert wrong.returncode != 0 and "container-images" in wrong.log
 
 
-def _base_layers(image: Path) -> List[Tuple[List[str], List[str]]]:
-    """(layer blob digests, diff_ids) of each platform image in an OCI layout tar, index order."""
-    with tarfile.open(image) as t:
-        def blob(digest: str) -> Any:
-            return json.load(t.extractfile(f"blobs/sha256/{digest.split(':')[1]}"))  # type: ignore[arg-type]
-        top = blob(json.load(t.extractfile("index.json"))["manifests"][0]["digest"])  # type: ignore[arg-type]
-        manifests = [blob(m["digest"]) for m in top["manifests"]] if "manifests" in top else [top]
-        return [([l["digest"] for l in m["layers"]], blob(m["config"]["digest"])["rootfs"]["diff_ids"])
-                for m in manifests]
-
-
 def test_locked_builds_keep_the_base_layers_as_the_registry_serves_them(co: Checkout, upstream: Registry) -> None:
     co.package(targets=["locked::"]).check()
     co.first = (_index_digests(co), co.dist_digests())  # type: ignore[attr-defined]
-    client = RegistryClient(upstream.host)
     for name, repo, tag in [("multi", "library/busybox", "latest"), ("single", "single/busybox", "1")]:
-        _, served = _registry_platforms(upstream, repo, tag)
-        ours = _base_layers(co.repo / f"dist/locked/{name}.oci.tar")
-        assert len(ours) == len(served)
-        for (layers, diff_ids), (manifest, config) in zip(ours, served.values()):
-            base = json.loads(client.get_manifest(repo, manifest)[0])
-            base_diff_ids = json.loads(client.get_blob(repo, config))["rootfs"]["diff_ids"]
-            n = len(base["layers"])
-            assert layers[:n] == [l["digest"] for l in base["layers"]], name
-            assert diff_ids[:n] == base_diff_ids, name
-            assert len(layers) == n + 1  # and the image's own layer on top
+        _, served = registry_images(upstream.host, repo, tag)
+        ours = layout_images(co.repo / f"dist/locked/{name}.oci.tar")
+        assert sorted(ours) == sorted(served)
+        for platform, image in ours.items():
+            assert image.starts_with(served[platform]), (name, platform)
+            assert len(image.layers) == len(served[platform].layers) + 1  # and the image's own layer
 
 
 def test_moved_tags_still_build_the_locked_digests_here_and_on_a_fresh_machine(
@@ -190,7 +160,7 @@ def test_moved_tags_still_build_the_locked_digests_here_and_on_a_fresh_machine(
     locked = _lock(co)
     push_variant(upstream.host, "library/busybox", "latest", label="a week later")
     push_variant(upstream.host, "single/busybox", "1", label="a week later")
-    assert _registry_platforms(upstream, "library/busybox", "latest")[0] != locked.bases[0].digest
+    assert registry_images(upstream.host, "library/busybox", "latest")[0] != locked.bases[0].digest
     co.clear_dist()
     co.package(targets=["locked::"]).check()  # the same pantsd that built them
     assert _index_digests(co) == before_index
@@ -211,8 +181,8 @@ def test_a_regenerated_lock_builds_the_moved_tags(co: Checkout, upstream: Regist
     before_index, _ = co.first  # type: ignore[attr-defined]
     co.pants("generate-lockfiles", "--resolve=container-images").check()
     lock = _lock(co)
-    assert lock.get(upstream.ref("library/busybox")).digest == _registry_platforms(  # type: ignore[union-attr]
-        upstream, "library/busybox", "latest")[0]
+    assert lock.get(upstream.ref("library/busybox")).digest == registry_images(  # type: ignore[union-attr]
+        upstream.host, "library/busybox", "latest")[0]
     co.package(targets=["locked::"]).check()
     after = _index_digests(co)
     assert after["multi"] != before_index["multi"] and after["single"] != before_index["single"]
@@ -226,7 +196,7 @@ def test_publishing_two_children_of_one_base_uploads_the_base_once(co: Checkout,
     # single: its config and its own layer are new; busybox's amd64 layer, which multi's push
     # uploaded to acme/multi, is mounted from there.
     assert "2 blob(s) uploaded, 1 already present (1 mounted from acme/multi)" in second.log, second.log[-3000:]
-    base_layer = _base_layers(co.repo / "dist/locked/single.oci.tar")[0][0][0]
+    base_layer = layout_images(co.repo / "dist/locked/single.oci.tar")["linux/amd64"].layers[0]
     assert RegistryClient(registry.host).has_blob("acme/single", base_layer)
 
 

@@ -17,6 +17,7 @@ import pytest
 from checkout import IMAGES, Checkout
 from llbkit.testutil.buildkitd import Buildkitd
 from llbkit.testutil.procs import make_temp_dir, remove_tree
+from llbkit.testutil.layers import layout_images, registry_images
 from llbkit.testutil.run_image import run_image
 
 
@@ -69,6 +70,23 @@ def test_chain_children_run_on_the_shared_base(workspace: Checkout) -> None:
         assert _out(workspace, "chain/app2/app2", platform) == "app2\n"
     assert _out(workspace, "chain/app2/app2", args=["sh", "-c", "stat -c %u:%g /srv/app2/message.txt"]) == \
         "1000:1000\n"
+
+
+@pytest.mark.parametrize("name, repo, tag", [
+    ("pyapp/pyapp", "llbkit/python3", "3.11"),          # Debian's python3
+    ("chain/app1/app1", "llbkit/busybox", "latest"),    # busybox, under a target base
+    ("chain/app2/app2", "llbkit/busybox", "latest"),
+    ("multiarch/multiarch", "llbkit/busybox", "latest"),
+])
+def test_images_keep_their_registry_base_layers_as_served(workspace: Checkout, name: str, repo: str, tag: str) -> None:
+    """Every base layer's blob and diff_id equals the registry's (as BuildKit's Dockerfile frontend
+    keeps them), for each platform; only the image's own layers are re-created."""
+    _, base = registry_images("127.0.0.1:5050", repo, tag)
+    ours = layout_images(workspace.image(name))
+    assert ours and set(ours) <= set(base)
+    for platform, image in ours.items():
+        assert image.starts_with(base[platform]), (platform, image, base[platform])
+        assert len(image.layers) > len(base[platform].layers)
 
 
 @pytest.mark.parametrize("platform, machine", [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")])

@@ -39,8 +39,10 @@ class ContainerImageBaseField(StringField):
 
         * `"scratch"`: an empty filesystem;
         * a registry reference with a tag and/or a digest, e.g. `"docker.io/library/python:3.12-slim"`
-          or `"python@sha256:..."` (a tag is resolved to a digest, and the digest is what the
-          build's cache key holds);
+          or `"python@sha256:..."`: a tag is pinned to a digest by the image's base-image
+          lockfile (`pants generate-lockfiles --resolve=container-images`; see
+          `[base-images]`), and the digest is what the build's cache key holds. The base's
+          layers are kept in the image exactly as the registry serves them;
         * the address of another `container_image` target, e.g. `":base"` or `"//images/base"`:
           its build is composed directly under this one (no registry round trip).
 
