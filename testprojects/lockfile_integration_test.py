@@ -36,6 +36,7 @@ from llbkit.testutil.fixtures import (  # noqa: F401 - pytest finds fixtures by 
     busybox_image,
     pytest_runtest_makereport,
     registry,
+    registry_auth,
 )
 from llbkit.testutil.procs import make_temp_dir, remove_tree
 from llbkit.testutil.registry import Registry
@@ -111,6 +112,43 @@ def _index_digests(co: Checkout) -> Dict[str, str]:
 
 def _lock(co: Checkout) -> BaseLock:
     return BaseLock.parse((co.repo / LOCKFILE).read_text(), LOCKFILE)
+
+
+def test_generate_lockfiles_uses_docker_credentials_and_names_what_it_cannot_lock(
+        co: Checkout, registry_auth: Registry, base_dir: Path) -> None:
+    """A registry that requires auth, one that cannot be reached, and a platform the index lacks,
+    each in a resolve of its own."""
+    resolves = {"container-images": LOCKFILE, "private": "3rdparty/private.lock",
+                "unreachable": "3rdparty/unreachable.lock", "s390x": "3rdparty/s390x.lock"}
+    option = f"--base-images-resolves={resolves!r}"
+    (co.repo / "edge").mkdir()
+    (co.repo / "edge/BUILD").write_text(dedent(f"""\
+        container_image(name="private", base="{registry_auth.busybox_ref}", resolve="private")
+        container_image(name="unreachable", base="127.0.0.1:9/library/busybox:1", resolve="unreachable")
+        container_image(name="s390x", base="{registry_auth.busybox_ref}", resolve="s390x",
+                        platforms=["linux/s390x"])
+        """))
+    try:
+        refused = co.pants(option, "generate-lockfiles", "--resolve=private", env={"DOCKER_CONFIG": str(base_dir / "none")})
+        assert refused.returncode != 0 and "Traceback" not in refused.log
+        assert f"cannot lock base image {registry_auth.busybox_ref}" in refused.log
+        assert "401 Unauthorized" in refused.log and "docker login" in refused.log
+        config = registry_auth.docker_config(base_dir / "docker-config")
+        co.pants(option, "generate-lockfiles", "--resolve=private", env={"DOCKER_CONFIG": str(config)}).check()
+        private = BaseLock.parse((co.repo / "3rdparty/private.lock").read_text(), "private.lock")
+        assert private.get(registry_auth.busybox_ref) is not None
+        unreachable = co.pants(option, "generate-lockfiles", "--resolve=unreachable")
+        assert unreachable.returncode != 0 and "Traceback" not in unreachable.log
+        assert "cannot lock base image 127.0.0.1:9/library/busybox:1" in unreachable.log
+        assert "127.0.0.1:9" in unreachable.log
+        missing = co.pants(option, "generate-lockfiles", "--resolve=s390x", env={"DOCKER_CONFIG": str(config)})
+        assert missing.returncode != 0
+        assert "has no linux/s390x image (it has linux/amd64, linux/arm64" in missing.log, missing.log[-2000:]
+        assert not (co.repo / "3rdparty/s390x.lock").exists() and not (co.repo / "3rdparty/unreachable.lock").exists()
+    finally:
+        shutil.rmtree(co.repo / "edge")
+        for name in ("private", "unreachable", "s390x"):
+            (co.repo / f"3rdparty/{name}.lock").unlink(missing_ok=True)
 
 
 def test_an_unlocked_tag_is_an_error_naming_target_reference_and_command(co: Checkout, upstream: Registry) -> None:
