@@ -188,7 +188,7 @@ def _mount(m: Any) -> llb.Mount:
     raise ImageSpecError(f"unsupported mount {m!r}")  # pragma: no cover - validated before
 
 
-def _copy_history(step: CopyStep, dest: str) -> str:
+def _copy_history(step: CopyStep) -> str:
     opts = ""
     src = step.source
     if isinstance(src, ImageSource):
@@ -199,7 +199,7 @@ def _copy_history(step: CopyStep, dest: str) -> str:
         mode = parse_chmod(step.chmod)
         opts += f" --chmod={mode:04o}" if isinstance(mode, int) else f" --chmod={mode}"
     what = f"{src.context_name}:{src.path}" if isinstance(src, ContextSource) else src.path
-    return f"COPY{opts} {what} {dest}"
+    return f"COPY{opts} {what} {step.dest}"
 
 
 # Modes of copied context files whose executable bit the frontend knows (ContextSource.files):
@@ -397,7 +397,7 @@ def _lower_state(
         elif isinstance(step, CopyStep):
             dest = _dest(expanded(f"{where}.dest", step.dest), state.get_dir())
             action = _copy_action(spec, step, dest, contexts, platform, base_configs, source_date_epoch)
-            created_by = _copy_history(step, dest)
+            created_by = _copy_history(step)
             state = state.file(action, custom_name=prefix + created_by)
             note(created_by, False)
         else:
