@@ -1,6 +1,7 @@
 """The helpers BUILD files use inside `container_image(steps=[...])`.
 
-`copy`, `run`, `cache_mount`, `secret_mount` and `tmpfs_mount` build plain, hashable values that
+`copy`, `copy_from`, `run`, `set_env`, `set_user`, `set_workdir`, `cache_mount`, `secret_mount`
+and `tmpfs_mount` build plain, hashable values that
 the `steps` field checks; the rules turn the steps into the library's `llbkit.image` steps (whose
 mount values the helpers build directly). They only
 record what the user wrote: validation happens in the field (type and shape) and in the library
@@ -12,7 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
 
 from llbkit.image import CacheMount, SecretMount, TmpfsMount
 
@@ -44,6 +45,38 @@ class CopyStep:
 
 
 @dataclass(frozen=True)
+class CopyFromStep:
+    """Copy a path out of another image's filesystem (Dockerfile `COPY --from`)."""
+
+    image: str
+    source: str
+    dest: str
+    chmod: Optional[str] = None
+    chown: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EnvStep:
+    """Set environment variables for the later steps and the config (Dockerfile `ENV`)."""
+
+    env: Tuple[Tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class UserStep:
+    """Switch the user for the later steps and the config (Dockerfile `USER`)."""
+
+    user: str
+
+
+@dataclass(frozen=True)
+class WorkdirStep:
+    """Change the working directory for the later steps and the config (Dockerfile `WORKDIR`)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
 class RunStep:
     """Run a command in the image being built (a shell string, or an argv list)."""
 
@@ -53,14 +86,64 @@ class RunStep:
     secrets: Tuple[SecretMount, ...] = ()
 
 
-Step = Union[CopyStep, RunStep]
+Step = Union[CopyStep, CopyFromStep, RunStep, EnvStep, UserStep, WorkdirStep]
+STEP_TYPES = (CopyStep, CopyFromStep, RunStep, EnvStep, UserStep, WorkdirStep)
+
+
+def _chmod(value: Any, call: str) -> Optional[str]:
+    """`chmod=` as written: a string, checked by the library (octal or symbolic). An int is
+    refused: once Python has read a BUILD file, `0o755` and `493` are the same value and `755`
+    is the decimal 755 (mode 0o1363), so an int cannot be trusted to be what the user meant."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        digits = str(value)
+        if set(digits) <= set("01234567") and 3 <= len(digits) <= 4:
+            hint = f'did you mean chmod="{digits.zfill(4)}" (or chmod=0o{digits})?'
+        else:
+            hint = f'as an octal mode that is chmod="{value:04o}"'
+        raise TypeError(
+            f"{call}: chmod={value} is an int; write the mode as a string, octal like chmod=\"0755\" or "
+            f"symbolic like chmod=\"u+x,go-w\". Python reads 755 as decimal, and cannot tell 0o755 from "
+            f"493 once read, so ints are refused: {hint}")
+    raise TypeError(f'{call}: chmod must be a string such as "0644" or "u+x,go-w", got {value!r}')
 
 
 def copy(source: str, dest: str, *, chmod: Optional[str] = None, chown: Optional[str] = None) -> CopyStep:
     """`copy(":bin", "/app/")` or `copy("config.yaml", "/etc/app/config.yaml", chmod="0644")`."""
     if not isinstance(source, str) or not isinstance(dest, str):
         raise TypeError(f"copy(source, dest) takes two strings, got copy({source!r}, {dest!r})")
-    return CopyStep(source, dest, chmod, chown)
+    return CopyStep(source, dest, _chmod(chmod, f"copy({source!r}, {dest!r})"), chown)
+
+
+def copy_from(image: str, source: str, dest: str, *, chmod: Optional[str] = None,
+              chown: Optional[str] = None) -> CopyFromStep:
+    """`copy_from(":builder", "/out/app", "/usr/local/bin/")` copies a path out of another image."""
+    if not all(isinstance(v, str) for v in (image, source, dest)):
+        raise TypeError(f"copy_from(image, source, dest) takes three strings, got "
+                        f"copy_from({image!r}, {source!r}, {dest!r})")
+    return CopyFromStep(image, source, dest, _chmod(chmod, f"copy_from({image!r}, {source!r}, {dest!r})"), chown)
+
+
+def set_env(env: Mapping[str, str]) -> EnvStep:
+    """`set_env({"PATH": "/opt/app/bin:$PATH"})` sets variables for the later steps and the config."""
+    if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise TypeError(f"set_env() takes a dict of strings to strings, e.g. set_env({{\"PORT\": \"8080\"}}), got {env!r}")
+    return EnvStep(tuple(env.items()))
+
+
+def set_user(user: str) -> UserStep:
+    """`set_user("app")` runs the later steps, and the container, as `app` (or "uid:gid")."""
+    if not isinstance(user, str):
+        raise TypeError(f'set_user() takes a string such as "app" or "1000:1000", got {user!r}')
+    return UserStep(user)
+
+
+def set_workdir(path: str) -> WorkdirStep:
+    """`set_workdir("/srv/app")` changes (and creates) the working directory of the later steps."""
+    if not isinstance(path, str):
+        raise TypeError(f'set_workdir() takes a path string such as "/srv/app", got {path!r}')
+    return WorkdirStep(path)
 
 
 def run(
@@ -138,7 +221,11 @@ BUILD_FILE_HELPERS = {
     name: _checked_arguments(helper)
     for name, helper in {
         "copy": copy,
+        "copy_from": copy_from,
         "run": run,
+        "set_env": set_env,
+        "set_user": set_user,
+        "set_workdir": set_workdir,
         "cache_mount": cache_mount,
         "secret_mount": secret_mount,
         "tmpfs_mount": tmpfs_mount,

@@ -27,7 +27,7 @@ from pants.engine.target import (
 )
 from pants.util.strutil import softwrap
 
-from llbkit_pants.build_file_helpers import CopyStep, RunStep
+from llbkit_pants.build_file_helpers import STEP_TYPES
 
 
 class ContainerImageBaseField(StringField):
@@ -47,7 +47,9 @@ class ContainerImageBaseField(StringField):
           its build is composed directly under this one (no registry round trip).
 
         A registry or target base's config (Env, WorkingDir, User, Entrypoint, Cmd, ...) is
-        inherited the way `docker build` inherits from `FROM`.
+        inherited the way `docker build` inherits from `FROM`. Its ONBUILD triggers are cleared
+        in this image's config, as Docker clears them; unlike `docker build`, they are not run
+        (write what they would do as steps).
         """
     )
 
@@ -75,9 +77,49 @@ class ContainerImageStepsField(Field):
         `copy(":etc", "/")` gives `/etc/...` (and `copy(":etc", "/etc/")` gives `/etc/etc/...`).
         Dependencies are inferred from `copy()` sources, so they need not be listed again.
 
-        `run(command)` takes a shell string (run with `/bin/sh -c`) or an argv list. `env`,
-        `workdir` and `user` apply to every `run`. Mounts: `cache_mount(target, id=, sharing=)`,
-        `secret_mount(id, target=)`, `tmpfs_mount(target, size=)`.
+        `run(command)` takes a shell string (run with `/bin/sh -c`) or an argv list, run with the
+        env, user and working directory in effect at that step. Mounts: `cache_mount(target,
+        id=, sharing=)`, `secret_mount(id, target=)`, `tmpfs_mount(target, size=)`.
+
+        Modes: a copied file is 0755 if Pants knows it as executable and 0644 otherwise, and each
+        directory copied is 0755 (whatever the modes where Pants stages the files); symlinks
+        inside a copied directory stay symlinks with their targets. `chmod` is a string: octal
+        (`chmod="0640"`, applied to every file and directory copied; the directories the copy
+        creates above `dest` get it too, as BuildKit's Dockerfile frontend gives them) or
+        symbolic (`chmod="u+x,go-w"`, applied to each one's mode; created parents are 0755). An
+        int such as `chmod=755` is refused: Python reads it as decimal and cannot tell `0o755`
+        from `493`, so write `"0755"`. Without `chown`, copied files belong to 0:0.
+
+        Ordered instructions, as in a Dockerfile:
+
+            steps=[
+                run("adduser -D -u 1000 app"),             # as root
+                set_user("app"),                          # USER app
+                set_workdir("/home/app/work"),            # WORKDIR: created, owned by app
+                set_env({"PATH": "/home/app/bin:$PATH"}), # ENV: $VAR expands
+                copy(":bin", "bin/"),                     # relative to the working directory
+                run("bin/app --selfcheck"),               # as app, in /home/app/work
+            ]
+
+        The top-level `env`, `user` and `workdir` fields are the simple form: they act as
+        `set_env(env)`, `set_user(user)`, `set_workdir(workdir)` placed before all steps, in
+        that order; later `set_*` steps change them, and the last values are the image
+        config's. Values expand `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+value}`
+        against the environment so far, the base image's included, in `set_env`/`env` values,
+        `set_workdir`/`workdir`, `set_user`/`user` and copy destinations (write `\\$` for a
+        literal `$`).
+
+        Multi-stage builds: `copy_from(image, source, dest, chmod=, chown=)` copies the absolute
+        `source` path out of another image's filesystem, like Dockerfile `COPY --from`: `image`
+        is the address of another `container_image` target (built for the same platform and
+        composed directly, no registry) or a registry image pinned by digest:
+
+            copy_from(":builder", "/out/app", "/usr/local/bin/app"),
+            copy_from("docker.io/library/busybox@sha256:...", "/bin/busybox", "/bin/"),
+
+        Files copied from an image keep their owners and modes unless `chown`/`chmod` say
+        otherwise. `copy(":builder", ...)` of a `container_image` target is an error: use
+        `copy_from`.
         """
     )
 
@@ -92,11 +134,11 @@ class ContainerImageStepsField(Field):
             )
         steps = tuple(value)
         for i, step in enumerate(steps):
-            if not isinstance(step, (CopyStep, RunStep)):
+            if not isinstance(step, STEP_TYPES):
                 raise InvalidFieldException(
                     f"The {repr(cls.alias)} field in target {address} has an invalid step at index "
-                    f"{i}: {step!r}. Each step must be copy(...) or run(...), e.g. "
-                    f'copy(":bin", "/app/") or run("echo hello").'
+                    f"{i}: {step!r}. Each step must be copy(...), copy_from(...), run(...), set_env(...), "
+                    f'set_user(...) or set_workdir(...), e.g. copy(":bin", "/app/") or run("echo hello").'
                 )
         return steps
 
@@ -105,8 +147,10 @@ class ContainerImageEnvField(DictStringToStringField):
     alias = "env"
     help = softwrap(
         """
-        Environment variables set in the image config and for every `run` step, e.g.
-        `env={"PORT": "8080"}`. They are added to (and override) the base image's Env.
+        Environment variables set in the image config and for the `run` steps, e.g.
+        `env={"PATH": "/app/bin:$PATH", "PORT": "8080"}`. They are added to (and override) the
+        base image's Env; `$VAR` and `${VAR:-default}` expand against it. The same as a
+        `set_env(...)` step before all steps (see `steps` for how the two combine).
         """
     )
 
@@ -115,8 +159,10 @@ class ContainerImageWorkdirField(StringField):
     alias = "workdir"
     help = softwrap(
         """
-        The working directory (an absolute path) for every `run` step and the image config's
-        WorkingDir, e.g. `workdir="/app"`. Defaults to the base image's.
+        The working directory for the steps and the image config's WorkingDir, e.g.
+        `workdir="/app"`, created (0755, owned by `user`) as Dockerfile `WORKDIR` does; a
+        relative one is joined onto the base's. Defaults to the base image's. The same as a
+        `set_workdir(...)` step placed before all steps (after `env` and `user`).
         """
     )
 
@@ -127,7 +173,8 @@ class ContainerImageUserField(StringField):
         """
         The user (and optionally group) that `run` steps and the container run as:
         `"name"`, `"uid"`, `"uid:gid"` or `"name:group"`, e.g. `user="1000:1000"`.
-        Defaults to the base image's.
+        Defaults to the base image's. The same as a `set_user(...)` step before all steps; to
+        run setup as root and then switch to a user the steps create, use `set_user` there.
         """
     )
 

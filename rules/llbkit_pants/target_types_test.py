@@ -99,3 +99,29 @@ def test_a_misspelt_helper_argument_says_how_the_helper_is_called(rule_runner: R
     assert "app/BUILD" in message
     assert "copy(): got an unexpected keyword argument 'mode'" in message
     assert "copy(source, dest, *, chmod=None, chown=None)" in message
+
+
+@pytest.mark.parametrize("chmod, fragments", [
+    ("755", ('chmod=755 is an int', 'chmod="0755"', "0o755")),
+    ("0o755", ('chmod=493 is an int', 'chmod="0755"')),
+])
+def test_int_chmod_is_refused_with_the_string_to_write(rule_runner: RuleRunner, chmod: str, fragments) -> None:
+    rule_runner.write_files({"app/BUILD": f'container_image(name="app", base="scratch", '
+                                          f'steps=[copy("f", "/f", chmod={chmod})])\n'})
+    with pytest.raises(ExecutionError) as e:
+        rule_runner.get_target(Address("app", target_name="app"))
+    for f in fragments:
+        assert f in str(e.value), str(e.value)
+
+
+def test_ordered_step_helpers(rule_runner: RuleRunner) -> None:
+    from llbkit_pants.build_file_helpers import CopyFromStep, EnvStep, UserStep, WorkdirStep
+    rule_runner.write_files({"app/BUILD": dedent("""\
+        container_image(name="app", base="scratch", steps=[
+            set_env({"A": "1", "B": "$A"}), set_user("app"), set_workdir("/w"),
+            copy_from(":b", "/out", "/in", chmod="u+x"),
+        ])
+        """)})
+    steps = rule_runner.get_target(Address("app", target_name="app"))[ContainerImageStepsField].value
+    assert steps == (EnvStep((("A", "1"), ("B", "$A"))), UserStep("app"), WorkdirStep("/w"),
+                     CopyFromStep(":b", "/out", "/in", "u+x"))

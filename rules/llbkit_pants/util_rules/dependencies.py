@@ -1,6 +1,6 @@
 """Dependency inference for `container_image`: the targets `base` and `copy()` sources name.
 
-A `base` or `copy()` source starting with `:` or `//` is a target address; any other `copy()`
+A `base`, `copy_from()` image or `copy()` source starting with `:` or `//` is a target address; any other `copy()`
 source is a path under the BUILD file's directory, whose owning targets become dependencies.
 Users never list them twice. Bad values are left to the spec rule, which explains them.
 """
@@ -45,6 +45,8 @@ async def infer_container_image_dependencies(request: InferContainerImageDepende
     values = [fs.base.value] if fs.base.value and is_address(fs.base.value) else []
     paths = []
     for step in fs.steps.value or ():
+        if isinstance(step, helpers.CopyFromStep) and is_address(step.image):
+            values.append(step.image)
         if isinstance(step, helpers.CopyStep):
             if is_address(step.source):
                 values.append(step.source)
@@ -56,8 +58,14 @@ async def infer_container_image_dependencies(request: InferContainerImageDepende
     addresses = await Get(Addresses, UnparsedAddressInputs(
         values, owning_address=address, skip_invalid_addresses=True,
         description_of_origin=f"the `base` and copy() sources of {address}"))
-    found = await MultiGet(Get(Paths, PathGlobs([p, f"{p}/**"])) for p in paths)
-    files = sorted({f for paths_ in found for f in paths_.files})
+    files_: set = set()
+    for p in paths:
+        try:
+            found = await Get(Paths, PathGlobs([p, f"{p}/**"]))
+        except Exception:  # e.g. a symlink Pants cannot follow: the spec rule explains it
+            continue
+        files_.update(found.files)
+    files = sorted(files_)
     owners = await MultiGet(Get(Owners, OwnersRequest((f,))) for f in files)
     inferred = set(addresses) | {a for o in owners for a in o}
     inferred.discard(address)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.target_types import (
@@ -28,7 +28,7 @@ from pants.core.target_types import (
     ResourcesGeneratingSourcesField,
 )
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
-from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.fs import AddPrefix, Digest, DigestEntries, FileEntry, MergeDigests, PathGlobs, RemovePrefix, Snapshot
 from pants.engine.internals.graph import Owners, OwnersRequest
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
@@ -47,12 +47,16 @@ from pants.util.strutil import softwrap
 from llbkit.image import (
     ContextSource,
     CopyStep,
+    EnvStep,
+    ImageSource,
     ImageSpec,
     ImageSpecError,
     RegistryBase,
     RunStep,
     ScratchBase,
     SpecBase,
+    UserStep,
+    WorkdirStep,
     validate_spec,
 )
 from llbkit_pants import build_file_helpers as helpers
@@ -108,6 +112,8 @@ def _wrap_spec_error(address: Address, e: ImageSpecError) -> InvalidFieldExcepti
 @dataclass(frozen=True)
 class ContainerImageSpecRequest:
     address: Address
+    # The images whose copy_from() steps led here, to report a cycle instead of Pants' rule-graph error.
+    copied_by: Tuple[Address, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,14 +134,54 @@ class CopySourceRequest:
     address: Address
     index: int
     source: str
+    dest: str = ""
 
 
 @dataclass(frozen=True)
 class CopySource:
-    """Where a `copy()` source is in the build context, and the files it adds there."""
+    """Where a `copy()` source is in the build context, the files it adds there, and what Pants
+    knows of those files: `(path relative to `path`, executable)` pairs (`""` for a file)."""
 
     path: str
     digest: Digest
+    files: Tuple[Tuple[str, bool], ...] = ()
+
+
+def _files_under(entries: DigestEntries, path: str) -> Tuple[Tuple[str, bool], ...]:
+    files = [(e.path, e.is_executable) for e in entries if isinstance(e, FileEntry)]
+    for p, executable in files:
+        if p == path:
+            return (("", executable),)
+    if path in ("", "."):
+        return tuple(sorted(files))
+    return tuple(sorted((p[len(path) + 1:], x) for p, x in files if p.startswith(path + "/")))
+
+
+async def _with_files(path: str, digest: Digest) -> CopySource:
+    entries = await Get(DigestEntries, Digest, digest)
+    return CopySource(path, digest, _files_under(entries, path))
+
+
+_LINK_ERRORS = (
+    re.compile(r'Failed to read link "(?P<link>[^"]+)": Absolute symlink: "(?P<target>[^"]+)"'),
+    re.compile(r'While expanding link "(?P<link>[^"]+)": Globs may not traverse outside of the buildroot: '
+               r'"(?P<target>[^"]+)"'),
+)
+
+
+def symlink_problem(message: str, repo_path: str) -> Optional[Tuple[str, str]]:
+    """`(link, target)` when Pants refused to snapshot a symlink under `repo_path` (absolute, or
+    leaving the repository), `link` from the build root; the engine reports it only as text,
+    so this is the one place that reads it."""
+    for pattern in _LINK_ERRORS:
+        m = pattern.search(message)
+        if m:
+            link = m.group("link")
+            if link.startswith("/"):  # the engine names it by its absolute path
+                at = link.rfind("/" + repo_path.strip("/") + "/") if repo_path not in ("", ".") else -1
+                link = link[at + 1:] if at >= 0 else posixpath.basename(link)
+            return link, m.group("target")
+    return None
 
 
 def _target_dir(address: Address) -> str:
@@ -203,6 +249,15 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
                 """))
         wrapped = await Get(WrappedTarget, WrappedTargetRequest(addresses[0], description_of_origin=str(address)))
         tgt = wrapped.target
+        if tgt.has_field(ContainerImageBaseField):
+            # Its package is an image archive and an image.json: never what was meant.
+            raise _field_error(address, "steps", softwrap(
+                f"""
+                {where} is a `container_image` target: copy() would put its package (the image
+                archive) into this image. To copy files out of its filesystem, use a multi-stage
+                copy: copy_from({source!r}, "/path/in/that/image", {request.dest!r}); to build on
+                top of it, set base={source!r}.
+                """))
         prefix = _target_dir(tgt.address)
         field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [tgt]))
         if field_sets.field_sets:
@@ -210,7 +265,7 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
             snapshot = await Get(Snapshot, Digest, built.digest)
             digest = await Get(Digest, AddPrefix(built.digest, prefix))
             path = posixpath.join(prefix, snapshot.files[0]) if len(snapshot.files) == 1 else prefix
-            return CopySource(path, digest)
+            return await _with_files(path, digest)
         if any(tgt.has_field(f) for f in _FILE_FIELDS):
             hydrated = await Get(HydratedSources, HydrateSourcesRequest(tgt[SourcesField]))
             files = hydrated.snapshot.files
@@ -221,7 +276,7 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
             if spec_path and all(f.startswith(spec_path + "/") for f in files):
                 digest = await Get(Digest, RemovePrefix(digest, spec_path))
             digest = await Get(Digest, AddPrefix(digest, prefix))
-            return CopySource(prefix, digest)
+            return await _with_files(prefix, digest)
         raise _field_error(address, "steps", softwrap(
             f"""
             {where} is a `{tgt.alias}` target, which has neither a package (such as a `pex_binary`
@@ -231,7 +286,20 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
 
     repo_path = _check_relative(address, request.index, source)
     globs = [f"{repo_path}/**"] if repo_path == "." else [repo_path, f"{repo_path}/**"]
-    snapshot = await Get(Snapshot, PathGlobs(globs))
+    try:
+        snapshot = await Get(Snapshot, PathGlobs(globs))
+    except Exception as e:  # the engine's error for a symlink it cannot follow
+        problem = symlink_problem(str(e), repo_path)
+        if problem is None:
+            raise
+        link, target = problem
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where}: the symlink {link} points to {target!r}, which is absolute or leaves the
+            repository, so Pants cannot snapshot it. Make it a relative link to a file inside
+            the repository, or copy the file it points to (Pants follows links that stay inside
+            the repository and copies their targets' contents).
+            """)) from None
     if not snapshot.files:
         raise _field_error(address, "steps", softwrap(
             f"""
@@ -253,7 +321,7 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
             `files(name="files", sources={[rels[0]]!r})`; copy() then finds it (no need to
             list it in `dependencies`).
             """))
-    return CopySource(repo_path, snapshot.digest)
+    return await _with_files(repo_path, snapshot.digest)
 
 
 def _run_step(step: helpers.RunStep) -> RunStep:
@@ -261,23 +329,83 @@ def _run_step(step: helpers.RunStep) -> RunStep:
     return RunStep(step.command, mounts=step.mounts, network=step.network or "default", secrets=step.secrets)
 
 
+def _lib_step(step: Any, context_source: Optional[ContextSource], image: Any) -> Any:
+    """A BUILD-file step as the library's step."""
+    if isinstance(step, helpers.CopyStep):
+        assert context_source is not None
+        return CopyStep(context_source, step.dest, step.chmod, step.chown)
+    if isinstance(step, helpers.CopyFromStep):
+        source = ImageSource(image.spec if isinstance(image, ContainerImageSpec) else image, step.source)
+        return CopyStep(source, step.dest, step.chmod, step.chown)
+    if isinstance(step, helpers.EnvStep):
+        return EnvStep(step.env)
+    if isinstance(step, helpers.UserStep):
+        return UserStep(step.user)
+    if isinstance(step, helpers.WorkdirStep):
+        return WorkdirStep(step.path)
+    return _run_step(step)
+
+
+async def _copy_from_image(address: Address, index: int, step: helpers.CopyFromStep,
+                           copied_by: Tuple[Address, ...]) -> Any:
+    """The image a `copy_from()` reads: another container_image's spec, or a registry reference
+    (the library checks that it is pinned by digest)."""
+    where = f"steps[{index}] copy_from() image {step.image!r}"
+    if not is_address(step.image):
+        return step.image
+    addresses = await Get(Addresses, UnparsedAddressInputs(
+        [step.image], owning_address=address,
+        description_of_origin=f"the {where} in the `steps` field of {address}"))
+    other = addresses[0]
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(other, description_of_origin=str(address)))
+    if not wrapped.target.has_field(ContainerImageBaseField):
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where} is a `{wrapped.target.alias}` target, not a `container_image`: copy_from()
+            reads another image's filesystem; to copy a target's files or package, use
+            copy({step.image!r}, {step.dest!r}).
+            """))
+    if other in copied_by:
+        names = " -> ".join(str(a) for a in copied_by + (other,))
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where}: cyclic copy_from() {names}: an image cannot copy from itself or from an
+            image built from it; copy from an image that does not depend on this one.
+            """))
+    return await Get(ContainerImageSpec, ContainerImageSpecRequest(other, copied_by))
+
+
 @rule(desc="Compile a container_image target's fields to an image spec")
 async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerImageSpec:
     chain = (await Get(ContainerImageChain, ContainerImageChainRequest(request.address))).targets
+    looped = [t.address for t in chain if t.address in request.copied_by]
+    if looped:
+        names = " -> ".join(str(a) for a in request.copied_by + (request.address,))
+        raise _field_error(request.copied_by[-1], "steps", softwrap(
+            f"""
+            cyclic copy_from() {names}: {request.address} is built on {looped[0]}, which copies
+            from it; copy from an image that does not depend on this one.
+            """))
     spec: Optional[ImageSpec] = None
     digests: List[Digest] = []
     for tgt in reversed(chain):  # the root base first
         address = tgt.address
         steps = tgt[ContainerImageStepsField].value or ()
         copies = [(i, s) for i, s in enumerate(steps) if isinstance(s, helpers.CopyStep)]
-        sources = await MultiGet(Get(CopySource, CopySourceRequest(address, i, s.source)) for i, s in copies)
-        source_paths = {i: src.path for (i, _), src in zip(copies, sources)}
+        sources = await MultiGet(Get(CopySource, CopySourceRequest(address, i, s.source, s.dest)) for i, s in copies)
+        context_sources = {i: ContextSource(CONTEXT_NAME, src.path, files=src.files)
+                           for (i, _), src in zip(copies, sources)}
         digests.extend(src.digest for src in sources)
-        lib_steps = tuple(
-            CopyStep(ContextSource(CONTEXT_NAME, source_paths[i]), s.dest, s.chmod, s.chown)
-            if isinstance(s, helpers.CopyStep) else _run_step(s)
-            for i, s in enumerate(steps)
-        )
+        # copy_from() another container_image: its spec is composed in; its copies read the same
+        # build context, so its files join this one's.
+        copied_by = request.copied_by + tuple(t.address for t in chain[:chain.index(tgt) + 1])
+        image_sources = {}
+        for i, s in enumerate(steps):
+            if isinstance(s, helpers.CopyFromStep):
+                image_sources[i] = await _copy_from_image(address, i, s, copied_by)
+        others = [img for img in image_sources.values() if isinstance(img, ContainerImageSpec)]
+        digests.extend(img.context for img in others)
+        lib_steps = tuple(_lib_step(s, context_sources.get(i), image_sources.get(i)) for i, s in enumerate(steps))
         base_value = tgt[ContainerImageBaseField].value or ""
         if spec is not None:
             base = SpecBase(spec)

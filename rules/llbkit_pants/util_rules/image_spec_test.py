@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textwrap import dedent
-from typing import Dict
+from typing import Dict, Tuple
 
 import pytest
 from pants.build_graph.address import Address
@@ -85,8 +85,8 @@ def test_fields_become_an_image_spec(rule_runner: RuleRunner) -> None:
     assert spec.name == "app:app"
     assert spec.base == RegistryBase("registry.example.com/busybox:1.36")
     assert spec.steps == (
-        CopyStep(ContextSource("context", "app/hello.txt"), "/app/"),
-        CopyStep(ContextSource("context", "app/conf"), "conf/", chmod="0644"),
+        CopyStep(ContextSource("context", "app/hello.txt", files=(("", False),)), "/app/"),
+        CopyStep(ContextSource("context", "app/conf", files=(("a.yaml", False),)), "conf/", chmod="0644"),
         RunStep("cat /app/hello.txt"),
     )
     assert spec.env == (("PORT", "8080"),) and spec.workdir == "/app" and spec.user == "1000:1000"
@@ -261,3 +261,89 @@ def test_self_base_is_a_cycle(rule_runner: RuleRunner) -> None:
 def test_copy_of_the_image_itself(rule_runner: RuleRunner) -> None:
     expect_error(rule_runner, _image('steps=[copy(":img", "/x/")]'), "img", "img", "`steps`",
                  "is this container_image itself")
+
+
+def test_ordered_steps_and_what_pants_knows_of_modes(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({
+        "app/bin/run.sh": "#!/bin/sh\n",
+        "app/bin/data.txt": "d\n",
+        "app/BUILD": dedent("""\
+            files(name="files", sources=["bin/*"])
+            container_image(
+                name="app", base="scratch", user="root",
+                steps=[run("adduser app"), set_user("app"), set_workdir("/home/app"),
+                       set_env({"PATH": "/home/app/bin:$PATH"}), copy("bin", "bin/", chmod="u+x,go-w")],
+            )
+            """),
+    })
+    import os
+    os.chmod(os.path.join(rule_runner.build_root, "app/bin/run.sh"), 0o755)
+    from llbkit.image import EnvStep, UserStep, WorkdirStep
+    spec = image_spec(rule_runner, "app", "app").spec
+    assert spec.steps == (
+        RunStep("adduser app"), UserStep("app"), WorkdirStep("/home/app"),
+        EnvStep({"PATH": "/home/app/bin:$PATH"}),
+        CopyStep(ContextSource("context", "app/bin", files=(("data.txt", False), ("run.sh", True))), "bin/",
+                 chmod="u+x,go-w"),
+    )
+
+
+def test_copy_from_another_image_and_a_pinned_registry_image(rule_runner: RuleRunner) -> None:
+    digest = "sha256:" + "ab" * 32
+    rule_runner.write_files({
+        "b/src.txt": "s\n",
+        "b/BUILD": dedent("""\
+            files(name="files", sources=["src.txt"])
+            container_image(name="builder", base="scratch", steps=[copy("src.txt", "/out/")])
+            """),
+        "app/BUILD": dedent(f"""\
+            container_image(name="app", base="scratch", steps=[
+                copy_from("//b:builder", "/out/src.txt", "/app/"),
+                copy_from("registry.example.com/tools@{digest}", "/bin/tool", "/bin/"),
+            ])
+            """),
+    })
+    from llbkit.image import ImageSource
+    image = image_spec(rule_runner, "app", "app")
+    first, second = image.spec.steps
+    assert isinstance(first.source, ImageSource) and first.source.image.name == "b:builder"
+    assert first.source.path == "/out/src.txt" and first.dest == "/app/"
+    assert second.source == ImageSource(f"registry.example.com/tools@{digest}", "/bin/tool")
+    assert context_files(rule_runner, image) == {"b/src.txt": b"s\n"}  # the builder's context joins
+    tgt = rule_runner.get_target(Address("app", target_name="app"))
+    deps = rule_runner.request(Addresses, [DependenciesRequest(tgt[ContainerImageDependenciesField])])
+    assert Address("b", target_name="builder") in deps
+
+
+@pytest.mark.parametrize("steps, fragments", [
+    ('copy(":builder", "/app/")', ("`steps`", "is a `container_image` target", "copy_from(':builder'",
+                                  "base=':builder'")),
+    ('copy_from(":files", "/x", "/y")', ("is a `files` target, not a `container_image`", "copy(':files'")),
+    ('copy_from("registry.example.com/tools:1", "/x", "/y")', ("pinned by digest", "tools:1@sha256:")),
+    ('copy_from(":img", "/x", "/y")', ("cyclic copy_from()", "img:img -> img:img")),
+    ('copy_from(":builder", "out", "/y")', ("a path in an image must be absolute", "'/out'")),
+])
+def test_copy_from_errors(rule_runner: RuleRunner, steps: str, fragments: Tuple[str, ...]) -> None:
+    files = 'files(name="files", sources=["f.txt"])\ncontainer_image(name="builder", base="scratch")\n'
+    expect_error(rule_runner, _image(f"steps=[{steps}]", files), "img", "img", *fragments)
+
+
+def test_copy_from_cycles_through_bases_are_errors(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({"c/BUILD": dedent("""\
+        container_image(name="a", base="scratch", steps=[copy_from(":b", "/x", "/x")])
+        container_image(name="b", base=":a")
+        """)})
+    with pytest.raises(ExecutionError) as e:
+        image_spec(rule_runner, "c", "a")
+    assert "cyclic copy_from() c:a -> c:b" in str(e.value) and "built on c:a" in str(e.value)
+
+
+@pytest.mark.parametrize("target, shown", [("/etc/passwd", "'/etc/passwd'"), ("../../../outside", "outside")])
+def test_symlinks_pants_cannot_follow_are_errors_naming_link_and_target(
+        rule_runner: RuleRunner, target: str, shown: str) -> None:
+    import os
+    rule_runner.write_files({"img/d/f.txt": "f\n", "img/BUILD": 'container_image(name="img", base="scratch", '
+                             'steps=[copy("d", "/d/")])\n'})
+    os.symlink(target, os.path.join(rule_runner.build_root, "img/d/link"))
+    expect_error(rule_runner, {}, "img", "img", "`steps`", "img:img", "the symlink img/d/link points to", shown,
+                 "relative link")

@@ -21,6 +21,7 @@ passed in ``base_configs``: lowering never touches the network.
 from __future__ import annotations
 
 from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
+from llbkit.image.expand import ExpansionError, expand
 from llbkit.image.lower import BaseConfigs, Lowered, ResolvedBase, local_unique_id_for, lower
 from llbkit.image.plan import plan, registry_bases
 from llbkit.image.spec import (
@@ -28,6 +29,8 @@ from llbkit.image.spec import (
     CacheMount,
     ContextSource,
     CopyStep,
+    EnvStep,
+    ImageSource,
     ImageSpec,
     RegistryBase,
     RunMount,
@@ -37,6 +40,9 @@ from llbkit.image.spec import (
     SpecBase,
     Step,
     TmpfsMount,
+    UserStep,
+    WorkdirStep,
+    image_sources,
     normalize_platforms,
     parse_chmod,
     parse_port,
@@ -52,7 +58,12 @@ __all__ = [
     "RegistryBase",
     "SpecBase",
     "ContextSource",
+    "ImageSource",
     "CopyStep",
+    "EnvStep",
+    "UserStep",
+    "WorkdirStep",
+    "image_sources",
     "RunStep",
     "Step",
     "CacheMount",
@@ -74,4 +85,6 @@ __all__ = [
     "registry_bases",
     "ImageSpecError",
     "MissingBaseConfigError",
+    "ExpansionError",
+    "expand",
 ]

@@ -22,17 +22,23 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from llbkit import llb
 from llbkit.jsonutil import parse_json_object
-from llbkit.oci.imageconfig import HistoryEntry, ImageConfig
+from llbkit.oci.imageconfig import DEFAULT_PATH, HistoryEntry, ImageConfig
 from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
+from llbkit.image.expand import ExpansionError, expand
 from llbkit.image.spec import (
     CacheMount,
     ContextSource,
     CopyStep,
+    EnvStep,
+    ImageSource,
+    UserStep,
+    WorkdirStep,
     ImageSpec,
     RegistryBase,
     RunStep,
@@ -43,6 +49,7 @@ from llbkit.image.spec import (
     normalize_platforms,
     parse_chmod,
     parse_port,
+    parse_user,
     validate_spec,
 )
 from llbkit.reference import parse_reference
@@ -138,6 +145,15 @@ def _pinned_ref(norm: str, digest: Optional[str]) -> str:
     return f"{r.name}{':' + r.tag if r.tag else ''}@{digest}"
 
 
+def _without_onbuild(cfg_json: Dict[str, Any]) -> Dict[str, Any]:
+    """A base's config without its ONBUILD triggers: Docker clears them in the child (BuildKit's
+    frontend runs them first; llbkit does not run them, and says so in the base field's help)."""
+    cfg = cfg_json.get("config")
+    if isinstance(cfg, Mapping) and "OnBuild" in cfg:
+        cfg_json = dict(cfg_json, config={k: v for k, v in cfg.items() if k != "OnBuild"})
+    return cfg_json
+
+
 def _apply_config(state: llb.State, cfg_json: Mapping[str, Any]) -> llb.State:
     """Env, working directory and user of an OCI config, as Docker applies a FROM image's."""
     cfg = cfg_json.get("config") or {}
@@ -182,13 +198,82 @@ def _mount(m: Any) -> llb.Mount:
 
 def _copy_history(step: CopyStep) -> str:
     opts = ""
+    src = step.source
+    if isinstance(src, ImageSource):
+        opts += f" --from={src.image if isinstance(src.image, str) else src.image.name}"
     if step.chown is not None:
         opts += f" --chown={step.chown}"
     if step.chmod is not None:
         mode = parse_chmod(step.chmod)
-        opts += f" --chmod={mode:04o}"
+        opts += f" --chmod={mode:04o}" if isinstance(mode, int) else f" --chmod={mode}"
+    what = f"{src.context_name}:{src.path}" if isinstance(src, ContextSource) else src.path
+    return f"COPY{opts} {what} {step.dest}"
+
+
+# Modes of copied context files whose executable bit the frontend knows (ContextSource.files):
+# the files' modes where the context is staged are ignored (Pants' store leaks 0555 into large
+# files), so the result depends on content and the executable bit only. Symbolic modes leave the
+# directories that a copy creates above its destination at 0755, where an int mode would give
+# them that mode (fsutil's copy: MkdirAll with CopyInfo.Mode or 0755).
+_REGULAR = "u=rw,go=r"  # 0644
+_EXECUTABLE = "u=rwx,go=rx"  # 0755: executables and directories
+
+
+def _pattern(path: str) -> str:
+    """An exact path as a pattern of fsutil's matcher (its special characters escaped)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", path)
+
+
+def _normalized_copy(local: llb.State, src: str, dest: str, files: Tuple[Tuple[str, bool], ...],
+                     opts: Dict[str, Any]) -> llb.FileAction:
+    """Copy ``src`` to ``dest`` with modes from ``files`` alone: non-executable files first
+    (0644), then everything else (0755), which also gives every directory 0755 (a directory
+    the first copy made or touched gets its mode back from the second)."""
+    if len(files) == 1 and files[0][0] == "":
+        return llb.copy(local, src, dest, mode=_EXECUTABLE if files[0][1] else _REGULAR, **opts)
+    regular = sorted(_pattern(posixpath.normpath(p)) for p, executable in files if not executable)
+    rest = dict(opts, mode=_EXECUTABLE, exclude_patterns=regular)
+    if not regular:
+        return llb.copy(local, src, dest, **rest)
+    return llb.copy(local, src, dest, mode=_REGULAR, include_patterns=regular, **opts).copy(local, src, dest, **rest)
+
+
+def _copy_action(
+    spec: ImageSpec,
+    step: CopyStep,
+    dest: str,
+    contexts: Dict[str, llb.State],
+    platform: str,
+    base_configs: Optional[BaseConfigs],
+    source_date_epoch: Optional[int],
+) -> llb.FileAction:
+    """The file action of one copy, with the Dockerfile frontend's copy options (follow the
+    source path's own symlink, copy a directory's contents, create the destination path)."""
     src = step.source
-    return f"COPY{opts} {src.context_name}:{src.path} {step.dest}"
+    mode = parse_chmod(step.chmod) if step.chmod is not None else None
+    common: Dict[str, Any] = dict(follow_symlinks=True, dir_contents_only=True, create_dest_path=True,
+                                  created_time=source_date_epoch)
+    if isinstance(src, ImageSource):
+        if isinstance(src.image, str):
+            image = llb.image(src.image, platform=platform, custom_name=f"[{spec.name}] FROM {src.image}")
+        else:
+            image, _, _ = _lower_state(src.image, platform, base_configs, source_date_epoch)
+        # Files copied from an image keep their owners unless chown says otherwise (COPY --from).
+        return llb.copy(image, src.path, dest, owner=step.chown, mode=mode, **common)
+    local = contexts[src.context_name]
+    path = "/" + posixpath.normpath(src.path)
+    owner = step.chown if step.chown is not None else (0, 0)
+    if src.files is None or isinstance(mode, int):
+        return llb.copy(local, path, dest, owner=owner, mode=mode, **common)
+    if mode is None:
+        return _normalized_copy(local, path, dest, src.files, dict(common, owner=owner))
+    # A symbolic mode applies to each file's mode: normalize the modes first, in a staging
+    # filesystem, then copy from it with the symbolic mode, as Docker copies from its context.
+    staged_path = "/" + posixpath.basename(path) if src.is_file else "/"
+    staged = llb.scratch().platform(platform).file(
+        _normalized_copy(local, path, staged_path, src.files, common),
+        custom_name=f"[{spec.name}] stage {src.context_name}:{src.path}")
+    return llb.copy(staged, staged_path, dest, owner=owner, mode=mode, **common)
 
 
 def _run_history(step: RunStep) -> str:
@@ -237,13 +322,14 @@ def _lower_state(
         state = llb.scratch().platform(platform)
     elif isinstance(base, RegistryBase):
         base_json, digest = _find_base_config(spec, base, platform, base_configs)
+        base_json = _without_onbuild(base_json)
         ref = _pinned_ref(base.normalized, digest)
         state = llb.image(ref, platform=platform, custom_name=f"[{spec.name}] FROM {base.ref}")
         state = _apply_config(state, base_json)
     else:
         assert isinstance(base, SpecBase)
         parent_state, parent_cfg, parent_base = _lower_state(base.spec, platform, base_configs, source_date_epoch)
-        base_json = parent_cfg.to_oci(platform, parent_base)
+        base_json = _without_onbuild(parent_cfg.to_oci(platform, parent_base))
         state = _apply_config(llb.State(parent_state.output).platform(platform), base_json)
 
     history: List[HistoryEntry] = []
@@ -252,45 +338,73 @@ def _lower_state(
     def note(created_by: str, empty: bool) -> None:
         history.append(HistoryEntry(created_by=created_by, comment=HISTORY_COMMENT, empty_layer=empty))
 
-    for key, value in spec.env:
-        state = state.add_env(key, value)
+    # The top-level env, user and workdir are the simple form of the ordered steps: they act
+    # as ENV, USER and WORKDIR before the steps (see ImageSpec).
+    steps: List[Tuple[str, Any]] = []
     if spec.env:
-        note("ENV " + " ".join(f"{k}={v}" for k, v in spec.env), True)
+        steps.append(("env", EnvStep(spec.env)))
     if spec.user is not None:
-        state = state.user(spec.user)
+        steps.append(("user", UserStep(spec.user)))
     if spec.workdir is not None:
-        state = state.dir(spec.workdir)
-        workdir = state.get_dir()
-        if workdir != "/":
-            mk = llb.mkdir(workdir, 0o755, make_parents=True, owner=state.get_user() or None,
-                           created_time=source_date_epoch)
-            state = state.file(mk, custom_name=f"{prefix}WORKDIR {workdir}")
-            note(f"WORKDIR {workdir}", False)
-        else:
-            note("WORKDIR /", True)
-    if spec.user is not None:
-        note(f"USER {spec.user}", True)
+        steps.append(("workdir", WorkdirStep(spec.workdir)))
+    steps.extend((f"steps[{i}]", st) for i, st in enumerate(spec.steps))
 
     contexts = _locals(spec)
     shell = _shell(base_json)
-    for step in spec.steps:
-        if isinstance(step, CopyStep):
-            src = step.source
-            dest = _dest(step.dest, state.get_dir())
-            owner = step.chown if step.chown is not None else (0, 0)
-            mode = parse_chmod(step.chmod) if step.chmod is not None else None
-            copy_opts = dict(
-                owner=owner, mode=mode, follow_symlinks=True, dir_contents_only=True, create_dest_path=True,
-                created_time=source_date_epoch,
-            )
-            parent = dest.rstrip("/") if dest.endswith("/") else posixpath.dirname(dest)
-            if mode is not None and parent not in ("", "/"):
-                # BuildKit gives the directories a copy creates the copy's mode (a 0640 file would
-                # make an unreadable 0640 directory): create them first with 0755, as Docker does.
-                action = llb.mkdir(parent, 0o755, make_parents=True, owner=owner, created_time=source_date_epoch)
-                action = action.copy(contexts[src.context_name], "/" + posixpath.normpath(src.path), dest, **copy_opts)
+    scratch_path = isinstance(base, ScratchBase)
+    env_set: Dict[str, str] = {}  # what the steps set, in order: the config's Env on top of the base's
+    user_set: Optional[str] = None
+    workdir_set = False
+
+    def env_now() -> Dict[str, str]:
+        env = dict(e.partition("=")[::2] for e in state.env())
+        if scratch_path:
+            env.setdefault("PATH", DEFAULT_PATH)  # Docker's FROM scratch has the default PATH
+        return env
+
+    def expanded(where: str, value: str) -> str:
+        try:
+            return expand(value, env_now())
+        except ExpansionError as e:
+            raise ImageSpecError.for_field(
+                spec.name, where, value, f"cannot expand variables ({e}) in",
+                "write $NAME, ${NAME}, ${NAME:-default} or ${NAME:+value}; escape a literal $ as \\$") from None
+
+    for where, step in steps:
+        if isinstance(step, EnvStep):
+            values = [(k, expanded(f"{where}.env" if where.startswith("steps") else where, v)) for k, v in step.env]
+            for key, value in values:
+                state = state.add_env(key, value)
+                env_set.pop(key, None)
+                env_set[key] = value
+            note("ENV " + " ".join(f"{k}={v}" for k, v in values), True)
+        elif isinstance(step, UserStep):
+            user = expanded(f"{where}.user" if where.startswith("steps") else where, step.user)
+            try:
+                parse_user(user)
+            except ValueError as e:
+                raise ImageSpecError.for_field(spec.name, where if where == "user" else f"{where}.user", step.user,
+                                               f"invalid user ({e}), expanded to {user!r}:",
+                                               "use 'name', 'uid', 'name:group' or 'uid:gid'") from None
+            state = state.user(user)
+            user_set = user
+            note(f"USER {user}", True)
+        elif isinstance(step, WorkdirStep):
+            path = expanded(where if where == "workdir" else f"{where}.path", step.path)
+            state = state.dir(path)
+            workdir = state.get_dir()
+            workdir_set = True
+            if workdir != "/":
+                # Docker's WORKDIR: mkdir -p, 0755, owned by the user in effect (the base's included).
+                mk = llb.mkdir(workdir, 0o755, make_parents=True, owner=state.get_user() or None,
+                               created_time=source_date_epoch)
+                state = state.file(mk, custom_name=f"{prefix}WORKDIR {workdir}")
+                note(f"WORKDIR {workdir}", False)
             else:
-                action = llb.copy(contexts[src.context_name], "/" + posixpath.normpath(src.path), dest, **copy_opts)
+                note("WORKDIR /", True)
+        elif isinstance(step, CopyStep):
+            dest = _dest(expanded(f"{where}.dest", step.dest), state.get_dir())
+            action = _copy_action(spec, step, dest, contexts, platform, base_configs, source_date_epoch)
             created_by = _copy_history(step)
             state = state.file(action, custom_name=prefix + created_by)
             note(created_by, False)
@@ -323,11 +437,11 @@ def _lower_state(
             note(f"{label} {text}", True)
 
     config = ImageConfig(
-        env=dict(spec.env),
+        env=env_set,
         entrypoint=tuple(spec.entrypoint) if spec.entrypoint is not None else None,
         cmd=tuple(spec.cmd) if spec.cmd is not None else None,
-        workdir=state.get_dir() if spec.workdir is not None else None,
-        user=spec.user,
+        workdir=state.get_dir() if workdir_set else None,
+        user=user_set,
         labels=dict(spec.labels),
         exposed_ports=tuple(ports),
         volumes=tuple(spec.volumes),

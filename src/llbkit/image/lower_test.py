@@ -124,10 +124,9 @@ def test_ops_in_step_order_with_image_and_local_sources() -> None:
     assert (c2["src"], c2["dest"], c2["mode"]) == ("/conf", "/app/etc/conf", 0o644)
     assert c2["owner"]["user"]["User"].get("byId", 0) == 0 and c2["owner"]["group"]["User"].get("byId", 0) == 0
     assert layers[2].inputs[1].digest == local.digest
-    # with a chmod, the destination's directories are made first (0755), not with the file's mode
-    assert action(layers[2], "mkdir") == {"path": "/app", "mode": 0o755, "makeParents": True, "timestamp": -1,
-                                          "owner": c1["owner"]}
-    assert action(layers[3], "mkdir")["path"] == "/app/etc"
+    # one copy per step, as the Dockerfile frontend emits it: with an octal chmod, the directories
+    # the copy creates get that mode (BuildKit's rule; see dockerfile_parity_integration_test)
+    assert [list(a["Action"]) for a in layers[2].body["actions"]] == [["copy"]]
 
 
 def test_runs_see_accumulated_env_cwd_user_and_mounts() -> None:
@@ -320,3 +319,108 @@ def test_registry_bases_lists_the_chain() -> None:
     assert registry_bases(child) == [BUSYBOX]
     assert registry_bases(ImageSpec(name="s", base=ScratchBase())) == []
     assert registry_bases(ImageSpec(name="b", base=RegistryBase("busybox"))) == ["docker.io/library/busybox:latest"]
+
+
+# -- ordered env/user/workdir, expansion, modes, multi-stage (parity: dockerfile_parity_integration_test) --
+
+
+def _execs(low: Any) -> List[Dict[str, Any]]:
+    return [op.body["meta"] for op in chain(low.definition) if op.kind == "exec"]
+
+
+def test_ordered_steps_change_env_user_and_workdir_for_later_steps_and_the_config() -> None:
+    from llbkit.image import EnvStep, UserStep, WorkdirStep
+    spec = ImageSpec(name="x", base=RegistryBase(BUSYBOX), env={"PATH": "/opt/bin:$PATH"}, user="root",
+                     steps=[RunStep("adduser app"), UserStep("app"), EnvStep({"HOME": "/home/$USER_NAME",
+                            "WHERE": "${FROM_BASE:+base}"}), WorkdirStep("/home/${NOPE:-app}"), RunStep("id")])
+    low = lower(spec, "linux/amd64", base_configs=CONFIGS)
+    first, second = _execs(low)
+    assert first["user"] == "root" and first["cwd"] == "/base"
+    assert first["env"] == ["FROM_BASE=1", "PATH=/opt/bin:/usr/bin:/bin"]  # Go's AddEnv: moved last
+    assert second["user"] == "app" and second["cwd"] == "/home/app"
+    assert second["env"][-2:] == ["HOME=/home/", "WHERE=base"]
+    mkdir = [action(op, "mkdir") for op in chain(low.definition) if op.kind == "file"][0]
+    assert mkdir["path"] == "/home/app" and mkdir["owner"]["user"]["User"]["byName"]["name"] == "app"
+    cfg = low.oci_config()["config"]
+    assert cfg["User"] == "app" and cfg["WorkingDir"] == "/home/app"
+    assert cfg["Env"] == ["PATH=/opt/bin:/usr/bin:/bin", "FROM_BASE=1", "HOME=/home/", "WHERE=base"]
+
+
+def test_scratch_expands_against_dockers_default_path() -> None:
+    spec = ImageSpec(name="x", env={"PATH": "/app/bin:$PATH"})
+    env = lower(spec, "linux/amd64").oci_config()["config"]["Env"]
+    assert env == ["PATH=/app/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+
+
+def test_copy_destination_and_user_expand() -> None:
+    from llbkit.image import EnvStep, UserStep
+    spec = ImageSpec(name="x", steps=[EnvStep({"D": "/srv", "U": "1000"}), UserStep("$U:$U"),
+                                      CopyStep(ContextSource("c", "f"), "$D/")])
+    low = lower(spec, "linux/amd64")
+    copy = [action(op, "copy") for op in chain(low.definition) if op.kind == "file"][0]
+    assert copy["dest"] == "/srv/"
+    assert low.oci_config()["config"]["User"] == "1000:1000"
+
+
+def test_expansion_and_expanded_user_errors_name_the_step() -> None:
+    from llbkit.image import UserStep, WorkdirStep
+    with pytest.raises(ImageSpecError) as e:
+        lower(ImageSpec(name="//a:b", steps=[WorkdirStep("${NOPE:?set NOPE}")]), "linux/amd64")
+    assert e.value.field == "steps[0].path" and "set NOPE" in str(e.value)
+    with pytest.raises(ImageSpecError) as e:
+        lower(ImageSpec(name="//a:b", steps=[UserStep("$NOPE")]), "linux/amd64")
+    assert e.value.field == "steps[0].user" and "expanded to ''" in str(e.value)
+
+
+def test_known_modes_copy_regular_files_then_the_rest() -> None:
+    files = (("a.txt", False), ("bin/run", True), ("we[i]rd*", False))
+    spec = ImageSpec(name="x", steps=[CopyStep(ContextSource("c", "tree", files=files), "/t/"),
+                                      CopyStep(ContextSource("c", "tool", files=(("", True),)), "/bin/"),
+                                      CopyStep(ContextSource("c", "tree", files=files), "/s/", chmod="u+x,go-w"),
+                                      CopyStep(ContextSource("c", "tree", files=files), "/o/", chmod="0700")])
+    ops = [op for op in chain(lower(spec, "linux/amd64").definition) if op.kind == "file"]
+    regular, rest = [a["Action"]["copy"] for a in ops[0].body["actions"]]
+    assert regular["modeStr"] == "u=rw,go=r" and regular["include_patterns"] == ["a.txt", "we\\[i\\]rd\\*"]
+    assert rest["modeStr"] == "u=rwx,go=rx" and rest["exclude_patterns"] == regular["include_patterns"]
+    assert action(ops[1], "copy")["modeStr"] == "u=rwx,go=rx"
+    # a symbolic mode applies to the normalized modes: copied from a staging filesystem
+    sym = action(ops[2], "copy")
+    assert sym["modeStr"] == "u+x,go-w" and sym["src"] == "/"
+    octal = action(ops[3], "copy")
+    assert octal["mode"] == 0o700 and not octal.get("modeStr")
+
+
+def test_copy_from_another_image_and_a_pinned_registry_image() -> None:
+    from llbkit.image import ImageSource
+    builder = ImageSpec(name="//b:builder", base=RegistryBase(BUSYBOX), steps=[RunStep("make")])
+    pinned = f"registry.example.com/tools@{DIGEST}"
+    spec = ImageSpec(name="//b:app", steps=[CopyStep(ImageSource(builder, "/out/"), "/app/"),
+                                           CopyStep(ImageSource(pinned, "/bin/tool"), "/bin/")])
+    assert registry_bases(spec) == [BUSYBOX]
+    low = lower(spec, "linux/arm64", base_configs=CONFIGS)
+    d = low.definition
+    (run,) = ops_of(d, "exec")
+    assert run.body["meta"]["args"] == ["/bin/sh", "-c", "make"] and llb.format_platform(run.platform) == "linux/arm64"
+    idents = sorted(op.body["identifier"] for op in ops_of(d, "source"))
+    assert idents == ["docker-image://" + BUSYBOX, "docker-image://" + pinned]
+    c1 = action(chain(d)[-2], "copy")
+    assert c1["src"] == "/out" and "owner" not in c1  # owners kept from the image
+    assert low.oci_config()["history"][-1]["created_by"] == f"COPY --from={pinned} /bin/tool /bin/"
+
+
+def test_copy_from_sources_are_validated() -> None:
+    from llbkit.image import ImageSource
+    with pytest.raises(ImageSpecError) as e:
+        lower(ImageSpec(name="x", steps=[CopyStep(ImageSource(BUSYBOX, "/bin/sh"), "/")]), "linux/amd64")
+    assert e.value.field == "steps[0].source.image" and "pinned by digest" in e.value.problem
+    with pytest.raises(ImageSpecError) as e:
+        lower(ImageSpec(name="x", steps=[CopyStep(ImageSource(f"a/b@{DIGEST}", "bin/sh"), "/")]), "linux/amd64")
+    assert e.value.field == "steps[0].source.path"
+
+
+def test_base_onbuild_triggers_are_cleared() -> None:
+    cfgs = {BUSYBOX: base_config(OnBuild=["RUN make"])}
+    base = ImageSpec(name="base", base=RegistryBase(BUSYBOX))
+    child = ImageSpec(name="child", base=SpecBase(base))
+    assert "OnBuild" not in lower(base, "linux/amd64", base_configs=cfgs).oci_config()["config"]
+    assert "OnBuild" not in lower(child, "linux/amd64", base_configs=cfgs).oci_config()["config"]

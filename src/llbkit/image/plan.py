@@ -11,19 +11,26 @@ from typing import List, Optional, Sequence, Tuple
 
 from llbkit.image.errors import ImageSpecError
 from llbkit.image.lower import BaseConfigs, Lowered, lower
-from llbkit.image.spec import ImageSpec, RegistryBase, normalize_platforms, validate_spec
+from llbkit.image.spec import ImageSpec, RegistryBase, image_sources, normalize_platforms, validate_spec
 
 __all__ = ["plan", "registry_bases"]
 
 
 def registry_bases(spec: ImageSpec) -> List[str]:
     """The normalized references of the registry images in ``spec``'s base chain (nearest first,
-    each once): the configs ``lower`` and ``plan`` need in ``base_configs``."""
+    each once), then those of the images its copies read from: the configs ``lower`` and
+    ``plan`` need in ``base_configs``."""
     validate_spec(spec)
     out: List[str] = []
-    for s in spec.base_chain():
-        if isinstance(s.base, RegistryBase) and s.base.normalized not in out:
-            out.append(s.base.normalized)
+
+    def walk(top: ImageSpec) -> None:
+        for s in top.base_chain():
+            if isinstance(s.base, RegistryBase) and s.base.normalized not in out:
+                out.append(s.base.normalized)
+            for other in image_sources(s):  # the images its copies read from need their bases too
+                walk(other)
+
+    walk(spec)
     return out
 
 

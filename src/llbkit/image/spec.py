@@ -29,7 +29,11 @@ __all__ = [
     "RegistryBase",
     "SpecBase",
     "ContextSource",
+    "ImageSource",
     "CopyStep",
+    "EnvStep",
+    "UserStep",
+    "WorkdirStep",
     "RunStep",
     "Step",
     "CacheMount",
@@ -44,6 +48,7 @@ __all__ = [
     "parse_user",
     "parse_chmod",
     "normalize_platforms",
+    "image_sources",
 ]
 
 Pairs = Tuple[Tuple[str, str], ...]
@@ -118,27 +123,87 @@ Base = Union[ScratchBase, RegistryBase, SpecBase]
 @dataclass(frozen=True)
 class ContextSource:
     """A file or directory ``path`` (relative, inside the context) of the build context sent to
-    buildkitd under ``context_name``. A directory's contents are copied, as Docker's ``COPY``."""
+    buildkitd under ``context_name``. A directory's contents are copied, as Docker's ``COPY``;
+    symlinks inside it are copied as symlinks.
+
+    ``files`` says what the frontend knows of the files under ``path``: ``(relative path,
+    executable)`` pairs, ``(("", executable),)`` when ``path`` is a file. With it, copied modes
+    are deterministic whatever the files' modes where the context is staged: files are 0755 when
+    executable and 0644 otherwise, directories 0755 (what a checkout with umask 022 gives
+    Docker). Without it (``None``), the context's own modes are kept, as Docker keeps them.
+    """
 
     context_name: str
     path: str
+    files: Optional[Tuple[Tuple[str, bool], ...]] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.files, list):
+            object.__setattr__(self, "files", tuple(tuple(f) if isinstance(f, list) else f for f in self.files))
+
+    @property
+    def is_file(self) -> bool:
+        return self.files is not None and len(self.files) == 1 and self.files[0][0] == ""
 
 
-CopySource = ContextSource
+@dataclass(frozen=True)
+class ImageSource:
+    """A file or directory ``path`` (absolute) in another image's filesystem, like Docker's
+    ``COPY --from``: ``image`` is another :class:`ImageSpec` (lowered for the same platform and
+    composed in LLB, no registry round trip) or a registry reference pinned by digest
+    (``name@sha256:...``). Files keep their modes and owners unless the copy sets them."""
+
+    image: Union["ImageSpec", str]
+    path: str
+
+
+CopySource = Union[ContextSource, ImageSource]
 
 
 @dataclass(frozen=True)
 class CopyStep:
     """Copy ``source`` to ``dest``. A relative ``dest`` is relative to the working directory; a
     ``dest`` ending in ``/`` (or ``.``) means "into that directory"; missing parent directories
-    are created. ``chmod`` is an octal mode (``"0644"`` or ``0o644``); ``chown`` is ``user``,
-    ``uid``, ``user:group`` or ``uid:gid`` (names are looked up in the image's /etc/passwd and
-    /etc/group). Without ``chown`` the copied files belong to 0:0, whoever sent them."""
+    are created, as Docker creates them (0755; with an octal ``chmod``, that mode: BuildKit's
+    rule). ``dest`` expands ``$VAR`` against the environment so far.
+
+    ``chmod`` is an octal mode (``"0644"``, ``"755"`` or the int ``0o644``) applied to every
+    file and directory copied, or a symbolic one (``"u+x,go-w"``) applied to each one's mode;
+    ``chown`` is ``user``, ``uid``, ``user:group`` or ``uid:gid`` (names are looked up in the
+    image's /etc/passwd and /etc/group). Without ``chown``, files copied from the context
+    belong to 0:0, whoever sent them, and files copied from an image keep their owners."""
 
     source: CopySource
     dest: str
     chmod: Union[str, int, None] = None
     chown: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EnvStep:
+    """Set environment variables from here on (Dockerfile ``ENV``): for later steps and the
+    config. Values expand ``$VAR`` against the environment before this step (all pairs of one
+    step see the same environment, as in one ``ENV`` line)."""
+
+    env: Pairs
+
+    def __post_init__(self) -> None:
+        _freeze(self, pairs=("env",))
+
+
+@dataclass(frozen=True)
+class UserStep:
+    """Run later steps, and the container, as ``user`` (Dockerfile ``USER``; ``$VAR`` expands)."""
+
+    user: str
+
+
+@dataclass(frozen=True)
+class WorkdirStep:
+    """Change the working directory (Dockerfile ``WORKDIR``): created, if missing, like Docker
+    does (0755, owned by the current user); relative to the previous one; ``$VAR`` expands."""
+
+    path: str
 
 
 @dataclass(frozen=True)
@@ -198,7 +263,7 @@ class RunStep:
         return tuple(self.mounts) + tuple(self.secrets)
 
 
-Step = Union[CopyStep, RunStep]
+Step = Union[CopyStep, RunStep, EnvStep, UserStep, WorkdirStep]
 
 
 # -- the image --------------------------------------------------------------------------------
@@ -208,8 +273,10 @@ Step = Union[CopyStep, RunStep]
 class ImageSpec:
     """One image. ``name`` (e.g. the target address) only appears in messages and progress.
 
-    ``env``, ``workdir`` and ``user`` apply to every run step and to the image config, on top of
-    what the base provides; ``platforms`` is the order of the output index (empty: the caller's
+    ``env``, ``user`` and ``workdir`` are the simple form of the ordered steps: they act as
+    ``EnvStep(env)``, ``UserStep(user)`` and ``WorkdirStep(workdir)`` placed, in that order,
+    before ``steps`` (so the working directory is created owned by ``user``); steps may change
+    them later, and the last values are the config's. ``platforms`` is the order of the output index (empty: the caller's
     default). ``labels`` go into the config; ``annotations`` onto the manifests and index.
     """
 
@@ -317,16 +384,24 @@ def parse_user(value: str) -> Tuple[str, Optional[str]]:
     return user, (group if sep else None)
 
 
-def parse_chmod(value: Union[str, int]) -> int:
-    """``"0644"``/``"755"``/``0o644`` -> the mode as an int (``ValueError`` otherwise)."""
+_SYMBOLIC_CLAUSE = r"[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+"
+_SYMBOLIC_RE = re.compile(rf"^{_SYMBOLIC_CLAUSE}(?:,{_SYMBOLIC_CLAUSE})*$")
+
+
+def parse_chmod(value: Union[str, int]) -> Union[int, str]:
+    """A copy's mode, as Docker's ``COPY --chmod`` reads it: an octal string (``"0644"``,
+    ``"755"``) or an int (``0o644``) -> the mode as an int; a symbolic mode (``"u+x,go-w"``,
+    ``"a=rX"``, chmod(1)'s syntax) -> the string. ``ValueError`` otherwise."""
     if isinstance(value, bool):
-        raise ValueError("a mode must be an octal string or an int")
+        raise ValueError("a mode must be an octal string, a symbolic mode or an int")
     if isinstance(value, int):
         mode = value
-    elif isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value):
+    elif isinstance(value, str) and re.fullmatch(r"[0-7]+", value):
         mode = int(value, 8)
+    elif isinstance(value, str) and _SYMBOLIC_RE.match(value):
+        return value
     else:
-        raise ValueError("expected an octal mode such as '0644' or '0755'")
+        raise ValueError("expected an octal mode such as '0644' or '0755', or a symbolic one such as 'u+x,go-w'")
     if not 0 <= mode <= 0o7777:
         raise ValueError("modes are 0..0o7777")
     return mode
@@ -407,17 +482,69 @@ def _check_user(spec: "ImageSpec", where: str, value: Any) -> None:
                    "e.g. '1000:1000'") from None
 
 
+def _check_env_pairs(spec: "ImageSpec", where: str, pairs: Any) -> None:
+    _check_pairs(spec, where, pairs)
+    for k, v in pairs:
+        if _ENV_BAD.search(k):
+            raise _err(spec.name, where, k, "invalid variable name",
+                       "names may not contain '=', whitespace or NUL, e.g. 'APP_PORT'")
+        if "\0" in v:
+            raise _err(spec.name, where, v, f"value of {k} contains a NUL byte", "remove it")
+
+
+def _check_workdir(spec: "ImageSpec", where: str, value: Any) -> None:
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise _err(spec.name, where, value, "invalid working directory",
+                   "use a path such as '/app' (a relative one is joined onto the previous one)")
+
+
+def _check_user_or_variable(spec: "ImageSpec", where: str, value: Any) -> None:
+    # A user naming a variable ($APP_USER) is checked once expanded, when lowering.
+    if isinstance(value, str) and "$" in value:
+        return
+    _check_user(spec, where, value)
+
+
+def _check_copy_source(spec: "ImageSpec", where: str, src: Any) -> None:
+    if isinstance(src, ContextSource):
+        if not isinstance(src.context_name, str) or not src.context_name or "/" in src.context_name:
+            raise _err(spec.name, f"{where}.context_name", src.context_name,
+                       "invalid context name", "use a non-empty name without '/'")
+        _check_context_path(spec, f"{where}.path", src.path)
+        files = src.files
+        if files is not None and (not isinstance(files, tuple) or not all(
+                isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], str) and isinstance(f[1], bool)
+                and not f[0].startswith("/") for f in files)):
+            raise _err(spec.name, f"{where}.files", files, "invalid file list",
+                       "give (relative path, executable) pairs, or (('', executable),) for a file")
+        return
+    if isinstance(src, ImageSource):
+        image = src.image
+        if isinstance(image, str):
+            try:
+                normalize_image_reference(image, op="copy source")
+            except LLBError as e:
+                raise _err(spec.name, f"{where}.image", image, "invalid image reference",
+                           f"{e}; use 'registry/name@sha256:<64 hex digits>'") from None
+            if "@sha256:" not in image:
+                raise _err(spec.name, f"{where}.image", image, "a registry image to copy from must be pinned by digest, got",
+                           f"add its digest: '{image}@sha256:<64 hex digits>' (a tag could move "
+                           "under a cached build), or copy from another image target")
+        elif not isinstance(image, ImageSpec):
+            raise _err(spec.name, f"{where}.image", image, "unsupported image to copy from",
+                       "use an ImageSpec or a registry reference pinned by digest")
+        if not isinstance(src.path, str) or not src.path.startswith("/") or "\0" in src.path:
+            raise _err(spec.name, f"{where}.path", src.path, "a path in an image must be absolute, got",
+                       f"start it with '/', e.g. '/{str(src.path).lstrip('./')}'")
+        return
+    raise _err(spec.name, where, src, "unsupported copy source",
+               "use ContextSource(context_name, path) or ImageSource(image, path)")
+
+
 def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
     where = f"steps[{i}]"
     if isinstance(step, CopyStep):
-        src = step.source
-        if not isinstance(src, ContextSource):
-            raise _err(spec.name, f"{where}.source", src, "unsupported copy source",
-                       "use ContextSource(context_name, path)")
-        if not isinstance(src.context_name, str) or not src.context_name or "/" in src.context_name:
-            raise _err(spec.name, f"{where}.source.context_name", src.context_name,
-                       "invalid context name", "use a non-empty name without '/'")
-        _check_context_path(spec, f"{where}.source.path", src.path)
+        _check_copy_source(spec, f"{where}.source", step.source)
         if not isinstance(step.dest, str) or not step.dest or "\0" in step.dest:
             raise _err(spec.name, f"{where}.dest", step.dest, "invalid copy destination",
                        "use an absolute path, or a path relative to workdir; end it with '/' to copy into a directory")
@@ -428,6 +555,12 @@ def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
                 raise _err(spec.name, f"{where}.chmod", step.chmod, "invalid mode", str(e)) from None
         if step.chown is not None:
             _check_user(spec, f"{where}.chown", step.chown)
+    elif isinstance(step, EnvStep):
+        _check_env_pairs(spec, f"{where}.env", step.env)
+    elif isinstance(step, UserStep):
+        _check_user_or_variable(spec, f"{where}.user", step.user)
+    elif isinstance(step, WorkdirStep):
+        _check_workdir(spec, f"{where}.path", step.path)
     elif isinstance(step, RunStep):
         cmd = step.command
         if isinstance(cmd, str):
@@ -475,7 +608,8 @@ def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
                 raise _err(spec.name, f"{mw}.target", target, "two mounts at the same target", "use distinct targets")
             targets.append(norm)
     else:
-        raise _err(spec.name, where, step, "unsupported step", "use CopyStep or RunStep")
+        raise _err(spec.name, where, step, "unsupported step",
+                   "use CopyStep, RunStep, EnvStep, UserStep or WorkdirStep")
 
 
 def _validate_one(spec: "ImageSpec") -> None:
@@ -495,20 +629,13 @@ def _validate_one(spec: "ImageSpec") -> None:
         raise _err(spec.name, "steps", spec.steps, "expected a list of steps, got", "use a list of copy/run steps")
     for i, step in enumerate(spec.steps):
         _check_step(spec, i, step)
-    _check_pairs(spec, "env", spec.env)
-    for k, v in spec.env:
-        if _ENV_BAD.search(k):
-            raise _err(spec.name, "env", k, "invalid variable name",
-                       "names may not contain '=', whitespace or NUL, e.g. 'APP_PORT'")
-        if "\0" in v:
-            raise _err(spec.name, "env", v, f"value of {k} contains a NUL byte", "remove it")
+    _check_env_pairs(spec, "env", spec.env)
     _check_pairs(spec, "labels", spec.labels)
     _check_pairs(spec, "annotations", spec.annotations)
-    if spec.workdir is not None and (not isinstance(spec.workdir, str) or not spec.workdir or "\0" in spec.workdir):
-        raise _err(spec.name, "workdir", spec.workdir, "invalid working directory",
-                   "use a path such as '/app' (a relative one is joined onto the base's)")
+    if spec.workdir is not None:
+        _check_workdir(spec, "workdir", spec.workdir)
     if spec.user is not None:
-        _check_user(spec, "user", spec.user)
+        _check_user_or_variable(spec, "user", spec.user)
     _check_str_list(spec, "entrypoint", spec.entrypoint, "['/app/bin.pex']")
     _check_str_list(spec, "cmd", spec.cmd, "['serve']")
     _check_str_list(spec, "exposed_ports", spec.exposed_ports, "['8080/tcp']")
@@ -559,6 +686,24 @@ def validate_spec(spec: "ImageSpec") -> None:
     problem, naming the image, the field, the value and the fix."""
     if not isinstance(spec, ImageSpec):
         raise ImageSpecError(f"expected an ImageSpec, got {type(spec).__name__}")
+    _validate_tree(spec, ())
+
+
+def image_sources(spec: "ImageSpec") -> List["ImageSpec"]:
+    """The images ``spec``'s own copy steps read from (``ImageSource`` with an ``ImageSpec``)."""
+    return [st.source.image for st in spec.steps
+            if isinstance(st, CopyStep) and isinstance(st.source, ImageSource)
+            and isinstance(st.source.image, ImageSpec)]
+
+
+def _validate_tree(spec: "ImageSpec", seen: Tuple[str, ...]) -> None:
+    if spec.name in seen:
+        names = " -> ".join(seen + (spec.name,))
+        fix = "an image cannot copy from itself or from an image that copies from it"
+        raise ImageSpecError(f"{seen[0]}: field 'steps': cyclic copy sources {names}: {fix}",
+                             spec_name=seen[0], field="steps", value=names, problem="cyclic copy sources", fix=fix)
     for s in spec.base_chain():
         _validate_one(s)
+        for other in image_sources(s):
+            _validate_tree(other, seen + (s.name,))
 

@@ -193,3 +193,32 @@ def test_field_errors_carry_their_parts() -> None:
     with pytest.raises(ImageSpecError) as e:
         validate_spec(ImageSpec(name="//app:img", base=RegistryBase("Bad Ref")))
     assert (e.value.field, e.value.value) == ("base", "Bad Ref") and "docker.io/library" in e.value.fix
+
+
+@pytest.mark.parametrize("chmod, parsed", [
+    ("0644", 0o644), ("755", 0o755), ("4755", 0o4755), (0o640, 0o640),
+    ("u+x,go-w", "u+x,go-w"), ("a=rX", "a=rX"), ("g=u", "g=u"), ("+x", "+x"), ("u=rwx,go=rx,u+s", "u=rwx,go=rx,u+s"),
+])
+def test_chmod_octal_or_symbolic(chmod: Any, parsed: Any) -> None:
+    from llbkit.image import parse_chmod
+    assert parse_chmod(chmod) == parsed
+
+
+@pytest.mark.parametrize("chmod", ["x", "u+x,", "u+q", "u+x go-w", "8"])
+def test_bad_symbolic_chmod(chmod: str) -> None:
+    bad(r"field 'steps\[0\].chmod': invalid mode", steps=[CopyStep(ContextSource("c", "f"), "/f", chmod=chmod)])
+
+
+def test_ordered_steps_are_validated() -> None:
+    from llbkit.image import EnvStep, UserStep, WorkdirStep
+    bad(r"field 'steps\[0\].env': invalid variable name", steps=[EnvStep({"A B": "1"})])
+    bad(r"field 'steps\[0\].user': invalid user", steps=[UserStep("a:b:c")])
+    bad(r"field 'steps\[0\].path': invalid working directory", steps=[WorkdirStep("")])
+    validate_spec(ImageSpec(name="x", steps=[UserStep("$APP_USER")], user="${U:-1000}"))  # checked once expanded
+
+
+def test_copy_from_cycles_are_errors() -> None:
+    from llbkit.image import ImageSource
+    inner = ImageSpec(name="//a:a", steps=[CopyStep(ImageSource(ImageSpec(name="//a:a"), "/x"), "/y")])
+    with pytest.raises(ImageSpecError, match=r"cyclic copy sources //a:a -> //a:a"):
+        validate_spec(ImageSpec(name="//a:a", steps=[CopyStep(ImageSource(inner, "/x"), "/y")]))
