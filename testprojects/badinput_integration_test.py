@@ -154,7 +154,7 @@ PANTS_CASES = [
          args=("--buildkit-workers=['tcp://127.0.0.1:1']", "--buildkit-tls-ca=badinput/option-tls-ca-not-pem/ca.pem")),
     Case("option-tcp-worker-without-tls", ("tcp://127.0.0.1:1", "without TLS", "[buildkit].tls_dir"),
          args=("--buildkit-workers=['tcp://127.0.0.1:1']",)),
-    Case("option-no-worker-and-no-auto-start", ("img", "auto_start", "[buildkit].workers"),
+    Case("option-no-worker-and-no-auto-start", ("img", "[buildkit].auto_start", "[buildkit].workers"),
          args=("--buildkit-auto-start=false",)),
     Case("option-worker-unreachable", ("img", "no-such-buildkitd.sock", "unreachable", "[buildkit].workers"),
          args=("--buildkit-workers=['unix:///nonexistent/no-such-buildkitd.sock']",)),
@@ -287,7 +287,8 @@ def checkout() -> Iterator[Checkout]:
 
 
 def _listing(root: Path) -> set:
-    return {p.name for p in root.iterdir()} if root.is_dir() else set()
+    """llbkit's named caches (Pants makes its own tools' caches, pex_root..., on first use)."""
+    return {p.name for p in root.iterdir() if p.name.startswith("llbkit")} if root.is_dir() else set()
 
 
 def _assert_clear(message: str, expect: Sequence[str], output: str) -> None:
@@ -300,6 +301,7 @@ def _assert_clear(message: str, expect: Sequence[str], output: str) -> None:
 def test_pants_bad_input_is_a_clear_error_and_writes_nothing(checkout: Checkout, case: Case) -> None:
     named = Path(checkout.env["PANTS_NAMED_CACHES_DIR"])
     before = _listing(named)
+    cache_before = sorted(p.name for p in checkout.cache.iterdir())
     checkout.clear_dist()  # what an earlier case may have written is not this case's
     run = checkout.pants(case.goal, f"badinput/{case.id}:", *case.args, env=dict(case.env), timeout=600)
     assert run.returncode != 0, f"{case.id}: accepted:\n{run.log[-3000:]}"
@@ -309,6 +311,7 @@ def test_pants_bad_input_is_a_clear_error_and_writes_nothing(checkout: Checkout,
     new = {n for n in _listing(named) - before if not n.startswith("llbkit_machine_")}
     assert not new, f"{case.id} wrote named caches {new}"  # the settings channel is rewritten by design
     assert checkout.daemon.pid() is None, f"{case.id} started a buildkitd"
+    assert sorted(p.name for p in checkout.cache.iterdir()) == cache_before, f"{case.id} wrote into $LLBKIT_CACHE"
 
 
 # -- CLI cases ------------------------------------------------------------------------------------
@@ -350,3 +353,67 @@ def test_cli_bad_input_is_a_clear_error_and_writes_nothing(tmp_path: Path, case:
 def test_the_catalogue_has_at_least_60_cases() -> None:
     assert len(PANTS_CASES) + len(CLI_CASES) >= 60
     assert len({c.id for c in PANTS_CASES} | {c.id for c in CLI_CASES}) == len(PANTS_CASES) + len(CLI_CASES)
+
+
+# -- connection faults, as `pants package` reports them ---------------------------------------------
+
+@pytest.fixture
+def silent_worker() -> Iterator[str]:
+    """tcp://127.0.0.1:PORT that accepts connections and never answers."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    try:
+        yield f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    finally:
+        s.close()
+
+
+def test_a_worker_that_never_answers_is_named_with_the_timeout_option(checkout: Checkout, silent_worker: str,
+                                                                      tmp_path: Path) -> None:
+    from llbkit.testutil.certs import make_tls_files
+
+    _write_good(checkout, "silent")
+    tls = make_tls_files(tmp_path / "tls")
+    log = _package_fault_target(checkout, "silent", [
+        f"--buildkit-workers=['{silent_worker}']", f"--buildkit-tls-ca={tls.ca_cert}",
+        f"--buildkit-tls-cert={tls.client_cert}", f"--buildkit-tls-key={tls.client_key}",
+        "--buildkit-connect-timeout=2", "--buildkit-max-attempts=1"])
+    _assert_clear("silent worker", (silent_worker, "Deadline Exceeded", "within 2 s", "[buildkit].connect_timeout"), log)
+    assert "--timeout" not in log and "--tlscert" not in log, log[-3000:]
+
+
+def test_a_client_certificate_from_another_ca_names_the_tls_options(checkout: Checkout, tmp_path: Path) -> None:
+    from llbkit.testutil.buildkitd import Buildkitd
+    from llbkit.testutil.certs import make_tls_files
+
+    served = make_tls_files(tmp_path / "served")
+    other = make_tls_files(tmp_path / "other")
+    daemon = Buildkitd(tcp=True, tls=served, name="buildkitd(tcp+tls, badinput)").start()
+    try:
+        _write_good(checkout, "other-ca")
+        log = _package_fault_target(checkout, "other-ca", [
+            f"--buildkit-workers=['{daemon.addr}']", f"--buildkit-tls-ca={served.ca_cert}",
+            f"--buildkit-tls-cert={other.client_cert}", f"--buildkit-tls-key={other.client_key}",
+            "--buildkit-max-attempts=1"])
+    finally:
+        daemon.stop()
+    _assert_clear("client cert from another CA", (daemon.addr, "rejected the client certificate",
+                                                   "[buildkit].tls_cert"), log)
+    assert "--tlscert" not in log and "Is buildkitd running" not in log, log[-3000:]
+
+
+def _write_good(co: Checkout, name: str) -> None:
+    d = co.repo / "badinput" / f"fault-{name}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "BUILD").write_text(_img(steps=f'[run("echo {name}-{os.getpid()}")]'))
+
+
+def _package_fault_target(co: Checkout, name: str, args: Sequence[str]) -> str:
+    co.clear_dist()
+    run = co.pants("package", f"badinput/fault-{name}:", *args, timeout=600)
+    assert run.returncode != 0, run.log[-3000:]
+    assert not (co.repo / "dist").exists() or not any(p.is_file() for p in (co.repo / "dist").rglob("*"))
+    return run.log

@@ -101,17 +101,18 @@ def resolve_address(address: Optional[str] = None) -> Address:
     return parse_address(address or os.environ.get("BUILDKIT_HOST") or DEFAULT_ADDRESS)
 
 
-def _read_pem(path: PathLike, what: str, marker: str) -> bytes:
+def _read_pem(path: PathLike, what: str, marker: str, setting: str) -> bytes:
     p = Path(path)
+    where = f"TLS {what} {str(p)!r} (set by {setting} or {option_names().tls_dir})"
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise TLSConfigError(f"TLS {what} {str(p)!r} does not exist", str(p)) from None
+        raise TLSConfigError(f"{where} does not exist: fix the path", str(p)) from None
     except OSError as e:
-        raise TLSConfigError(f"cannot read TLS {what} {str(p)!r}: {e.strerror or e}", str(p)) from None
+        raise TLSConfigError(f"cannot read {where}: {e.strerror or e}", str(p)) from None
     if b"-----BEGIN" not in data or marker.encode() not in data:
         raise TLSConfigError(
-            f"TLS {what} {str(p)!r} is not a PEM {marker.lower()} (expected a '-----BEGIN ...{marker}-----' block)",
+            f"{where} is not a PEM {marker.lower()} (expected a '-----BEGIN ...{marker}-----' block)",
             str(p),
         )
     return data
@@ -164,9 +165,10 @@ class TLSConfig:
             n = option_names()
             missing = f"{n.tls_key} (the client key)" if self.key is None else f"{n.tls_cert} (the client certificate)"
             raise TLSConfigError(f"TLS client certificate and key go together: {missing} is missing")
-        ca = _read_pem(self.ca_cert, "CA certificate", "CERTIFICATE") if self.ca_cert else None
-        cert = _read_pem(self.cert, "client certificate", "CERTIFICATE") if self.cert else None
-        key = _read_pem(self.key, "client key", "PRIVATE KEY") if self.key else None
+        names = option_names()
+        ca = _read_pem(self.ca_cert, "CA certificate", "CERTIFICATE", names.tls_ca) if self.ca_cert else None
+        cert = _read_pem(self.cert, "client certificate", "CERTIFICATE", names.tls_cert) if self.cert else None
+        key = _read_pem(self.key, "client key", "PRIVATE KEY", names.tls_key) if self.key else None
         return ca, key, cert
 
 

@@ -30,10 +30,10 @@ def test_buildkit_host(monkeypatch):
 
 
 def test_tls_files_checked_and_named(tmp_path):
-    with pytest.raises(TLSConfigError, match="ca.pem' does not exist"):
+    with pytest.raises(TLSConfigError, match=r"ca.pem' \(set by --tlscacert or --tlsdir\) does not exist"):
         TLSConfig(ca_cert=str(tmp_path / "ca.pem")).load()
     (tmp_path / "junk.pem").write_text("not a certificate")
-    with pytest.raises(TLSConfigError, match="junk.pem' is not a PEM certificate"):
+    with pytest.raises(TLSConfigError, match=r"junk.pem' \(set by --tlscacert or --tlsdir\) is not a PEM certificate"):
         TLSConfig(ca_cert=str(tmp_path / "junk.pem")).load()
     with pytest.raises(TLSConfigError, match="--tlskey"):
         TLSConfig(cert=str(tmp_path / "junk.pem")).load()
