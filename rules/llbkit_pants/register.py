@@ -12,7 +12,7 @@ from llbkit_pants.goals import workers as workers_goal
 from llbkit_pants.goals import llb, publish
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import ContainerImageTarget
-from llbkit_pants.util_rules import bases, dependencies, image_spec, lowering, machine, solver
+from llbkit_pants.util_rules import bases, dependencies, image_spec, lowering, machine, solver, stored_image
 
 
 def build_file_aliases():
@@ -32,6 +32,7 @@ def rules():
         *machine.rules(),
         *bases.rules(),
         *lowering.rules(),
+        *stored_image.rules(),
         *package.rules(),
         *workers_goal.rules(),
         *publish.rules(),

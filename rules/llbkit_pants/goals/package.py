@@ -15,11 +15,14 @@ worker when its worker is unreachable or dies; each scheduling event is logged, 
 `image.json` records which worker built which platform. Processes run as many at once as
 Pants' process concurrency allows; Ctrl-C kills them, which cancels their solves on the
 daemons, and Pants keeps nothing of a process that did not finish.
+
+The outputs are read back from Pants' store and checked against the digests Pants recorded for
+them before they reach `dist/` (Pants' local store does not check what it reads; see
+`util_rules.stored_image`): a damaged image is reported and built again under another cache key.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Tuple
@@ -30,8 +33,6 @@ from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
     Digest,
-    DigestContents,
-    DigestEntries,
     FileContent,
     FileEntry,
     MergeDigests,
@@ -60,6 +61,7 @@ from llbkit_pants.util_rules.machine import MachineChannel, MachineChannelReques
 from llbkit_pants.util_rules.process_errors import ProcessFailure, build_log, events, process_failure
 from llbkit_pants.util_rules.references import image_references
 from llbkit_pants.util_rules.solver import SolverCode
+from llbkit_pants.util_rules.stored_image import StoredImage, StoredImageRequest
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +161,27 @@ def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], .
     return SolveJob.of(address, lowered.lowered, export, secrets, has_context=lowered.image.context_digest is not None)
 
 
+def _report(address: str, result: FallibleProcessResult, channel: MachineChannel,
+            buildkit: BuildKitSubsystem) -> bool:
+    """Log what the build process said; raise its failure. Whether it ran now (not a cache hit)."""
+    # Not `metadata.source(run_id)`: asking for the RunId would make the package rule re-run on
+    # every run, so a no-op under pantsd could not be served from pantsd's memory (then nothing
+    # is logged for the image: nothing happened).
+    solved = result.metadata._source == ProcessResultMetadata.Source.RAN.value
+    if solved:
+        for event in events(result.stderr):
+            logger.info(f"{address}: {event}")
+    if result.exit_code != 0:
+        log = build_log(result.stderr).strip()
+        failure = process_failure(result)
+        if log and buildkit.progress == Progress.plain:
+            logger.info(f"{address}: BuildKit log:\n{log}")
+        raise ContainerImageBuildError(_failure_message(address, failure, channel, buildkit))
+    if solved and buildkit.progress == Progress.plain and build_log(result.stderr).strip():
+        logger.info(f"{address}: BuildKit log:\n{build_log(result.stderr).strip()}")
+    return solved
+
+
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
 async def package_container_image(
     field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem
@@ -179,36 +202,35 @@ async def package_container_image(
     context = await Get(Digest, AddPrefix(lowered.image.context, CONTEXT_DIR)) if has_context else EMPTY_DIGEST
     input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context]))
     platforms = ", ".join(lowered.platforms)
+    command = ("solve", JOB_DIR, "--image", IMAGE_OUT, "--record", RECORD_OUT,
+               *(("--context", CONTEXT_DIR) if has_context else ()))
     result = await Get(FallibleProcessResult, Process, channel.process(
-        code, ("solve", JOB_DIR, "--image", IMAGE_OUT, "--record", RECORD_OUT,
-               *(("--context", CONTEXT_DIR) if has_context else ())),
-        input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
+        code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
         description=f"Building {address} for {platforms}", level=LogLevel.INFO,
     ))
-    # Whether this process ran now (not a cache hit). Not `metadata.source(run_id)`: asking for
-    # the RunId would make this rule re-run on every run, so a no-op under pantsd could not be
-    # served from pantsd's memory (then nothing is logged for the image: nothing happened).
-    solved = result.metadata._source == ProcessResultMetadata.Source.RAN.value
-    if solved:
-        for event in events(result.stderr):
-            logger.info(f"{address}: {event}")
-    if result.exit_code != 0:
-        log = build_log(result.stderr).strip()
-        failure = process_failure(result)
-        if log and buildkit.progress == Progress.plain:
-            logger.info(f"{address}: BuildKit log:\n{log}")
-        raise ContainerImageBuildError(_failure_message(address, failure, channel, buildkit))
-    if solved and buildkit.progress == Progress.plain and build_log(result.stderr).strip():
-        logger.info(f"{address}: BuildKit log:\n{build_log(result.stderr).strip()}")
-
-    entries = await Get(DigestEntries, Digest, result.output_digest)
-    by_path = {e.path: e for e in entries if isinstance(e, FileEntry)}
+    solved = _report(address, result, channel, buildkit)
+    stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT))
+    if stored.problem is not None:
+        # A damaged result in Pants' store (see util_rules.stored_image): build it again, under
+        # another cache key (the damaged entry is not read), and check that result too.
+        logger.warning(f"{address}: the stored image is damaged ({stored.problem}); building it again")
+        result = await Get(FallibleProcessResult, Process, channel.process(
+            code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
+            description=f"Rebuilding {address} for {platforms}", level=LogLevel.INFO,
+            extra_env={"LLBKIT_REBUILD_OF": result.output_digest.fingerprint}))
+        solved = _report(address, result, channel, buildkit)
+        stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT))
+        if stored.problem is not None:
+            raise ContainerImageBuildError(
+                f"failed to build {address}: built again, its image is still damaged when read back from "
+                f"Pants' store ({stored.problem}): Pants' local store (its `local_store_dir`, by default "
+                "~/.cache/pants/lmdb_store) is damaged: delete it, or its `immutable/files` directory, and run again.")
+    assert stored.image is not None and stored.record_entry is not None
     digest = await Get(Digest, CreateDigest([
-        FileEntry(image_path, by_path[IMAGE_OUT].file_digest),
-        FileEntry(record_path, by_path[RECORD_OUT].file_digest),
+        FileEntry(image_path, stored.image.file_digest),
+        FileEntry(record_path, stored.record_entry.file_digest),
     ]))
-    contents = await Get(DigestContents, Digest, await Get(Digest, CreateDigest([by_path[RECORD_OUT]])))
-    record = json.loads(contents[0].content)
+    record = stored.record
     workers_used = sorted({p["worker"] for p in record["platforms"] if p.get("worker")})
     how = (f"solved in {result.metadata.total_elapsed_ms / 1000:.1f}s" if solved and result.metadata.total_elapsed_ms
            is not None else "solved" if solved else "from cache")

@@ -78,8 +78,10 @@ class BuildKitSubsystem(Subsystem):
         help=softwrap(
             """
             A directory holding `ca.pem`, `cert.pem` and `key.pem` (buildctl's `--tlsdir` layout),
-            instead of `tls_ca`, `tls_cert` and `tls_key`. TLS applies to the `tcp://` workers.
-            Relative paths are relative to the build root; `~` is expanded.
+            or `ca.crt`, `tls.crt` and `tls.key` (a Kubernetes TLS secret's names, which buildctl
+            accepts too), instead of `tls_ca`, `tls_cert` and `tls_key` (set one or the other).
+            TLS applies to the `tcp://` workers. Relative paths are relative to the build root;
+            `~` is expanded.
             """
         ),
     )
@@ -151,13 +153,20 @@ class BuildKitSubsystem(Subsystem):
         help=softwrap(
             """
             BuildKit cache imports, buildctl-style, e.g. `["type=registry,ref=registry.example.com/cache/app"]`.
-            They speed up solves; they are not part of the result's cache key.
+            Types: `registry` (`ref=`), `local` (`src=`), `gha`, `s3`, `azblob`. They speed up
+            solves; they are not part of the result's cache key.
             """
         ),
     )
     cache_to = StrListOption(
         default=[],
-        help="BuildKit cache exports, buildctl-style, e.g. `[\"type=registry,ref=registry.example.com/cache/app,mode=max\"]`.",
+        help=softwrap(
+            """
+            BuildKit cache exports, buildctl-style, e.g.
+            `["type=registry,ref=registry.example.com/cache/app,mode=max"]`. Types: `registry`
+            (`ref=`), `inline`, `local` (`dest=`), `gha`, `s3`, `azblob`.
+            """
+        ),
     )
     source_date_epoch = IntOption(
         default=0,

@@ -63,12 +63,13 @@ class MachineChannel:
     def process(self, code: SolverCode, command: Tuple[str, ...], *, input_digest: Digest,
                 description: str, output_files: Tuple[str, ...] = (),
                 cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL,
-                level: LogLevel = LogLevel.DEBUG) -> Process:
+                level: LogLevel = LogLevel.DEBUG, extra_env: Optional[Mapping[str, str]] = None) -> Process:
         """A build process: `python -m llbkit.builder.process COMMAND... --settings .llbkit-machine`.
         Its argv, env and inputs are content only; `input_digest` must include `code.digest`."""
         return Process(
             argv=(PYTHON, "-s", "-B", "-m", "llbkit.builder.process", *command, "--settings", CHANNEL_DIR),
-            env={"PYTHONPATH": CODE_DIR, "PYTHONNOUSERSITE": "1", "LLBKIT_RUNTIME": code.runtime},
+            env={"PYTHONPATH": CODE_DIR, "PYTHONNOUSERSITE": "1", "LLBKIT_RUNTIME": code.runtime,
+                 **(extra_env or {})},
             input_digest=input_digest,
             output_files=output_files,
             append_only_caches={self.cache_name: CHANNEL_DIR},
