@@ -37,10 +37,17 @@ from pants.engine.fs import (
     FileEntry,
     MergeDigests,
 )
-from pants.engine.process import FallibleProcessResult, ProcessResultMetadata, Process
+from pants.engine.process import (
+    FallibleProcessResult,
+    Process,
+    ProcessCacheScope,
+    ProcessResult,
+    ProcessResultMetadata,
+)
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.engine.unions import UnionRule
+from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
 from llbkit.builder.job import ExportOptions, SolveJob
@@ -61,7 +68,7 @@ from llbkit_pants.util_rules.machine import MachineChannel, MachineChannelReques
 from llbkit_pants.util_rules.process_errors import ProcessFailure, build_log, events, process_failure
 from llbkit_pants.util_rules.references import image_references
 from llbkit_pants.util_rules.solver import SolverCode
-from llbkit_pants.util_rules.stored_image import StoredImage, StoredImageRequest
+from llbkit_pants.util_rules.stored_image import StoredImage, StoredImageRequest, large_file_path
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +191,7 @@ def _report(address: str, result: FallibleProcessResult, channel: MachineChannel
 
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
 async def package_container_image(
-    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem
+    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, global_options: GlobalOptions
 ) -> BuiltPackage:
     address = str(field_set.address)
     image_path, record_path = field_set.output_paths()
@@ -211,20 +218,27 @@ async def package_container_image(
     solved = _report(address, result, channel, buildkit)
     stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT))
     if stored.problem is not None:
-        # A damaged result in Pants' store (see util_rules.stored_image): build it again, under
-        # another cache key (the damaged entry is not read), and check that result too.
+        # A damaged result in Pants' store (see util_rules.stored_image). Pants writes a file into
+        # its store only when it is not there yet, so the damaged copy is removed first (Pants'
+        # own files, named by digest); then the image is built again under another cache key and
+        # its new outputs are stored and checked in turn.
         logger.warning(f"{address}: the stored image is damaged ({stored.problem}); building it again")
+        damaged = [p for p in (large_file_path(global_options.local_store_dir, d) for d in stored.damaged) if p]
+        if damaged:
+            await Get(ProcessResult, Process(
+                argv=("/bin/rm", "-f", *damaged), description=f"Remove the damaged copy of {address}'s image",
+                level=LogLevel.DEBUG, cache_scope=ProcessCacheScope.PER_SESSION))
         result = await Get(FallibleProcessResult, Process, channel.process(
             code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
             description=f"Rebuilding {address} for {platforms}", level=LogLevel.INFO,
             extra_env={"LLBKIT_REBUILD_OF": result.output_digest.fingerprint}))
         solved = _report(address, result, channel, buildkit)
-        stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT))
+        stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT, attempt=1))
         if stored.problem is not None:
             raise ContainerImageBuildError(
                 f"failed to build {address}: built again, its image is still damaged when read back from "
-                f"Pants' store ({stored.problem}): Pants' local store (its `local_store_dir`, by default "
-                "~/.cache/pants/lmdb_store) is damaged: delete it, or its `immutable/files` directory, and run again.")
+                f"Pants' store ({stored.problem}): Pants' local store ([GLOBAL].local_store_dir = "
+                f"{global_options.local_store_dir}) is damaged: stop pantsd, delete that directory and run again.")
     assert stored.image is not None and stored.record_entry is not None
     digest = await Get(Digest, CreateDigest([
         FileEntry(image_path, stored.image.file_digest),

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
-from pants.engine.fs import Digest, DigestContents, DigestEntries, FileEntry
+from pants.engine.fs import AddPrefix, Digest, DigestContents, DigestEntries, FileDigest, FileEntry
 from pants.engine.rules import Get, collect_rules, rule
+
+LARGE_FILE_SIZE = 512 * 1024  # Pants' store keeps files from this size on as plain files
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class StoredImageRequest:
     output_digest: Digest  # the build process' outputs
     image_path: str
     record_path: str
+    # A rebuild gives the same digests: a read after one must not be served from the engine's
+    # memo of the first read, so each attempt reads through a digest of its own.
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,42 +45,58 @@ class StoredImage:
     record_entry: Optional[FileEntry]
     record_json: str  # the record's text (a str: dataclass fields must be hashable)
     problem: Optional[str] = None
+    damaged: Tuple[FileDigest, ...] = ()  # the digests whose stored bytes are wrong (or unreadable)
 
     @property
     def record(self) -> Dict[str, Any]:
         return json.loads(self.record_json)
 
 
-def _damaged(problem: str) -> StoredImage:
-    return StoredImage(None, None, "", problem)
+def _damaged(problem: str, *digests: FileDigest) -> StoredImage:
+    return StoredImage(None, None, "", problem, tuple(digests))
+
+
+def large_file_path(local_store_dir: str, digest: FileDigest) -> Optional[str]:
+    """Where Pants' local store keeps the bytes of ``digest`` as a plain file (None: it is small,
+    so it lives in the store's LMDB databases)."""
+    if digest.serialized_bytes_length < LARGE_FILE_SIZE:
+        return None
+    fp = digest.fingerprint
+    return os.path.join(os.path.realpath(local_store_dir), "immutable", "files", fp[:2], fp)
 
 
 @rule(desc="Check a built image read back from Pants' store")
 async def stored_image(request: StoredImageRequest) -> StoredImage:
-    entries = await Get(DigestEntries, Digest, request.output_digest)
-    by_path = {e.path: e for e in entries if isinstance(e, FileEntry)}
+    root = request.output_digest
+    if request.attempt:
+        root = await Get(Digest, AddPrefix(root, f".attempt-{request.attempt}"))
+    entries = await Get(DigestEntries, Digest, root)
+    prefix = f".attempt-{request.attempt}/" if request.attempt else ""
+    by_path = {e.path[len(prefix):]: e for e in entries if isinstance(e, FileEntry)}
     missing = [p for p in (request.image_path, request.record_path) if p not in by_path]
     if missing:
         return _damaged(f"the stored outputs lack {', '.join(missing)}")
     try:
-        contents = await Get(DigestContents, Digest, request.output_digest)
+        contents = await Get(DigestContents, Digest, root)
     except Exception as e:  # the engine could not load a file back (e.g. truncated in the store)
         text = " ".join(str(e).split())
-        return _damaged(f"Pants' store could not read them back ({text[:300]})")
-    data = {c.path: c.content for c in contents}
+        return _damaged(f"Pants' store could not read them back ({text[:300]})",
+                        *(by_path[p].file_digest for p in (request.image_path, request.record_path)))
+    data = {c.path[len(prefix):]: c.content for c in contents}
     for path in (request.image_path, request.record_path):
         want = by_path[path].file_digest
         got = data.get(path, b"")
         if len(got) != want.serialized_bytes_length or hashlib.sha256(got).hexdigest() != want.fingerprint:
             return _damaged(f"{path} read back from Pants' store is {len(got)} bytes with sha256 "
                             f"{hashlib.sha256(got).hexdigest()[:16]}..., not the {want.serialized_bytes_length} "
-                            f"bytes with sha256 {want.fingerprint[:16]}... it was stored as")
+                            f"bytes with sha256 {want.fingerprint[:16]}... it was stored as", want)
     text = data[request.record_path].decode("utf-8", errors="replace")
     try:
         record = json.loads(text)
         record["index"]["digest"], record["platforms"]
     except (ValueError, KeyError, TypeError) as e:
-        return _damaged(f"its record {request.record_path} is not a valid image record ({type(e).__name__}: {e})")
+        return _damaged(f"its record {request.record_path} is not a valid image record ({type(e).__name__}: {e})",
+                        by_path[request.record_path].file_digest)
     return StoredImage(by_path[request.image_path], by_path[request.record_path], text)
 
 
