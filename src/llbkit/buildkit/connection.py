@@ -154,9 +154,8 @@ class TLSConfig:
                 "tls.crt/tls.key)", str(d)
             )
         if (cert is None) != (key is None):
-            have, missing = ("cert.pem", "key.pem (or tls.key)") if key is None else ("key.pem", "cert.pem (or tls.crt)")
-            raise TLSConfigError(f"TLS directory {str(d)!r} holds a client {'certificate' if key is None else 'key'} "
-                                 f"but no {missing}: add it", str(d))
+            have, missing = ("certificate", "key.pem (or tls.key)") if key is None else ("key", "cert.pem (or tls.crt)")
+            raise TLSConfigError(f"TLS directory {str(d)!r} holds a client {have} but no {missing}: add it", str(d))
         return cls(ca_cert=ca, cert=cert, key=key, server_name=server_name)
 
     def load(self) -> Tuple[Optional[bytes], Optional[bytes], Optional[bytes]]:
