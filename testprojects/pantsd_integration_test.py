@@ -40,12 +40,16 @@ BUSYBOX = "127.0.0.1:5050/llbkit/busybox:latest"  # the samples' registry, start
 @pytest.fixture(scope="module")
 def checkout() -> Iterator[Checkout]:
     base = make_temp_dir("pantsd-it", need_socket_room=len("/cache-xx/buildkitd/buildkitd.sock"))
-    co = Checkout(base, "p", pantsd=True)
+    # Pants' sandboxes, so that a test can see none is left behind (short: a build process puts
+    # its temp dir, with the session's unix socket, into its sandbox).
+    exec_root = make_temp_dir("x")
+    co = Checkout(base, "p", pantsd=True, env={"PANTS_LOCAL_EXECUTION_ROOT_DIR": str(exec_root)})
     try:
         yield co
     finally:
         co.close()
         remove_tree(base)
+        remove_tree(exec_root)
 
 
 def _write(co: Checkout, files: dict) -> None:
@@ -155,6 +159,27 @@ def _pids_running(cmdline: str) -> List[int]:
     return out
 
 
+def _start_package(co: Checkout, pantsd: bool, target: str) -> subprocess.Popen:
+    argv = ["./pants", "--pantsd" if pantsd else "--no-pantsd", "package", target]
+    env = dict(os.environ, LLBKIT_CACHE=str(co.cache), **co.env)
+    env.pop("LLBKIT_REPO", None)
+    return subprocess.Popen(argv, cwd=co.repo, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_for_run(proc: subprocess.Popen, cmdline: str) -> None:
+    deadline = time.monotonic() + 240
+    while not _pids_running(cmdline):
+        assert proc.poll() is None, f"Pants ended before the RUN started:\n{proc.communicate()[0].decode()[-3000:]}"
+        assert time.monotonic() < deadline, "the RUN never started"
+        time.sleep(0.2)
+
+
+def _sandboxes(co: Checkout) -> List[Path]:
+    root = Path(co.env["PANTS_LOCAL_EXECUTION_ROOT_DIR"])
+    return sorted(root.glob("pants-sandbox-*")) if root.is_dir() else []
+
+
 @pytest.mark.parametrize("pantsd", [True, False], ids=["pantsd", "no-pantsd"])
 def test_ctrl_c_during_a_long_run_stops_it_on_the_daemon_and_writes_nothing(checkout: Checkout,
                                                                           pantsd: bool) -> None:
@@ -164,27 +189,38 @@ def test_ctrl_c_during_a_long_run_stops_it_on_the_daemon_and_writes_nothing(chec
                         steps=[run("echo {secrets.token_hex(4)} && sleep {seconds}")])
         """})
     checkout.clear_dist()
-    argv = ["./pants", "--pantsd" if pantsd else "--no-pantsd", "package", "scenario:sleepy"]
-    env = dict(os.environ, LLBKIT_CACHE=str(checkout.cache), **checkout.env)
-    env.pop("LLBKIT_REPO", None)
-    proc = subprocess.Popen(argv, cwd=checkout.repo, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = _start_package(checkout, pantsd, "scenario:sleepy")
     try:
-        deadline = time.monotonic() + 240
-        while not _pids_running(f"sleep {seconds}"):
-            assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
-            assert time.monotonic() < deadline, "the RUN never started"
-            time.sleep(0.2)
+        _wait_for_run(proc, f"sleep {seconds}")
         proc.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends
         interrupted = time.monotonic()
         while _pids_running(f"sleep {seconds}") and time.monotonic() - interrupted < 5:
             time.sleep(0.1)
         assert not _pids_running(f"sleep {seconds}"), "the RUN still runs on the daemon 5 s after Ctrl-C"
-        output = proc.communicate(timeout=60)[0].decode()
+        # Promptly: well before the RUN would have ended by itself (it has a minute left).
+        output = proc.communicate(timeout=30)[0].decode()
         assert proc.returncode != 0
         assert "Traceback" not in output, output[-3000:]
+        assert "interrupted" in output.lower(), output[-3000:]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert not (checkout.repo / "dist" / "scenario").exists() or not any((checkout.repo / "dist" / "scenario").iterdir())
+    # The interrupted build's sandbox, and with it every temporary file of the build process
+    # (llbkit.builder.process puts TMPDIR there), is gone.
+    deadline = time.monotonic() + 10
+    while _sandboxes(checkout) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _sandboxes(checkout), f"sandboxes left after Ctrl-C: {_sandboxes(checkout)}"
+    # Nothing was written into Pants' cache after the interrupt: the same build runs the RUN
+    # again (a cached result would end the run without starting it).
+    again = _start_package(checkout, pantsd, "scenario:sleepy")
+    try:
+        _wait_for_run(again, f"sleep {seconds}")
+        again.send_signal(signal.SIGINT)
+        again.communicate(timeout=30)
+    finally:
+        if again.poll() is None:
+            os.killpg(again.pid, signal.SIGKILL)
+            again.wait()

@@ -22,6 +22,7 @@ from llbkit_pants.util_rules import (
     lowering,
     machine,
     solver,
+    stored_image,
 )
 
 
@@ -45,6 +46,7 @@ def rules():
         *machine.rules(),
         *bases.rules(),
         *lowering.rules(),
+        *stored_image.rules(),
         *package.rules(),
         *workers_goal.rules(),
         *publish.rules(),

@@ -15,11 +15,14 @@ worker when its worker is unreachable or dies; each scheduling event is logged, 
 `image.json` records which worker built which platform. Processes run as many at once as
 Pants' process concurrency allows; Ctrl-C kills them, which cancels their solves on the
 daemons, and Pants keeps nothing of a process that did not finish.
+
+The outputs are read back from Pants' store and checked against the digests Pants recorded for
+them before they reach `dist/` (Pants' local store does not check what it reads; see
+`util_rules.stored_image`): a damaged image is reported and built again under another cache key.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Tuple
@@ -30,16 +33,21 @@ from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
     Digest,
-    DigestContents,
-    DigestEntries,
     FileContent,
     FileEntry,
     MergeDigests,
 )
-from pants.engine.process import FallibleProcessResult, ProcessResultMetadata, Process
+from pants.engine.process import (
+    FallibleProcessResult,
+    Process,
+    ProcessCacheScope,
+    ProcessResult,
+    ProcessResultMetadata,
+)
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.engine.unions import UnionRule
+from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
 from llbkit.builder.job import ExportOptions, SolveJob
@@ -60,6 +68,7 @@ from llbkit_pants.util_rules.machine import MachineChannel, MachineChannelReques
 from llbkit_pants.util_rules.process_errors import ProcessFailure, build_log, events, process_failure
 from llbkit_pants.util_rules.references import image_references
 from llbkit_pants.util_rules.solver import SolverCode
+from llbkit_pants.util_rules.stored_image import StoredImage, StoredImageRequest, large_file_path
 
 logger = logging.getLogger(__name__)
 
@@ -159,9 +168,30 @@ def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], .
     return SolveJob.of(address, lowered.lowered, export, secrets, has_context=lowered.image.context_digest is not None)
 
 
+def _report(address: str, result: FallibleProcessResult, channel: MachineChannel,
+            buildkit: BuildKitSubsystem) -> bool:
+    """Log what the build process said; raise its failure. Whether it ran now (not a cache hit)."""
+    # Not `metadata.source(run_id)`: asking for the RunId would make the package rule re-run on
+    # every run, so a no-op under pantsd could not be served from pantsd's memory (then nothing
+    # is logged for the image: nothing happened).
+    solved = result.metadata._source == ProcessResultMetadata.Source.RAN.value
+    if solved:
+        for event in events(result.stderr):
+            logger.info(f"{address}: {event}")
+    if result.exit_code != 0:
+        log = build_log(result.stderr).strip()
+        failure = process_failure(result)
+        if log and buildkit.progress == Progress.plain:
+            logger.info(f"{address}: BuildKit log:\n{log}")
+        raise ContainerImageBuildError(_failure_message(address, failure, channel, buildkit))
+    if solved and buildkit.progress == Progress.plain and build_log(result.stderr).strip():
+        logger.info(f"{address}: BuildKit log:\n{build_log(result.stderr).strip()}")
+    return solved
+
+
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
 async def package_container_image(
-    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem
+    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, global_options: GlobalOptions
 ) -> BuiltPackage:
     address = str(field_set.address)
     image_path, record_path = field_set.output_paths()
@@ -179,36 +209,42 @@ async def package_container_image(
     context = await Get(Digest, AddPrefix(lowered.image.context, CONTEXT_DIR)) if has_context else EMPTY_DIGEST
     input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context]))
     platforms = ", ".join(lowered.platforms)
+    command = ("solve", JOB_DIR, "--image", IMAGE_OUT, "--record", RECORD_OUT,
+               *(("--context", CONTEXT_DIR) if has_context else ()))
     result = await Get(FallibleProcessResult, Process, channel.process(
-        code, ("solve", JOB_DIR, "--image", IMAGE_OUT, "--record", RECORD_OUT,
-               *(("--context", CONTEXT_DIR) if has_context else ())),
-        input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
+        code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
         description=f"Building {address} for {platforms}", level=LogLevel.INFO,
     ))
-    # Whether this process ran now (not a cache hit). Not `metadata.source(run_id)`: asking for
-    # the RunId would make this rule re-run on every run, so a no-op under pantsd could not be
-    # served from pantsd's memory (then nothing is logged for the image: nothing happened).
-    solved = result.metadata._source == ProcessResultMetadata.Source.RAN.value
-    if solved:
-        for event in events(result.stderr):
-            logger.info(f"{address}: {event}")
-    if result.exit_code != 0:
-        log = build_log(result.stderr).strip()
-        failure = process_failure(result)
-        if log and buildkit.progress == Progress.plain:
-            logger.info(f"{address}: BuildKit log:\n{log}")
-        raise ContainerImageBuildError(_failure_message(address, failure, channel, buildkit))
-    if solved and buildkit.progress == Progress.plain and build_log(result.stderr).strip():
-        logger.info(f"{address}: BuildKit log:\n{build_log(result.stderr).strip()}")
-
-    entries = await Get(DigestEntries, Digest, result.output_digest)
-    by_path = {e.path: e for e in entries if isinstance(e, FileEntry)}
+    solved = _report(address, result, channel, buildkit)
+    stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT))
+    if stored.problem is not None:
+        # A damaged result in Pants' store (see util_rules.stored_image). Pants writes a file into
+        # its store only when it is not there yet, so the damaged copy is removed first (Pants'
+        # own files, named by digest); then the image is built again under another cache key and
+        # its new outputs are stored and checked in turn.
+        logger.warning(f"{address}: the stored image is damaged ({stored.problem}); building it again")
+        damaged = [p for p in (large_file_path(global_options.local_store_dir, d) for d in stored.damaged) if p]
+        if damaged:
+            await Get(ProcessResult, Process(
+                argv=("/bin/rm", "-f", *damaged), description=f"Remove the damaged copy of {address}'s image",
+                level=LogLevel.DEBUG, cache_scope=ProcessCacheScope.PER_SESSION))
+        result = await Get(FallibleProcessResult, Process, channel.process(
+            code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
+            description=f"Rebuilding {address} for {platforms}", level=LogLevel.INFO,
+            extra_env={"LLBKIT_REBUILD_OF": result.output_digest.fingerprint}))
+        solved = _report(address, result, channel, buildkit)
+        stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT, attempt=1))
+        if stored.problem is not None:
+            raise ContainerImageBuildError(
+                f"failed to build {address}: built again, its image is still damaged when read back from "
+                f"Pants' store ({stored.problem}): Pants' local store ([GLOBAL].local_store_dir = "
+                f"{global_options.local_store_dir}) is damaged: stop pantsd, delete that directory and run again.")
+    assert stored.image is not None and stored.record_entry is not None
     digest = await Get(Digest, CreateDigest([
-        FileEntry(image_path, by_path[IMAGE_OUT].file_digest),
-        FileEntry(record_path, by_path[RECORD_OUT].file_digest),
+        FileEntry(image_path, stored.image.file_digest),
+        FileEntry(record_path, stored.record_entry.file_digest),
     ]))
-    contents = await Get(DigestContents, Digest, await Get(Digest, CreateDigest([by_path[RECORD_OUT]])))
-    record = json.loads(contents[0].content)
+    record = stored.record
     workers_used = sorted({p["worker"] for p in record["platforms"] if p.get("worker")})
     how = (f"solved in {result.metadata.total_elapsed_ms / 1000:.1f}s" if solved and result.metadata.total_elapsed_ms
            is not None else "solved" if solved else "from cache")

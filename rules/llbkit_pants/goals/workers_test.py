@@ -36,7 +36,7 @@ def test_an_unreachable_worker_is_shown_with_its_error_and_fails(rule_runner: Ru
 def test_a_bad_worker_option_is_a_clear_error(rule_runner: RuleRunner) -> None:
     result = rule_runner.run_goal_rule(BuildKitWorkers, global_args=["--buildkit-workers=['http://x']"])
     assert result.exit_code == 2
-    assert "invalid [buildkit].workers entry: invalid worker 'http://x'" in result.stderr
+    assert "invalid [buildkit].workers 'http://x': invalid buildkitd address 'http://x'" in result.stderr
 
 
 def test_table_lists_native_and_emulated_platforms() -> None:

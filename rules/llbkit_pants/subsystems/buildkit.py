@@ -10,8 +10,9 @@ key: they reach the build processes out of band (see `util_rules.machine`).
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any, Optional, Sequence
 
-from pants.option.option_types import BoolOption, EnumOption, IntOption, StrListOption, StrOption
+from pants.option.option_types import BoolOption, EnumOption, FloatOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
@@ -21,6 +22,20 @@ from llbkit.buildkit.local_daemon import INSTALL_HINT
 class Progress(Enum):
     quiet = "quiet"
     plain = "plain"
+
+
+# BuildKit's cache backends (`--import-cache` / `--export-cache` types).
+CACHE_FROM_TYPES = ("registry", "local", "gha", "s3", "azblob")
+CACHE_TO_TYPES = ("registry", "inline", "local", "gha", "s3", "azblob")
+
+class BuildKitOptionError(Exception):
+    """A `[buildkit]` option is invalid (the message names it, the value and how to fix it)."""
+
+    def __init__(self, option: str, value: Any = None, problem: Optional[str] = None) -> None:
+        # BuildKitOptionError("workers", "foo", "why"), or one finished message (older callers).
+        super().__init__(option if problem is None else f"invalid [buildkit].{option} {value!r}: {problem}")
+        self.option = option if problem is not None else None
+        self.value = value
 
 
 class BuildKitSubsystem(Subsystem):
@@ -63,8 +78,21 @@ class BuildKitSubsystem(Subsystem):
         help=softwrap(
             """
             A directory holding `ca.pem`, `cert.pem` and `key.pem` (buildctl's `--tlsdir` layout),
-            instead of `tls_ca`, `tls_cert` and `tls_key`. TLS applies to the `tcp://` workers.
-            Relative paths are relative to the build root; `~` is expanded.
+            or `ca.crt`, `tls.crt` and `tls.key` (a Kubernetes TLS secret's names, which buildctl
+            accepts too), instead of `tls_ca`, `tls_cert` and `tls_key` (set one or the other).
+            TLS applies to the `tcp://` workers. Relative paths are relative to the build root;
+            `~` is expanded.
+            """
+        ),
+    )
+    connect_timeout = FloatOption(
+        default=5.0,
+        help=softwrap(
+            """
+            Seconds a worker has to answer when it is checked before a build (its info and
+            platforms), and on other short requests; a worker that accepts the connection but does
+            not answer in time is reported so and not used. Raise it for distant or busy workers.
+            Solves themselves have no time limit.
             """
         ),
     )
@@ -125,13 +153,20 @@ class BuildKitSubsystem(Subsystem):
         help=softwrap(
             """
             BuildKit cache imports, buildctl-style, e.g. `["type=registry,ref=registry.example.com/cache/app"]`.
-            They speed up solves; they are not part of the result's cache key.
+            Types: `registry` (`ref=`), `local` (`src=`), `gha`, `s3`, `azblob`. They speed up
+            solves; they are not part of the result's cache key.
             """
         ),
     )
     cache_to = StrListOption(
         default=[],
-        help="BuildKit cache exports, buildctl-style, e.g. `[\"type=registry,ref=registry.example.com/cache/app,mode=max\"]`.",
+        help=softwrap(
+            """
+            BuildKit cache exports, buildctl-style, e.g.
+            `["type=registry,ref=registry.example.com/cache/app,mode=max"]`. Types: `registry`
+            (`ref=`), `inline`, `local` (`dest=`), `gha`, `s3`, `azblob`.
+            """
+        ),
     )
     source_date_epoch = IntOption(
         default=0,
@@ -152,3 +187,74 @@ class BuildKitSubsystem(Subsystem):
             """
         ),
     )
+
+
+def _check_cache(option: str, specs: Sequence[str], types: Sequence[str]) -> None:
+    from llbkit.buildkit.options import parse_cache_export, parse_cache_import
+    from llbkit.errors import LlbkitError
+
+    parse = parse_cache_import if option == "cache_from" else parse_cache_export
+    for spec in specs:
+        try:
+            cache = parse(spec)
+        except (LlbkitError, ValueError) as e:
+            # The parser speaks buildctl's flags; say it as this option.
+            text = str(e).split(": ", 1)[-1]
+            raise BuildKitOptionError(option, spec, text) from None
+        if cache.type not in types:
+            raise BuildKitOptionError(option, spec, f"unknown cache type {cache.type!r}: use one of "
+                                      f"{', '.join('type=' + t for t in types)}, e.g. "
+                                      '"type=registry,ref=registry.example.com/cache/app"')
+
+
+def check_options(buildkit: Any) -> None:
+    """Refuse bad `[buildkit]` values before anything runs, each error naming the option, the
+    value and the fix. Only what needs no I/O: files named by the TLS options are checked by the
+    build process that reads them (its errors name the option too)."""
+    from llbkit.builder.lazy_pool import parse_worker
+    from llbkit.builder.secrets import parse_secret
+    from llbkit.errors import LlbkitError
+    from llbkit.platforms import canonical_platform
+
+    for text in buildkit.workers:
+        try:
+            cfg = parse_worker(text)
+            for p in cfg.platforms:
+                canonical_platform(p, op="platform")
+        except (ValueError, LlbkitError) as e:
+            raise BuildKitOptionError("workers", text, str(e).replace(f"invalid worker {text!r}: ", "")
+                                      + ' (an entry is ADDRESS or ADDRESS=PLATFORM,..., e.g. '
+                                      '"tcp://10.0.0.6:1234=linux/arm64")') from None
+    for p in buildkit.platforms:
+        try:
+            canonical_platform(p, op="platform")
+        except LlbkitError as e:
+            raise BuildKitOptionError("platforms", p, str(e).split(": ", 2)[-1]) from None
+    if not buildkit.platforms:
+        raise BuildKitOptionError("platforms", [], 'list at least one platform, e.g. ["linux/amd64"]')
+    if buildkit.max_attempts < 1:
+        raise BuildKitOptionError("max_attempts", buildkit.max_attempts, "it must be at least 1")
+    if not buildkit.connect_timeout > 0:
+        raise BuildKitOptionError("connect_timeout", buildkit.connect_timeout,
+                                  "it must be a positive number of seconds, e.g. 5")
+    if buildkit.source_date_epoch < 0:
+        raise BuildKitOptionError("source_date_epoch", buildkit.source_date_epoch,
+                                  "it must be seconds since 1970 (0 or more)")
+    if buildkit.tls_dir and (buildkit.tls_ca or buildkit.tls_cert or buildkit.tls_key):
+        raise BuildKitOptionError("tls_dir", buildkit.tls_dir, "set either tls_dir or tls_ca/tls_cert/tls_key, "
+                                  "not both")
+    if bool(buildkit.tls_cert) != bool(buildkit.tls_key):
+        option, other = ("tls_cert", "tls_key") if buildkit.tls_cert else ("tls_key", "tls_cert")
+        raise BuildKitOptionError(option, getattr(buildkit, option),
+                                  f"the client certificate and key go together: set [buildkit].{other} too")
+    _check_cache("cache_from", buildkit.cache_from, CACHE_FROM_TYPES)
+    _check_cache("cache_to", buildkit.cache_to, CACHE_TO_TYPES)
+    seen = set()
+    for text in buildkit.secrets:
+        try:
+            sid, _ = parse_secret(text)
+        except ValueError as e:
+            raise BuildKitOptionError("secrets", text, str(e).replace(f"invalid secret {text!r}: ", "")) from None
+        if sid in seen:
+            raise BuildKitOptionError("secrets", text, f"secret {sid!r} is listed twice: list each id once")
+        seen.add(sid)

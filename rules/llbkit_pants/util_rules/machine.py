@@ -40,15 +40,11 @@ from llbkit.builder.settings import ENVIRONMENT_VARIABLES, SETTINGS_FILE, Machin
 from llbkit.buildkit.connection import TLSConfig
 from llbkit.builder.lazy_pool import parse_worker
 from llbkit.errors import LlbkitError
-from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
+from llbkit_pants.subsystems.buildkit import BuildKitOptionError, BuildKitSubsystem, check_options
 from llbkit_pants.util_rules.solver import CODE_DIR, SolverCode
 
 CHANNEL_DIR = ".llbkit-machine"
 PYTHON = f"./{CHANNEL_DIR}/python"
-
-
-class BuildKitOptionError(Exception):
-    """A `[buildkit]` option is invalid (the message names it and says how to fix it)."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +63,13 @@ class MachineChannel:
     def process(self, code: SolverCode, command: Tuple[str, ...], *, input_digest: Digest,
                 description: str, output_files: Tuple[str, ...] = (),
                 cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL,
-                level: LogLevel = LogLevel.DEBUG) -> Process:
+                level: LogLevel = LogLevel.DEBUG, extra_env: Optional[Mapping[str, str]] = None) -> Process:
         """A build process: `python -m llbkit.builder.process COMMAND... --settings .llbkit-machine`.
         Its argv, env and inputs are content only; `input_digest` must include `code.digest`."""
         return Process(
             argv=(PYTHON, "-s", "-B", "-m", "llbkit.builder.process", *command, "--settings", CHANNEL_DIR),
-            env={"PYTHONPATH": CODE_DIR, "PYTHONNOUSERSITE": "1", "LLBKIT_RUNTIME": code.runtime},
+            env={"PYTHONPATH": CODE_DIR, "PYTHONNOUSERSITE": "1", "LLBKIT_RUNTIME": code.runtime,
+                 **(extra_env or {})},
             input_digest=input_digest,
             output_files=output_files,
             append_only_caches={self.cache_name: CHANNEL_DIR},
@@ -98,33 +95,23 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
             try:
                 tls = TLSConfig.from_dir(d, buildkit.tls_server_name)
             except LlbkitError as e:
-                raise BuildKitOptionError(f"invalid [buildkit].tls_dir: {e}") from None
+                raise BuildKitOptionError("tls_dir", buildkit.tls_dir, str(e)) from None
             return tls.ca_cert, tls.cert, tls.key
         return tuple(_expand(p, env, build_root) if p else None  # type: ignore[return-value]
                      for p in (buildkit.tls_ca, buildkit.tls_cert, buildkit.tls_key))
 
+    check_options(buildkit)
     ca, cert, key = tls_paths()
     workers = []
     for text in buildkit.workers:
         try:
             cfg = parse_worker(text)
         except ValueError as e:
-            raise BuildKitOptionError(f"invalid [buildkit].workers entry: {e}") from None
+            raise BuildKitOptionError("workers", text, str(e)) from None
         tcp = cfg.address.startswith("tcp://")
         workers.append(WorkerSetting(cfg.address, cfg.platforms, ca if tcp else None, cert if tcp else None,
                                      key if tcp else None, buildkit.tls_server_name if tcp else None))
-    if buildkit.max_attempts < 1:
-        raise BuildKitOptionError(f"invalid [buildkit].max_attempts: it must be at least 1, not {buildkit.max_attempts}")
-    try:
-        from llbkit.buildkit.options import parse_cache_export, parse_cache_import
-
-        for c in buildkit.cache_from:
-            parse_cache_import(c)
-        for c in buildkit.cache_to:
-            parse_cache_export(c)
-        sources = parse_secrets(buildkit.secrets)
-    except (ValueError, LlbkitError) as e:
-        raise BuildKitOptionError(f"invalid [buildkit] option: {e}") from None
+    sources = parse_secrets(buildkit.secrets)  # checked by check_options
     secrets: Dict[str, Dict[str, str]] = {}
     for sid, src in sources.items():
         if src.env is not None:
@@ -137,7 +124,7 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
     return MachineSettings(
         workers=tuple(workers), auto_start=bool(buildkit.auto_start),
         allow_emulation=bool(buildkit.allow_emulation), max_attempts=buildkit.max_attempts,
-        cache_from=tuple(buildkit.cache_from), cache_to=tuple(buildkit.cache_to),
+        connect_timeout=float(buildkit.connect_timeout), cache_from=tuple(buildkit.cache_from), cache_to=tuple(buildkit.cache_to),
         progress=buildkit.progress.value,
         environment={k: v for k, v in env.items() if k in ENVIRONMENT_VARIABLES and v is not None},
         secrets=secrets, python=python,
@@ -182,10 +169,8 @@ put("python", "#!/bin/sh\\nPYTHONPATH=\\"$PYTHONPATH:" + sys.argv[4] + "\\" exec
 
 @rule(desc="Hand this machine's BuildKit settings to llbkit's build processes", level=LogLevel.DEBUG)
 async def machine_channel(_: MachineChannelRequest, buildkit: BuildKitSubsystem, build_root: BuildRoot) -> MachineChannel:
-    try:
-        sources = parse_secrets(buildkit.secrets)
-    except ValueError as e:
-        raise BuildKitOptionError(f"invalid [buildkit].secrets: {e}") from None
+    check_options(buildkit)
+    sources = parse_secrets(buildkit.secrets)
     names = sorted({*ENVIRONMENT_VARIABLES, *(s.env for s in sources.values() if s.env)})
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(names))
     python, requirements = sys.executable, runtime_path()

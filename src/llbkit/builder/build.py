@@ -19,7 +19,10 @@ this code, so the caller caches them by those (the Pants backend runs this as a 
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +30,65 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from llbkit.builder.job import SolveJob
 from llbkit.builder.lazy_pool import LazyPool
+from llbkit.errors import LlbkitError
 
-__all__ = ["BuildOptions", "build_job"]
+__all__ = ["BuildOptions", "DiskFullError", "build_job"]
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL_TEXT = re.compile(r"no space left on device|disk quota exceeded", re.I)
+MiB = 1 << 20
+
+
+class DiskFullError(LlbkitError):
+    """The file system holding a build's outputs filled up. ``path`` is the directory written
+    to, ``written`` the bytes of this build's outputs there when it filled, ``free`` the bytes
+    free there afterwards (its partial outputs deleted)."""
+
+    def __init__(self, target: str, path: str, written: int, free: Optional[int]) -> None:
+        free_text = f"{free / MiB:.1f} MiB are free there now" if free is not None else "its free space is unknown"
+        # What was written is known when this code wrote it; the session's writer removes a
+        # partial export itself before the error arrives here.
+        needed = (f"the image needs more than the {written / MiB:.1f} MiB written when it filled"
+                  if written else "the image needs more space than there was")
+        super().__init__(
+            f"{target}: no space left on the device holding {path} while writing the image: {needed}, "
+            f"and {free_text}. Free some space there (or point the outputs elsewhere) and build again; "
+            "nothing was written.")
+        self.target = target
+        self.path = path
+        self.written = written
+        self.free = free
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    """ENOSPC/EDQUOT raised here, or reported by the session's writer inside another error."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            return True
+        if _DISK_FULL_TEXT.search(str(e)):
+            return True
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return False
+
+
+def _size(root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _free(path: Path) -> Optional[int]:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -53,12 +113,11 @@ def build_job(
     context_dir: "Optional[str | os.PathLike[str]]" = None,
     opts: BuildOptions = BuildOptions(),
 ) -> Dict[str, Any]:
-    """Solve ``job`` on ``workers`` and write ``image_out`` and ``record_out``; returns the record."""
-    from llbkit.buildkit.multiplatform import PlatformJob, build_multiplatform
+    """Solve ``job`` on ``workers`` and write ``image_out`` and ``record_out``; returns the record.
+    A full disk is a :class:`DiskFullError`; whatever way it ends, the build's temporary files
+    are gone and the outputs are either both complete or untouched."""
+    from llbkit.buildkit.multiplatform import PlatformJob
     from llbkit.llb import Definition
-    from llbkit.oci import open_layout, split, write_docker_archive
-    from llbkit.atomic import write_bytes_atomic
-    from llbkit.oci.metadata import dumps
 
     export = job.export
     if export.output_format not in ("oci", "docker"):
@@ -73,36 +132,55 @@ def build_job(
     image_out, record_out = Path(image_out), Path(record_out)
     image_out.parent.mkdir(parents=True, exist_ok=True)
     record_out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".llbkit-build-", dir=image_out.parent) as tmpdir:
-        tmp = Path(tmpdir)
-        index_tar = tmp / "index.oci.tar"
-        result = build_multiplatform(
-            workers.get(), jobs, index_tar, source_date_epoch=export.source_date_epoch,
-            allow_emulation=opts.allow_emulation, max_attempts=opts.max_attempts,
-            ref_names=export.ref_names if export.output_format == "oci" else (),
-            annotations=dict(export.annotations) or None,
-            export_attrs={f"annotation.{k}": v for k, v in export.annotations},
-            cache_imports=opts.cache_from, cache_exports=opts.cache_to,
-            log=_without_temp_paths(opts.log, str(index_tar)), progress=opts.progress,
-        )
-        out = index_tar
-        if export.output_format == "docker":
-            out = tmp / "image.docker.tar"
-            with open_layout(index_tar) as layout:
-                write_docker_archive(split(layout)[0], out, export.docker_tags)
-        builds = [{"platform": b.platform, "worker": b.worker, "emulated": b.emulated,
-                   "attempts": [{"worker": a.worker, "error": a.error} for a in b.attempts]}
-                  for b in result.builds]
-        record = result.image_record(export.record_tags, extra={"format": export.output_format, "builds": builds})
-        # Both outputs are complete before either is moved into place (each move is atomic), so
-        # an interrupted build leaves old outputs or new ones, never a half-written file.
-        record_tmp = tmp / "image.json"
-        write_bytes_atomic(record_tmp, dumps(record))
-        os.replace(out, image_out)  # same directory: atomic
-        if record_out.parent.resolve() == image_out.parent.resolve():
-            os.replace(record_tmp, record_out)
-        else:  # another directory, maybe another file system
-            write_bytes_atomic(record_out, record_tmp.read_bytes())
+    tmp = Path(tempfile.mkdtemp(prefix=".llbkit-build-", dir=image_out.parent))
+    try:
+        return _build_into(job, workers, jobs, tmp, image_out, record_out, opts)
+    except BaseException as e:
+        if not _is_disk_full(e):
+            raise
+        written = _size(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)  # first: what is free counts without it
+        raise DiskFullError(job.name, str(image_out.parent.resolve()), written, _free(image_out.parent)) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # every exit path, interrupts included
+
+
+def _build_into(job: SolveJob, workers: LazyPool, jobs: Any, tmp: Path, image_out: Path, record_out: Path,
+                opts: BuildOptions) -> Dict[str, Any]:
+    from llbkit.buildkit.multiplatform import build_multiplatform
+    from llbkit.oci import open_layout, split, write_docker_archive
+    from llbkit.atomic import write_bytes_atomic
+    from llbkit.oci.metadata import dumps
+
+    export = job.export
+    index_tar = tmp / "index.oci.tar"
+    result = build_multiplatform(
+        workers.get(), jobs, index_tar, source_date_epoch=export.source_date_epoch,
+        allow_emulation=opts.allow_emulation, max_attempts=opts.max_attempts,
+        ref_names=export.ref_names if export.output_format == "oci" else (),
+        annotations=dict(export.annotations) or None,
+        export_attrs={f"annotation.{k}": v for k, v in export.annotations},
+        cache_imports=opts.cache_from, cache_exports=opts.cache_to,
+        log=_without_temp_paths(opts.log, str(index_tar)), progress=opts.progress,
+    )
+    out = index_tar
+    if export.output_format == "docker":
+        out = tmp / "image.docker.tar"
+        with open_layout(index_tar) as layout:
+            write_docker_archive(split(layout)[0], out, export.docker_tags)
+    builds = [{"platform": b.platform, "worker": b.worker, "emulated": b.emulated,
+               "attempts": [{"worker": a.worker, "error": a.error} for a in b.attempts]}
+              for b in result.builds]
+    record = result.image_record(export.record_tags, extra={"format": export.output_format, "builds": builds})
+    # Both outputs are complete before either is moved into place (each move is atomic), so
+    # an interrupted build leaves old outputs or new ones, never a half-written file.
+    record_tmp = tmp / "image.json"
+    write_bytes_atomic(record_tmp, dumps(record))
+    os.replace(out, image_out)  # same directory: atomic
+    if record_out.parent.resolve() == image_out.parent.resolve():
+        os.replace(record_tmp, record_out)
+    else:  # another directory, maybe another file system
+        write_bytes_atomic(record_out, record_tmp.read_bytes())
     return record
 
 

@@ -80,7 +80,9 @@ class LazyPool:
             return self.workers
         if not self.auto_start:
             raise NoWorkersConfiguredError(
-                "no buildkitd to build with: configure workers, or allow starting a local buildkitd")
+                "no buildkitd to build with: no workers are configured ([buildkit].workers is empty and "
+                "BUILDKIT_HOST is unset) and starting a local buildkitd is off ([buildkit].auto_start = "
+                "false): list workers in [buildkit].workers, or set [buildkit].auto_start = true")
         from llbkit.buildkit.local_daemon import LocalDaemon
 
         return (WorkerConfig(LocalDaemon(env=self.env).ensure(), name="local buildkitd"),)

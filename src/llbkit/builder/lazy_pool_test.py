@@ -41,7 +41,7 @@ def test_nothing_is_contacted_until_get() -> None:
 
 
 def test_no_workers_and_no_auto_start_is_a_clear_error() -> None:
-    with pytest.raises(NoWorkersConfiguredError, match="configure workers"):
+    with pytest.raises(NoWorkersConfiguredError, match=r"list workers in \[buildkit\].workers, or set \[buildkit\].auto_start = true"):
         LazyPool([], auto_start=False).get()
 
 

@@ -46,14 +46,29 @@ def _error(kind: str, message: str, **fields: Any) -> int:
     return 130 if kind == "interrupted" else 1
 
 
-def _settings(directory: str) -> Any:
-    from llbkit.builder.settings import load_settings
+TEMP_DIR = ".tmp"  # in the sandbox: Pants removes it with the sandbox, on every exit path
+_MAX_TEMP_PATH = 60  # the session's unix socket lives there (sun_path is 108 bytes)
 
+
+def _settings(directory: str) -> Any:
+    from llbkit.builder.settings import OPTION_NAMES, load_settings
+    from llbkit.buildkit.errors import use_option_names
+
+    use_option_names(OPTION_NAMES)  # errors name `[buildkit]` options, not buildctl's flags
     settings = load_settings(directory)
     # This process is the edge: its environment is the invoking shell's, as the settings carry it
     # (Docker's config and credential helpers, the local daemon's dirs), not what Pants gave it.
     os.environ.clear()
     os.environ.update(settings.environment)
+    # Temporary files (the session's socket dir...) go into the sandbox, which Pants deletes
+    # whatever way this process ends, even SIGKILL: nothing is left in the machine's /tmp.
+    tmp = os.path.abspath(TEMP_DIR)
+    if len(tmp) <= _MAX_TEMP_PATH:
+        os.makedirs(tmp, exist_ok=True)
+        os.environ["TMPDIR"] = tmp
+        import tempfile
+
+        tempfile.tempdir = None  # re-read TMPDIR
     os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     return settings
@@ -64,7 +79,8 @@ def _pool(settings: Any, settings_dir: str) -> Any:
     from llbkit.buildkit.shared_load import SharedLoad
 
     return LazyPool(settings.worker_configs(), auto_start=settings.auto_start, env=settings.environment,
-                    shared_load=SharedLoad(Path(settings_dir) / LOAD_DIR))
+                    shared_load=SharedLoad(Path(settings_dir) / LOAD_DIR),
+                    health_timeout=settings.connect_timeout)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
@@ -155,7 +171,7 @@ def cmd_workers(args: argparse.Namespace) -> int:
                 "native": None, "emulated": [], "version": None, "local": True}]))
             return 0
         configs = (WorkerConfig(daemon.address, name="local buildkitd"),)
-    with WorkerPool(configs) as pool:
+    with WorkerPool(configs, health_timeout=settings.connect_timeout) as pool:
         rows = worker_rows(pool.check_all())
     sys.stdout.write(json.dumps(rows))
     return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from llbkit.buildkit.connection import TLSConfig
+from llbkit.buildkit.errors import OptionNames
 from llbkit.buildkit.pool import WorkerConfig
 from llbkit.buildkit.session.secrets import SecretSource
 from llbkit.errors import LlbkitError
@@ -36,6 +37,22 @@ SCHEMA = "llbkit.machine-settings.v1"
 ENVIRONMENT_VARIABLES = (
     "HOME", "PATH", "LLBKIT_CACHE", "XDG_CACHE_HOME", "LLBKIT_BUILDKIT_BIN", "BUILDKIT_HOST",
     "DOCKER_CONFIG", "SSL_CERT_FILE", "SSL_CERT_DIR", "LLBKIT_DEBUG",
+)
+
+
+# The connection settings as the Pants backend's users write them (`[buildkit]` options), for
+# the build processes' error messages (see llbkit.buildkit.errors.use_option_names).
+OPTION_NAMES = OptionNames(
+    address="[buildkit].workers (or BUILDKIT_HOST)",
+    tls_dir="[buildkit].tls_dir",
+    tls_ca="[buildkit].tls_ca",
+    tls_cert="[buildkit].tls_cert",
+    tls_key="[buildkit].tls_key",
+    tls_server_name="[buildkit].tls_server_name",
+    insecure="no TLS settings for that worker",
+    timeout="[buildkit].connect_timeout",
+    start_hint=("Start it, or fix the address in [buildkit].workers (or BUILDKIT_HOST); "
+                "`pants buildkit-workers` shows what each worker answers."),
 )
 
 
@@ -72,6 +89,7 @@ class MachineSettings:
     auto_start: bool = True
     allow_emulation: bool = True
     max_attempts: int = 3
+    connect_timeout: float = 5.0  # seconds for a worker's health check and short requests
     cache_from: Tuple[str, ...] = ()
     cache_to: Tuple[str, ...] = ()
     progress: str = "quiet"
@@ -109,7 +127,8 @@ class MachineSettings:
             "schema": SCHEMA,
             "workers": [{k: v for k, v in vars(w).items() if v not in (None, ())} for w in self.workers],
             "auto_start": self.auto_start, "allow_emulation": self.allow_emulation,
-            "max_attempts": self.max_attempts, "cache_from": list(self.cache_from),
+            "max_attempts": self.max_attempts, "connect_timeout": self.connect_timeout,
+            "cache_from": list(self.cache_from),
             "cache_to": list(self.cache_to), "progress": self.progress,
             "environment": dict(sorted(self.environment.items())),
             "secrets": {k: dict(v) for k, v in sorted(self.secrets.items())},
@@ -128,7 +147,8 @@ class MachineSettings:
                                             w.get("tls_cert"), w.get("tls_key"), w.get("tls_server_name"))
                               for w in doc["workers"]),
                 auto_start=bool(doc["auto_start"]), allow_emulation=bool(doc["allow_emulation"]),
-                max_attempts=int(doc["max_attempts"]), cache_from=tuple(doc["cache_from"]),
+                max_attempts=int(doc["max_attempts"]),
+                connect_timeout=float(doc.get("connect_timeout") or 5.0), cache_from=tuple(doc["cache_from"]),
                 cache_to=tuple(doc["cache_to"]), progress=str(doc["progress"]),
                 environment=dict(doc["environment"]), secrets=dict(doc["secrets"]),
                 python=str(doc.get("python") or ""),

@@ -114,7 +114,7 @@ class Client:
         try:
             return getattr(self._control, method)(req, timeout=self.timeout)
         except grpc.RpcError as e:
-            raise translate_rpc_error(e, self.address, tls=self.tls, what=what) from None
+            raise translate_rpc_error(e, self.address, tls=self.tls, what=what, timeout=self.timeout) from None
 
     # -- Control API --------------------------------------------------------------------------
     def info(self) -> DaemonInfo:

@@ -17,8 +17,12 @@ from llbkit.buildkit.errors import (
     AddressError,
     ConnectionFailedError,
     DaemonError,
+    DaemonTimeoutError,
+    OptionNames,
     TLSConfigError,
     TLSError,
+    TLSProblem,
+    option_names,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,11 +44,7 @@ DEFAULT_ADDRESS = "unix:///run/buildkit/buildkitd.sock"
 # BuildKit's own limits are 16 MiB each way; definitions, configs and file chunks can come close.
 MAX_MESSAGE_BYTES = 128 << 20
 
-START_HINT = (
-    "Start one with `buildkitd --addr unix:///run/buildkit/buildkitd.sock` (or `--addr "
-    "tcp://0.0.0.0:1234` with --tlscacert/--tlscert/--tlskey), or point --addr / BUILDKIT_HOST "
-    "at a running daemon."
-)
+START_HINT = OptionNames().start_hint  # the CLI's; messages use option_names().start_hint
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -101,17 +101,18 @@ def resolve_address(address: Optional[str] = None) -> Address:
     return parse_address(address or os.environ.get("BUILDKIT_HOST") or DEFAULT_ADDRESS)
 
 
-def _read_pem(path: PathLike, what: str, marker: str) -> bytes:
+def _read_pem(path: PathLike, what: str, marker: str, setting: str) -> bytes:
     p = Path(path)
+    where = f"TLS {what} {str(p)!r} (set by {setting} or {option_names().tls_dir})"
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise TLSConfigError(f"TLS {what} {str(p)!r} does not exist", str(p)) from None
+        raise TLSConfigError(f"{where} does not exist: fix the path", str(p)) from None
     except OSError as e:
-        raise TLSConfigError(f"cannot read TLS {what} {str(p)!r}: {e.strerror or e}", str(p)) from None
+        raise TLSConfigError(f"cannot read {where}: {e.strerror or e}", str(p)) from None
     if b"-----BEGIN" not in data or marker.encode() not in data:
         raise TLSConfigError(
-            f"TLS {what} {str(p)!r} is not a PEM {marker.lower()} (expected a '-----BEGIN ...{marker}-----' block)",
+            f"{where} is not a PEM {marker.lower()} (expected a '-----BEGIN ...{marker}-----' block)",
             str(p),
         )
     return data
@@ -128,31 +129,45 @@ class TLSConfig:
     key: Optional[str] = None
     server_name: Optional[str] = None
 
+    # buildctl's --tlsdir names, then the ones of a Kubernetes TLS secret (cert-manager), which
+    # buildctl accepts too: either set works as it is mounted.
+    DIR_NAMES = (("ca.pem", "ca.crt"), ("cert.pem", "tls.crt"), ("key.pem", "tls.key"))
+
     @classmethod
     def from_dir(cls, directory: PathLike, server_name: Optional[str] = None) -> "TLSConfig":
-        """buildctl's ``--tlsdir`` layout: ``ca.pem``, ``cert.pem``, ``key.pem`` (each optional)."""
+        """buildctl's ``--tlsdir`` layout: ``ca.pem``, ``cert.pem``, ``key.pem`` (each optional),
+        or ``ca.crt``, ``tls.crt``, ``tls.key`` (a Kubernetes TLS secret's names)."""
         d = Path(directory)
         if not d.is_dir():
             raise TLSConfigError(f"TLS directory {str(d)!r} does not exist", str(d))
 
-        def opt(name: str) -> Optional[str]:
-            return str(d / name) if (d / name).exists() else None
+        def opt(names: Tuple[str, str]) -> Optional[str]:
+            for name in names:
+                if (d / name).exists():
+                    return str(d / name)
+            return None
 
-        ca, cert, key = opt("ca.pem"), opt("cert.pem"), opt("key.pem")
+        ca, cert, key = (opt(n) for n in cls.DIR_NAMES)
         if ca is None and cert is None:
             raise TLSConfigError(
-                f"TLS directory {str(d)!r} holds neither ca.pem nor cert.pem/key.pem", str(d)
+                f"TLS directory {str(d)!r} holds neither ca.pem nor cert.pem/key.pem (nor ca.crt, "
+                "tls.crt/tls.key)", str(d)
             )
+        if (cert is None) != (key is None):
+            have, missing = ("certificate", "key.pem (or tls.key)") if key is None else ("key", "cert.pem (or tls.crt)")
+            raise TLSConfigError(f"TLS directory {str(d)!r} holds a client {have} but no {missing}: add it", str(d))
         return cls(ca_cert=ca, cert=cert, key=key, server_name=server_name)
 
     def load(self) -> Tuple[Optional[bytes], Optional[bytes], Optional[bytes]]:
         """(ca, key, cert) PEM bytes, checked; raise :class:`TLSConfigError` naming the file."""
         if (self.cert is None) != (self.key is None):
-            missing = "--tlskey (the client key)" if self.key is None else "--tlscert (the client certificate)"
+            n = option_names()
+            missing = f"{n.tls_key} (the client key)" if self.key is None else f"{n.tls_cert} (the client certificate)"
             raise TLSConfigError(f"TLS client certificate and key go together: {missing} is missing")
-        ca = _read_pem(self.ca_cert, "CA certificate", "CERTIFICATE") if self.ca_cert else None
-        cert = _read_pem(self.cert, "client certificate", "CERTIFICATE") if self.cert else None
-        key = _read_pem(self.key, "client key", "PRIVATE KEY") if self.key else None
+        names = option_names()
+        ca = _read_pem(self.ca_cert, "CA certificate", "CERTIFICATE", names.tls_ca) if self.ca_cert else None
+        cert = _read_pem(self.cert, "client certificate", "CERTIFICATE", names.tls_cert) if self.cert else None
+        key = _read_pem(self.key, "client key", "PRIVATE KEY", names.tls_key) if self.key else None
         return ca, key, cert
 
 
@@ -178,10 +193,11 @@ def open_channel(
         return grpc.insecure_channel(address.grpc_target, options=options)
     if tls is None:
         if not insecure:
+            n = option_names()
             raise TLSConfigError(
-                f"refusing to connect to {address} without TLS: pass the daemon's CA and a client "
-                "certificate (--tlsdir DIR, or --tlscacert/--tlscert/--tlskey), or ask for plain "
-                "TCP explicitly (--insecure-tcp) if the daemon really listens without TLS"
+                f"refusing to connect to {address} without TLS: give the daemon's CA and a client "
+                f"certificate ({n.tls_dir}, or {n.tls_ca}/{n.tls_cert}/{n.tls_key}), or ask for plain "
+                f"TCP explicitly ({n.insecure}) if the daemon really listens without TLS"
             )
         return grpc.insecure_channel(address.grpc_target, options=options)
     ca, key, cert = tls.load()
@@ -192,59 +208,75 @@ def open_channel(
     return grpc.secure_channel(address.grpc_target, creds, options=options)
 
 
-_TLS_HINTS = [
+# What gRPC's TLS stack (BoringSSL) says, by what the daemon refused; first match wins.
+_TLS_PROBLEMS = [
     (re.compile(r"CERTIFICATE_REQUIRED|certificate required|PEER_DID_NOT_RETURN_A_CERTIFICATE", re.I),
-     "the daemon requires a client certificate: pass --tlscert and --tlskey (or --tlsdir with cert.pem and key.pem)"),
+     TLSProblem.CLIENT_CERT_REQUIRED),
     (re.compile(r"CERTIFICATE_VERIFY_FAILED|unknown authority|self.signed|unable to get local issuer", re.I),
-     "the daemon's certificate is not signed by the given CA: pass the CA that signed it (--tlscacert, or ca.pem in --tlsdir)"),
-    (re.compile(r"hostname|does not match|subject alt|SAN|peer name", re.I),
-     "the daemon's certificate does not name this host: pass --tlsservername with a name the certificate holds"),
-    (re.compile(r"BAD_CERTIFICATE|UNKNOWN_CA|bad certificate|DECRYPT_ERROR", re.I),
-     "the daemon rejected the client certificate: it must be signed by the CA the daemon trusts"),
-    (re.compile(r"WRONG_VERSION_NUMBER|http2 preface|Socket closed|preface", re.I),
-     "the TLS handshake failed: check that the daemon listens with TLS (or without, then use --insecure-tcp)"),
-    (re.compile(r"ssl|tls|handshake", re.I),
-     "the TLS handshake failed: check the CA, client certificate and key"),
+     TLSProblem.UNKNOWN_SERVER_CA),
+    (re.compile(r"hostname|does not match|subject alt|SAN|peer name", re.I), TLSProblem.SERVER_NAME_MISMATCH),
+    (re.compile(r"BAD_CERTIFICATE|UNKNOWN_CA|bad certificate|DECRYPT_ERROR|unknown certificate authority", re.I),
+     TLSProblem.CLIENT_CERT_REJECTED),
+    (re.compile(r"WRONG_VERSION_NUMBER|http2 preface|preface|Socket closed", re.I), TLSProblem.DAEMON_WITHOUT_TLS),
+    (re.compile(r"ssl|tls|handshake", re.I), TLSProblem.HANDSHAKE),
 ]
 
-
 _POST_HANDSHAKE_FAILURE = re.compile(r"Secure read failed|Decryption error|DATA_CORRUPTED|Socket closed|Connection reset", re.I)
+# A plain-TCP client talking to a TLS listener: Go's TLS server answers the HTTP/2 preface with a
+# TLS alert (bytes gRPC cannot frame) and closes.
+_PLAIN_TO_TLS = re.compile(r"Socket closed|Connection reset|frame of size|protocol error|FRAME_SIZE|"
+                           r"Trying to connect an http1|illegal|preface", re.I)
+
+
+def tls_problem(details: str, tls: "Union[bool, TLSConfig, None]") -> Optional[TLSProblem]:
+    """What the daemon refused, from gRPC's error text (``None``: not a TLS matter)."""
+    if isinstance(tls, TLSConfig) and tls.cert is None and _POST_HANDSHAKE_FAILURE.search(details):
+        # TLS 1.3: a daemon that wants a client certificate drops the connection after the
+        # handshake, which gRPC reports only as a failed read.
+        return TLSProblem.CLIENT_CERT_REQUIRED
+    if isinstance(tls, TLSConfig) and tls.cert is not None and _POST_HANDSHAKE_FAILURE.search(details):
+        # TLS 1.3 again: a client certificate the daemon does not trust (another CA) is refused
+        # after the handshake, also seen only as a failed read.
+        return TLSProblem.CLIENT_CERT_REJECTED
+    if tls:
+        for pattern, problem in _TLS_PROBLEMS:
+            if pattern.search(details):
+                return problem
+        return None
+    if _PLAIN_TO_TLS.search(details):
+        return TLSProblem.DAEMON_WANTS_TLS
+    return None
 
 
 def translate_rpc_error(
     err: BaseException, address: object, *, tls: "Union[bool, TLSConfig, None]" = False,
-    what: str = "request",
+    what: str = "request", timeout: Optional[float] = None,
 ) -> Exception:
     """Turn a ``grpc.RpcError`` into a one-paragraph library error (returned, not raised)."""
     import grpc
 
     code = err.code() if hasattr(err, "code") else None  # type: ignore[attr-defined]
     details = (err.details() if hasattr(err, "details") else str(err)) or ""  # type: ignore[attr-defined]
+    names = option_names()
     if code == grpc.StatusCode.UNAVAILABLE:
-        if isinstance(tls, TLSConfig) and tls.cert is None and _POST_HANDSHAKE_FAILURE.search(details):
-            # TLS 1.3: a daemon that wants a client certificate drops the connection after the
-            # handshake, which gRPC reports only as a failed read.
+        problem = tls_problem(details, tls)
+        tcp = str(address).startswith("tcp://")
+        if problem is not None and (tls or tcp):
             return TLSError(
-                f"cannot connect to buildkitd at {address}: the daemon closed the TLS connection; "
-                "it most likely requires a client certificate: pass --tlscert and --tlskey (or "
-                f"--tlsdir with cert.pem and key.pem) (gRPC: {_short(details)})",
-                str(address),
+                f"cannot connect to buildkitd at {address}: {problem.value}: {problem.hint(names)} "
+                f"(gRPC: {_short(details)})", str(address), problem,
             )
-        if tls:
-            for pattern, hint in _TLS_HINTS:
-                if pattern.search(details):
-                    return TLSError(
-                        f"cannot connect to buildkitd at {address}: {hint} (gRPC: {_short(details)})",
-                        str(address),
-                    )
         return ConnectionFailedError(
             f"cannot connect to buildkitd at {address}: {_short(details)}. Is buildkitd running "
-            f"there? {START_HINT}",
+            f"there? {names.start_hint}",
             str(address),
         )
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED and what == "connect":
-        return ConnectionFailedError(
-            f"cannot connect to buildkitd at {address}: no answer in time. {START_HINT}", str(address)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and what != "solve":
+        within = f" within {timeout:g} s" if timeout else " in time"
+        return DaemonTimeoutError(
+            f"buildkitd at {address} accepted the connection but did not answer the {what}{within} "
+            f"(Deadline Exceeded): check that a buildkitd (not another service) listens there and is "
+            f"not overloaded, or allow it more time with {names.timeout}", str(address), timeout,
         )
     name = code.name if code is not None else "UNKNOWN"
     return DaemonError(f"buildkitd at {address} failed the {what}: {details or name}", name)

@@ -30,10 +30,10 @@ def test_buildkit_host(monkeypatch):
 
 
 def test_tls_files_checked_and_named(tmp_path):
-    with pytest.raises(TLSConfigError, match="ca.pem' does not exist"):
+    with pytest.raises(TLSConfigError, match=r"ca.pem' \(set by --tlscacert or --tlsdir\) does not exist"):
         TLSConfig(ca_cert=str(tmp_path / "ca.pem")).load()
     (tmp_path / "junk.pem").write_text("not a certificate")
-    with pytest.raises(TLSConfigError, match="junk.pem' is not a PEM certificate"):
+    with pytest.raises(TLSConfigError, match=r"junk.pem' \(set by --tlscacert or --tlsdir\) is not a PEM certificate"):
         TLSConfig(ca_cert=str(tmp_path / "junk.pem")).load()
     with pytest.raises(TLSConfigError, match="--tlskey"):
         TLSConfig(cert=str(tmp_path / "junk.pem")).load()
@@ -52,3 +52,32 @@ def test_plain_tcp_only_when_asked():
     open_channel(parse_address("tcp://127.0.0.1:1"), insecure=True).close()
     with pytest.raises(TLSConfigError, match="tcp:// addresses only"):
         open_channel(parse_address("unix:///x"), TLSConfig(ca_cert="/x"))
+
+
+def test_tls_dir_takes_buildctl_and_kubernetes_names(tmp_path):
+    pem = "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"
+    for name in ("ca.crt", "tls.crt", "tls.key"):
+        (tmp_path / name).write_text(pem)
+    cfg = TLSConfig.from_dir(tmp_path)
+    assert (cfg.ca_cert, cfg.cert, cfg.key) == tuple(str(tmp_path / n) for n in ("ca.crt", "tls.crt", "tls.key"))
+    (tmp_path / "ca.pem").write_text(pem)  # buildctl's own names first
+    assert TLSConfig.from_dir(tmp_path).ca_cert == str(tmp_path / "ca.pem")
+    (tmp_path / "tls.key").unlink()
+    with pytest.raises(TLSConfigError, match="holds a client certificate but no key.pem"):
+        TLSConfig.from_dir(tmp_path)
+
+
+def test_tls_problems_are_told_apart_by_what_grpc_says():
+    from llbkit.buildkit.connection import tls_problem
+    from llbkit.buildkit.errors import TLSProblem
+
+    full = TLSConfig(ca_cert="ca", cert="c", key="k")
+    ca_only = TLSConfig(ca_cert="ca")
+    assert tls_problem("Socket closed", ca_only) is TLSProblem.CLIENT_CERT_REQUIRED
+    assert tls_problem("Secure read failed", full) is TLSProblem.CLIENT_CERT_REJECTED
+    assert tls_problem("CERTIFICATE_VERIFY_FAILED", full) is TLSProblem.UNKNOWN_SERVER_CA
+    assert tls_problem("WRONG_VERSION_NUMBER", full) is TLSProblem.DAEMON_WITHOUT_TLS
+    assert tls_problem("Socket closed", False) is TLSProblem.DAEMON_WANTS_TLS
+    assert tls_problem("Connection refused", False) is None
+    hint = TLSProblem.CLIENT_CERT_REQUIRED.hint()
+    assert "--tlscert" in hint and "--tlskey" in hint

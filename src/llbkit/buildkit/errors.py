@@ -7,6 +7,7 @@ vertex) and how to fix it, so the CLI can print it as is.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from llbkit.errors import BuildKitError
@@ -17,6 +18,7 @@ __all__ = [
     "ConnectionFailedError",
     "TLSConfigError",
     "TLSError",
+    "DaemonTimeoutError",
     "DaemonError",
     "SolveError",
     "SolveCancelledError",
@@ -24,7 +26,76 @@ __all__ = [
     "NoWorkerError",
     "NoWorkerReason",
     "UnusableWorker",
+    "TLSProblem",
+    "OptionNames",
+    "option_names",
+    "use_option_names",
 ]
+
+
+@dataclass(frozen=True)
+class OptionNames:
+    """What the user calls each connection setting, so that a hint names what they can change:
+    buildctl-style flags for the CLI (the default); a frontend with settings of its own (the
+    Pants backend's ``[buildkit]`` options) installs its names with :func:`use_option_names`."""
+
+    address: str = "--addr (or BUILDKIT_HOST)"
+    tls_dir: str = "--tlsdir"
+    tls_ca: str = "--tlscacert"
+    tls_cert: str = "--tlscert"
+    tls_key: str = "--tlskey"
+    tls_server_name: str = "--tlsservername"
+    insecure: str = "--insecure-tcp"
+    timeout: str = "--timeout"
+    start_hint: str = (
+        "Start one with `buildkitd --addr unix:///run/buildkit/buildkitd.sock` (or `--addr "
+        "tcp://0.0.0.0:1234` with --tlscacert/--tlscert/--tlskey), or point --addr / BUILDKIT_HOST "
+        "at a running daemon."
+    )
+
+
+_names = OptionNames()
+
+
+def option_names() -> OptionNames:
+    return _names
+
+
+def use_option_names(names: OptionNames) -> None:
+    """Name the settings in every later error message as ``names`` does (process-wide: a process
+    has one frontend)."""
+    global _names
+    _names = names
+
+
+class TLSProblem(enum.Enum):
+    """What went wrong in a TLS connection to a daemon (what callers branch on, never the text)."""
+
+    CLIENT_CERT_REQUIRED = "the daemon requires a client certificate, and none was given"
+    CLIENT_CERT_REJECTED = "the daemon rejected the client certificate (it is not signed by a CA the daemon trusts)"
+    UNKNOWN_SERVER_CA = "the daemon's certificate is not signed by the given CA"
+    SERVER_NAME_MISMATCH = "the daemon's certificate does not name this host"
+    DAEMON_WITHOUT_TLS = "the daemon does not speak TLS on this port"
+    DAEMON_WANTS_TLS = "the daemon speaks TLS on this port, and the connection was plain TCP"
+    HANDSHAKE = "the TLS handshake failed"
+
+    def hint(self, names: Optional[OptionNames] = None) -> str:
+        n = names or _names
+        return {
+            TLSProblem.CLIENT_CERT_REQUIRED: f"give a client certificate and key ({n.tls_cert} and {n.tls_key}, "
+                                             f"or {n.tls_dir} with cert.pem and key.pem)",
+            TLSProblem.CLIENT_CERT_REJECTED: f"give a client certificate ({n.tls_cert}, {n.tls_key}) signed by "
+                                             "the CA the daemon was started with (its --tlscacert)",
+            TLSProblem.UNKNOWN_SERVER_CA: f"give the CA that signed the daemon's certificate ({n.tls_ca}, or "
+                                          f"ca.pem in {n.tls_dir})",
+            TLSProblem.SERVER_NAME_MISMATCH: f"set {n.tls_server_name} to a name the daemon's certificate holds",
+            TLSProblem.DAEMON_WITHOUT_TLS: f"check the port, or drop the TLS settings ({n.insecure}) if the "
+                                           "daemon really listens without TLS",
+            TLSProblem.DAEMON_WANTS_TLS: f"give the daemon's CA and a client certificate ({n.tls_dir}, or "
+                                         f"{n.tls_ca}/{n.tls_cert}/{n.tls_key})",
+            TLSProblem.HANDSHAKE: f"check the CA, client certificate and key ({n.tls_ca}, {n.tls_cert}, "
+                                  f"{n.tls_key})",
+        }[self]
 
 
 class AddressError(BuildKitError, ValueError):
@@ -48,7 +119,20 @@ class TLSConfigError(BuildKitError):
 
 
 class TLSError(ConnectionFailedError):
-    """The TLS handshake with the daemon failed (unknown CA, missing client certificate...)."""
+    """The TLS handshake with the daemon failed; ``problem`` (a :class:`TLSProblem`) says what
+    the daemon refused (unknown CA, missing client certificate...)."""
+
+    def __init__(self, message: str, address: str, problem: "TLSProblem" = TLSProblem.HANDSHAKE) -> None:
+        super().__init__(message, address)
+        self.problem = problem
+
+
+class DaemonTimeoutError(ConnectionFailedError):
+    """The daemon accepted the connection but did not answer within ``timeout`` seconds."""
+
+    def __init__(self, message: str, address: str, timeout: Optional[float] = None) -> None:
+        super().__init__(message, address)
+        self.timeout = timeout
 
 
 class DaemonError(BuildKitError):

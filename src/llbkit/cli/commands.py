@@ -47,8 +47,13 @@ def _read_definition(path: str) -> bytes:
             raise LlbkitError("no definition: pipe one to stdin (e.g. `python make_llb.py | llbkit build`) or pass a file")
         data = sys.stdin.buffer.read()
     else:
-        with open(path, "rb") as f:
-            data = f.read()
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            what = "is a directory" if isinstance(e, IsADirectoryError) else "does not exist (No such file)"
+            raise LlbkitError(f"definition file {path!r} {what}: give the file holding the definition "
+                              "(pb.Definition bytes, as `buildctl debug dump-llb` reads them), or - for stdin") from None
     if not data:
         raise LlbkitError(f"empty definition {'on stdin' if path == '-' else repr(path)}: nothing to build")
     return data
@@ -123,6 +128,25 @@ def parse_secret(specs: List[str]) -> Dict[str, Any]:
     return out
 
 
+def check_destinations(exports: List[Any], metadata_file: Optional[str]) -> None:
+    """Refuse, before anything is built, a file destination whose directory does not exist (as
+    buildctl does: it creates the file, never its directory). A directory destination (type=local,
+    or tar=false) is created, missing parents included, as buildctl does."""
+    files = [(f"--output {e.type}", e.dest) for e in exports
+             if e.dest and not e.to_stdout and e.type in ("oci", "docker", "tar") and not e.is_layout_dir]
+    if metadata_file:
+        files.append(("--metadata-file", metadata_file))
+    for flag, dest in files:
+        parent = os.path.dirname(os.path.abspath(dest))
+        if not os.path.isdir(parent):
+            what = "is not a directory" if os.path.exists(parent) else "does not exist"
+            raise ExportSpecError(f"{flag} dest={dest}: the directory {parent!r} {what}; create it "
+                                  "first (`mkdir -p`), or give a destination in an existing directory")
+        if os.path.isdir(dest):
+            raise ExportSpecError(f"{flag} dest={dest} is a directory; give a file name (e.g. "
+                                  f"{os.path.join(dest, 'image.tar')}), or tar=false for a layout directory")
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from llbkit import llb
     from llbkit.oci.imageconfig import ImageConfig
@@ -141,6 +165,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if sys.stdout.isatty():
             raise ExportSpecError("an --output with dest=- writes a binary stream to stdout, which is a "
                                   "terminal: redirect it (`> image.tar`, `| tar t`) or give dest=FILE")
+    check_destinations(exports, args.metadata_file)
     cache_exports = [parse_cache_export(c) for c in args.export_cache]
     cache_imports = [parse_cache_import(c) for c in args.import_cache]
     opts = merge_opts(args.opt)

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--output", "-o", action="append", default=[], metavar="SPEC",
                    help="exporter, e.g. type=image,name=REF,push=true | type=oci,dest=FILE | "
                         "type=docker,dest=FILE | type=tar,dest=FILE | type=local,dest=DIR; "
-                        "dest=- writes the oci/docker/tar stream to stdout; tar=false makes an "
+                        "dest=- writes the oci/docker/tar stream to stdout (a file dest's directory must exist; a "
+                        "directory dest is created); tar=false makes an "
                         "oci/docker export an OCI layout directory")
     b.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="frontend option; platform=os/arch names the definition's platform "
