@@ -11,18 +11,20 @@ with an unmoved tag, starts no buildkitd.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 from pants.engine.fs import Digest
 from pants.engine.process import FallibleProcessResult, ProcessCacheScope, Process
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
-from llbkit.builder.bases import resolved_from_json
-from llbkit.image import ResolvedBase
 from llbkit_pants.util_rules.machine import MachineChannel, MachineChannelRequest
 from llbkit_pants.util_rules.process_errors import events, process_failure
 from llbkit_pants.util_rules.solver import SolverCode
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.image import ResolvedBase
 
 
 class BaseResolveError(Exception):
@@ -50,6 +52,8 @@ def is_pinned(ref: str) -> bool:
 
 @rule(desc="Resolve a registry base image", level=LogLevel.DEBUG)
 async def resolve_registry_base(request: RegistryBaseRequest) -> RegistryBaseResolution:
+    from llbkit.builder.bases import resolved_from_json
+
     channel = await Get(MachineChannel, MachineChannelRequest())
     code = await Get(SolverCode)
     argv = ("resolve-bases", request.ref, *(a for p in request.platforms for a in ("--platform", p)))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.target_types import (
@@ -45,17 +45,6 @@ from pants.engine.target import (
 )
 from pants.util.strutil import softwrap
 
-from llbkit.image import (
-    ContextSource,
-    CopyStep,
-    ImageSpec,
-    ImageSpecError,
-    RegistryBase,
-    RunStep,
-    ScratchBase,
-    SpecBase,
-    validate_spec,
-)
 from llbkit_pants import build_file_helpers as helpers
 from llbkit_pants.target_types import (
     ContainerImageAnnotationsField,
@@ -76,6 +65,10 @@ from llbkit_pants.target_types import (
     ContainerImageVolumesField,
     ContainerImageWorkdirField,
 )
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.image import ImageSpec, ImageSpecError, RunStep
 
 CONTEXT_NAME = "context"
 TARGETS_DIR = ".llbkit-targets"
@@ -258,6 +251,8 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
 
 
 def _run_step(step: helpers.RunStep) -> RunStep:
+    from llbkit.image import RunStep
+
     # The helpers' mounts already are llbkit.image values.
     return RunStep(step.command, mounts=step.mounts, network=step.network or "default", secrets=step.secrets)
 
@@ -296,6 +291,8 @@ async def _base_chain(address: Address) -> List[Target]:
 
 @rule(desc="Compile a container_image target's fields to an image spec")
 async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerImageSpec:
+    from llbkit.image import ContextSource, CopyStep, ImageSpec, ImageSpecError, RegistryBase, ScratchBase, SpecBase, validate_spec
+
     chain = await _base_chain(request.address)
     spec: Optional[ImageSpec] = None
     digests: List[Digest] = []

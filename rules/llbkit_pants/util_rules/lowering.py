@@ -8,18 +8,20 @@ context's content digest and `[buildkit].source_date_epoch`, lowered by `llbkit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import TYPE_CHECKING, Dict, Tuple
 
 from pants.engine.addresses import Address
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 
-from llbkit.errors import LlbkitError
-from llbkit.image import ImageSpecError, Lowered, ResolvedBase, normalize_platforms, plan, registry_bases
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.util_rules.bases import RegistryBaseRequest, RegistryBaseResolution
 from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
 from llbkit_pants.util_rules.machine import BuildKitOptionError
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.image import Lowered, ResolvedBase
 
 
 class ContainerImageLoweringError(Exception):
@@ -41,6 +43,8 @@ class LoweredImage:
 
 def image_platforms(image: ContainerImageSpec, buildkit: BuildKitSubsystem) -> Tuple[str, ...]:
     """The target's platforms, else `[buildkit].platforms`, normalized (`linux/x86_64` -> `linux/amd64`)."""
+    from llbkit.image import ImageSpecError, normalize_platforms
+
     spec = image.spec
     if spec.platforms:
         try:
@@ -55,6 +59,9 @@ def image_platforms(image: ContainerImageSpec, buildkit: BuildKitSubsystem) -> T
 
 @rule(desc="Lower a container_image to LLB")
 async def lower_container_image(request: LoweredImageRequest, buildkit: BuildKitSubsystem) -> LoweredImage:
+    from llbkit.errors import LlbkitError
+    from llbkit.image import plan, registry_bases
+
     image = await Get(ContainerImageSpec, ContainerImageSpecRequest(request.address))
     platforms = image_platforms(image, buildkit)
     refs = registry_bases(image.spec)

@@ -61,7 +61,7 @@ def _pool(settings: Any, settings_dir: str) -> Any:
     from llbkit.buildkit.shared_load import SharedLoad
 
     return LazyPool(settings.worker_configs(), auto_start=settings.auto_start, env=settings.environment,
-                    shared_load=SharedLoad(Path(settings_dir) / LOAD_DIR))
+                    shared_load=SharedLoad(Path(settings_dir) / LOAD_DIR), max_in_flight=settings.concurrency)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
