@@ -117,3 +117,59 @@ class Tunnel:
         if self._thread is not None:
             self._thread.join(timeout)
         self._sock.close()
+
+
+class ServerTunnel:
+    """Carries the ``Control.Session`` call's bytes to and from an in-process HTTP/2 gRPC
+    server (:class:`~llbkit.buildkit.session.h2grpc.GrpcOverH2`): no socket in between. What the
+    server has ready is sent as one message (at most 1 MiB), so many small gRPC messages cross
+    grpc-python's client as a few large ones."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self._call: Any = None
+        self._thread: Optional[threading.Thread] = None
+        self._closed = threading.Event()
+        self.done = threading.Event()
+        self.error: Optional[BaseException] = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def requests(self) -> Iterator[bytes]:
+        for chunk in self._server.outgoing():
+            self.bytes_out += len(chunk)
+            yield wire.bytes_message_header(len(chunk)) + chunk
+
+    def pump(self, responses: Iterable[Any]) -> None:
+        try:
+            for msg in responses:
+                data = wire.bytes_message_data(msg) if isinstance(msg, bytes) else msg.data
+                if len(data):
+                    self.bytes_in += len(data)
+                    self._server.feed(data)
+        except grpc.RpcError as e:
+            if not self._closed.is_set() and e.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+                self.error = e
+        finally:
+            self._server.close()
+            self.done.set()
+
+    def start(self, call: StreamCall, metadata: Sequence[Tuple[str, str]]) -> None:
+        self._call = call(self.requests(), metadata=list(metadata))
+        self._thread = threading.Thread(
+            target=self.pump, args=(self._call,), name="llbkit-session-tunnel", daemon=True
+        )
+        self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._server.close()
+        if self._call is not None:
+            try:
+                self._call.cancel()
+            except Exception:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout)
