@@ -36,7 +36,6 @@ _MAX_WINDOW = (1 << 31) - 1
 # usually announces, so that exports stream without a round trip per 64 KiB.
 RECEIVE_WINDOW = 16 * 1024 * 1024
 OUR_MAX_FRAME = 1 << 20  # frames we accept (we announce it); the peer's limit bounds ours
-_FRAME = struct.Struct(">I B I")  # 24-bit length in the first 3 bytes of the first field
 
 
 class H2Error(SessionError):
@@ -70,9 +69,12 @@ class Closed:
     code: int
 
 
+def _head(kind: int, flags: int, stream_id: int, n: int) -> bytes:
+    return bytes(((n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF, kind, flags)) + stream_id.to_bytes(4, "big")
+
+
 def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return bytes(((n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF, kind, flags)) + stream_id.to_bytes(4, "big") + payload
+    return _head(kind, flags, stream_id, len(payload)) + payload
 
 
 class _Stream:
@@ -88,7 +90,7 @@ class _Stream:
 class H2Connection:
     def __init__(self) -> None:
         self._in = bytearray()
-        self._out: List[bytes] = []
+        self._out: List["bytes | memoryview"] = []
         self._out_size = 0
         self._preface_seen = False
         self._decoder = Decoder()
@@ -105,7 +107,7 @@ class H2Connection:
         self._queue(_frame(WINDOW_UPDATE, 0, 0, (RECEIVE_WINDOW - _DEFAULT_WINDOW).to_bytes(4, "big")))
 
     # -- output ---------------------------------------------------------------------------------
-    def _queue(self, data: bytes) -> None:
+    def _queue(self, data: "bytes | memoryview") -> None:
         self._out.append(data)
         self._out_size += len(data)
 
@@ -286,7 +288,8 @@ class H2Connection:
 
     def send_data(self, sid: int, data: "bytes | memoryview", end_stream: bool = False) -> int:
         """Queue as much of ``data`` as the windows allow (whole, with ``end_stream``, only if it
-        all fits); returns the bytes queued, -1 if the stream is gone."""
+        all fits); returns the bytes queued, -1 if the stream is gone. ``data`` must not change
+        until :meth:`data_to_send` (it is queued as a view)."""
         st = self._streams.get(sid)
         if st is None or st.closed_local:
             return -1
@@ -298,7 +301,9 @@ class H2Connection:
         while sent < n:
             k = min(limit, n - sent)
             last = end_stream and sent + k == len(view)
-            self._queue(_frame(DATA, END_STREAM if last else 0, sid, bytes(view[sent:sent + k])))
+            # header and a view of the payload: joined (one copy) by data_to_send()
+            self._queue(_head(DATA, END_STREAM if last else 0, sid, k))
+            self._queue(view[sent:sent + k])
             sent += k
         if end_stream and not view:
             self._queue(_frame(DATA, END_STREAM, sid))

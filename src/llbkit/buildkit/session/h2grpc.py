@@ -16,6 +16,7 @@ the tunnel's sending side iterates :meth:`GrpcOverH2.outgoing`. One lock guards 
 from __future__ import annotations
 
 import base64
+import collections
 import logging
 import queue
 import threading
@@ -154,7 +155,7 @@ class _Call:
     def requests(self, deserialize: Optional[Callable[[bytes], Any]]) -> Iterator[Any]:
         while True:
             m = self._messages.get()
-            if m is _END:
+            if m is _END or isinstance(m, _Gone):  # a reset call's requests just end, as in grpc
                 return
             if isinstance(m, Exception):
                 raise m
@@ -171,7 +172,8 @@ class GrpcOverH2:
         self._lock = threading.Lock()
         self._has_output = threading.Condition(self._lock)  # the tunnel waits for output
         self._room = threading.Condition(self._lock)  # senders wait: output taken, window opened
-        self._out = bytearray()
+        self._out: "collections.deque[bytes]" = collections.deque()  # queued for the tunnel
+        self._out_size = 0
         self._calls: Dict[int, _Call] = {}
         self._closed = False
         with self._lock:
@@ -217,14 +219,27 @@ class GrpcOverH2:
                     self._has_output.wait()
                 if not self._out:
                     return
-                chunk = bytes(self._out[:_OUT_CHUNK])
-                del self._out[:_OUT_CHUNK]
+                chunk = self._take_locked()
                 self._room.notify_all()
                 self._lock.release()
                 try:
                     yield chunk
                 finally:
                     self._lock.acquire()
+
+    def _take_locked(self) -> bytes:
+        """Up to ``_OUT_CHUNK`` bytes of what is queued, joined (whole pieces while they fit)."""
+        first = self._out.popleft()
+        if len(first) > _OUT_CHUNK:  # a large piece goes out in chunks, the rest stays first
+            self._out.appendleft(first[_OUT_CHUNK:])
+            first = first[:_OUT_CHUNK]
+        parts, size = [first], len(first)
+        while self._out and size + len(self._out[0]) <= _OUT_CHUNK:
+            piece = self._out.popleft()
+            parts.append(piece)
+            size += len(piece)
+        self._out_size -= size
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
         """The stream ended (or the session closes): every call ends."""
@@ -313,7 +328,7 @@ class GrpcOverH2:
             while off < len(frame):
                 if self._closed or call.gone:
                     raise _Gone()
-                while len(self._out) > _OUT_HIGH_WATER and not self._closed and not call.gone:
+                while self._out_size > _OUT_HIGH_WATER and not self._closed and not call.gone:
                     self._room.wait()
                 n = self._conn.send_data(call.sid, frame[off:])
                 if n < 0:
@@ -347,6 +362,8 @@ class GrpcOverH2:
     def _flush_locked(self) -> None:
         if self._conn.pending_output:
             was_empty = not self._out
-            self._out += self._conn.data_to_send()
+            data = self._conn.data_to_send()
+            self._out.append(data)
+            self._out_size += len(data)
             if was_empty:  # only then can the tunnel be waiting
                 self._has_output.notify()
