@@ -31,7 +31,7 @@ from llbkit.buildkit.session.services import (
 )
 from llbkit.buildkit.session.content import CONTENT, CONTENT_METHODS, content_handler
 from llbkit.buildkit.session.h2grpc import GrpcOverH2
-from llbkit.buildkit.session.tunnel import SESSION_METHOD, ServerTunnel
+from llbkit.buildkit.session.tunnel import SESSION_METHOD, Tunnel
 from llbkit.errors import SessionError
 
 __all__ = ["Session", "new_session_id"]
@@ -96,7 +96,7 @@ class Session:
         self.content_stores: Dict[str, Any] = dict(content_stores or {})
         self._lock = threading.Lock()
         self._server: Optional[GrpcOverH2] = None
-        self._tunnel: Optional[ServerTunnel] = None
+        self._tunnel: Optional[Tunnel] = None
         self._closed = False
 
     # -- what is served ----------------------------------------------------------------------
@@ -144,7 +144,7 @@ class Session:
             # HTTP/2 connection is parsed here, with no second gRPC stack behind a socket.
             self._server = GrpcOverH2([h for _, h in self._services()])
             try:
-                self._tunnel = ServerTunnel(self._server)
+                self._tunnel = Tunnel(self._server)
                 # raw bytes both ways: the tunnel encodes and decodes BytesMessage itself
                 self._tunnel.start(channel.stream_stream(SESSION_METHOD), self.headers())
             except Exception as e:
