@@ -27,7 +27,7 @@ import os
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple
 
 from llbkit.atomic import _umask, fsync_dir
 from llbkit.oci.errors import LayoutError
@@ -80,21 +80,25 @@ def _pax(data: bytes) -> Dict[str, str]:
 
 class ExportReceiver:
     """One platform's export stream (``write`` it, as the session does), written as tar members
-    into ``out`` from its current position; ``where`` names the stream in errors.
+    into the file ``open_file()`` returns (called when the first bytes arrive: nothing is
+    created before the export starts), from its position then; ``where`` names the stream in
+    errors.
 
     :meth:`reset` goes back to the start (a retried solve streams again); :meth:`images` is
     the platform images once the stream has ended.
     """
 
-    def __init__(self, out: BinaryIO, where: str) -> None:
-        self._out = out
+    def __init__(self, open_file: Callable[[], BinaryIO], where: str) -> None:
+        self._open_file = open_file
+        self._out: Optional[BinaryIO] = None
+        self._start = 0
         self.where = where
-        self._start = out.tell()
         self.reset()
 
     def reset(self) -> None:
-        self._out.seek(self._start)
-        self._out.truncate()
+        if self._out is not None:
+            self._out.seek(self._start)
+            self._out.truncate()
         self._pending = bytearray()  # a header (or pax/index/small member) being collected
         self._need = BLOCK  # bytes wanted in _pending before the next step
         self._state = "header"
@@ -112,6 +116,9 @@ class ExportReceiver:
 
     # -- the stream -------------------------------------------------------------------------
     def write(self, data: "bytes | memoryview") -> int:
+        if self._out is None:
+            self._out = self._open_file()
+            self._start = self._out.tell()
         view = memoryview(data).cast("B")
         n = len(view)
         while view:
@@ -132,7 +139,8 @@ class ExportReceiver:
         return n
 
     def flush(self) -> None:
-        self._out.flush()
+        if self._out is not None:
+            self._out.flush()
 
     def _collected(self) -> None:
         block = bytes(self._pending)
@@ -266,21 +274,25 @@ class OnePassLayoutTar:
 
     def __init__(self, dest: "str | os.PathLike[str]", count: int) -> None:
         self.dest = Path(dest)
-        parent = self.dest.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=parent)
-        self._tmp = Path(tmp)
-        self._files: List[BinaryIO] = [os.fdopen(fd, "w+b")]
-        self._parts: List[Path] = []
-        self._files[0].write(_header("blobs/", _DIR_MODE, kind=tarfile.DIRTYPE)
-                             + _header("blobs/sha256/", _DIR_MODE, kind=tarfile.DIRTYPE))
-        for i in range(1, count):
-            fd, part = tempfile.mkstemp(prefix=f".{self.dest.name}.part{i}.", suffix=".tmp", dir=parent)
-            self._parts.append(Path(part))
-            self._files.append(os.fdopen(fd, "w+b"))
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        # Files are made when a platform's export starts (a build killed before that leaves none).
+        self._files: List[Optional[BinaryIO]] = [None] * count
+        self._paths: List[Optional[Path]] = [None] * count
         self._committed = False
         self._receivers: List[ExportReceiver] = [
-            ExportReceiver(f, f"the export of platform {i + 1} to {self.dest}") for i, f in enumerate(self._files)]
+            ExportReceiver(lambda i=i: self._open(i), f"the export of platform {i + 1} to {self.dest}")
+            for i in range(count)]
+
+    def _open(self, i: int) -> BinaryIO:
+        """The output's temporary file (platform 1), or platform ``i``'s part file."""
+        what = "" if i == 0 else f"part{i}."
+        fd, path = tempfile.mkstemp(prefix=f".{self.dest.name}.{what}", suffix=".tmp", dir=self.dest.parent)
+        self._paths[i] = Path(path)
+        f = self._files[i] = os.fdopen(fd, "w+b")
+        if i == 0:
+            f.write(_header("blobs/", _DIR_MODE, kind=tarfile.DIRTYPE)
+                    + _header("blobs/sha256/", _DIR_MODE, kind=tarfile.DIRTYPE))
+        return f
 
     def receiver(self, i: int) -> ExportReceiver:
         return self._receivers[i]
@@ -289,10 +301,12 @@ class OnePassLayoutTar:
         return [r.images() for r in self._receivers]
 
     def commit(self, assembled: AssembledIndex, ref_names: Sequence[str] = ()) -> None:
-        out = self._files[0]
+        out = self._files[0] or self._open(0)
         out.seek(0, os.SEEK_END)
         written = dict(self._receivers[0].blobs)
         for f, r in zip(self._files[1:], self._receivers[1:]):
+            if f is None:
+                continue
             f.flush()
             for digest, (size, start, end) in sorted(r.blobs.items(), key=lambda kv: kv[1][1]):
                 if digest not in written:  # shared between platforms: once
@@ -311,8 +325,10 @@ class OnePassLayoutTar:
         out.flush()
         os.fsync(out.fileno())
         self._close_files()
-        os.chmod(self._tmp, 0o644 & ~_umask())
-        os.replace(self._tmp, self.dest)
+        tmp = self._paths[0]
+        assert tmp is not None
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, self.dest)
         fsync_dir(self.dest.parent)
         self._committed = True
         self._remove_parts()
@@ -322,19 +338,22 @@ class OnePassLayoutTar:
         if self._committed:
             return
         self._close_files()
-        for p in [self._tmp, *self._parts]:
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
+        for p in self._paths:
+            if p is not None:
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
 
     def _close_files(self) -> None:
         for f in self._files:
-            if not f.closed:
+            if f is not None and not f.closed:
                 f.close()
 
     def _remove_parts(self) -> None:
-        for p in self._parts:
+        for p in self._paths[1:]:
+            if p is None:
+                continue
             try:
                 p.unlink()
             except FileNotFoundError:

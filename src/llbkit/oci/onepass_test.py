@@ -154,3 +154,10 @@ def test_a_missing_blob_is_an_error(tmp_path: Path) -> None:
         with OnePassLayoutTar(tmp_path / "out.tar", 1) as w:
             feed(w.receiver(0), buf.getvalue(), 4096)
             w.images()
+
+
+def test_nothing_is_created_before_an_export_starts(tmp_path: Path) -> None:
+    w = OnePassLayoutTar(tmp_path / "out.tar", 2)  # a build killed during its RUN steps
+    w.receiver(0).reset()
+    assert list(tmp_path.iterdir()) == []
+    w.abort()

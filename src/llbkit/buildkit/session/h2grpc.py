@@ -175,6 +175,7 @@ class GrpcOverH2:
         self._out: "collections.deque[bytes]" = collections.deque()  # queued for the tunnel
         self._out_size = 0
         self._calls: Dict[int, _Call] = {}
+        self._threads: List[threading.Thread] = []
         self._closed = False
         with self._lock:
             self._flush_locked()  # our SETTINGS: a server speaks first too
@@ -208,8 +209,10 @@ class GrpcOverH2:
             self._flush_locked()
             self._room.notify_all()  # windows may have opened
         for call in start:
-            threading.Thread(target=self._serve, args=(call,), name=f"llbkit-session-{call.sid}",
-                             daemon=True).start()
+            t = threading.Thread(target=self._serve, args=(call,), name=f"llbkit-session-{call.sid}", daemon=True)
+            with self._lock:
+                self._threads = [x for x in self._threads if x.is_alive()] + [t]
+            t.start()
 
     def outgoing(self) -> Iterator[bytes]:
         """What to send to buildkitd, in as few pieces as are ready; ends when closed."""
@@ -245,6 +248,14 @@ class GrpcOverH2:
         """The stream ended (or the session closes): every call ends."""
         with self._lock:
             self._close_locked()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait (after :meth:`close`) for the calls' handlers to finish, e.g. to remove a
+        half-received export: what they leave must be gone before the session is."""
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            t.join(timeout)
 
     def _close_locked(self) -> None:
         if self._closed:

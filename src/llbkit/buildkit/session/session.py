@@ -182,6 +182,7 @@ class Session:
             self._tunnel.close()
         if self._server is not None:
             self._server.close()
+            self._server.join(5)  # handlers clean up (a cut-off export's temporary file)
             self._server = None
 
     def __enter__(self) -> "Session":
