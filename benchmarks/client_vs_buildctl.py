@@ -6,17 +6,26 @@ them by PID at the end):
     PYTHONPATH=src python benchmarks/client_vs_buildctl.py                 # full size: 1 GiB
     PYTHONPATH=src python benchmarks/client_vs_buildctl.py --size 64MiB --reps 2 --sleep 1
 
-What it measures, each client as its own process, the same definition bytes on stdin:
+What it measures, each client as its own process, the same definition bytes on stdin, in
+alternating pairs (llbkit, then buildctl), each figure printed as min / median / max next to
+buildctl's from the same run, with the ratio of the medians:
 
+(0) a cached tiny build (a scratch image with one file, already in the daemon's cache): what
+    the client itself costs (start-up, imports, connection, session, teardown);
 (a) overhead: a RUN `sleep N` (cache disabled for that step) built ``--reps`` times by each
     client, alternating; median wall time, and the overhead above N seconds;
 (b) upload: a local context of ``--size`` bytes (``--files`` files, and a variant with
     ``--small-files`` files) sent with ``--local ctx=DIR``; the definition is the local source
     alone. The daemon's cache is pruned (``buildctl prune --all``) before every build, so every
-    build sends everything; MB/s = context bytes / wall time of the client process;
+    build sends everything; MB/s = context bytes / wall time of the client process; CPU = the
+    client process's user + system time (``wait4``);
 (c) memory: the client process's peak RSS (``ru_maxrss`` from ``wait4``, the kernel's figure)
     during (b), and while receiving a ``type=tar`` export of a state holding ``--size`` bytes
-    (made by a RUN and cached before the timed builds; MB/s of the export too).
+    (made by a RUN and cached before the timed builds; MB/s of the export too);
+(d) the OCI image export of the Pants backend (``build_multiplatform``, in this process: one
+    platform of that cached ``--size`` state, as ``pants package`` writes it) against one
+    sequential write of the same number of bytes to the same directory (``dd``-like, 1 MiB
+    blocks, fsync), the floor; and buildctl's ``type=oci,dest=FILE`` of the same state.
 
 First, start-up: ``--version``, ``--help`` and listing the workers (``llbkit workers``,
 ``buildctl debug workers``). llbkit runs as installed: bytecode cached (in a temporary
@@ -64,8 +73,8 @@ def parse_size(text: str) -> int:
 
 # -- running a client and watching its memory ------------------------------------------------
 
-def run_client(argv: Sequence[str], stdin: Path, env: Optional[dict] = None) -> Tuple[float, int]:
-    """Run one client process; returns (wall seconds, peak RSS in KiB). Fails loudly.
+def run_client(argv: Sequence[str], stdin: Path, env: Optional[dict] = None) -> Tuple[float, int, float]:
+    """Run one client process; returns (wall seconds, peak RSS in KiB, CPU seconds). Fails loudly.
 
     The peak RSS is the kernel's own figure for the process (``ru_maxrss`` from ``wait4``),
     measured the same way for both clients."""
@@ -83,7 +92,29 @@ def run_client(argv: Sequence[str], stdin: Path, env: Optional[dict] = None) -> 
     if proc.returncode != 0:
         raise SystemExit(f"client failed ({proc.returncode}): {' '.join(argv)}\n"
                          f"{b''.join(err).decode(errors='replace')}")
-    return wall, usage.ru_maxrss
+    return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+
+
+def spread(values: Sequence[float], scale: float = 1.0, fmt: str = "{:.2f}") -> str:
+    """min / median / max."""
+    v = sorted(x * scale for x in values)
+    return " / ".join(fmt.format(x) for x in (v[0], statistics.median(v), v[-1]))
+
+
+def pairs(n: int, ours, theirs) -> Tuple[list, list]:  # type: ignore[no-untyped-def]
+    """``n`` alternating pairs (ours first, then theirs): two lists of results."""
+    a, b = [], []
+    for _ in range(n):
+        a.append(ours())
+        b.append(theirs())
+    return a, b
+
+
+def report(name: str, ours: Sequence[float], theirs: Sequence[float], unit: str = "s", scale: float = 1.0,
+           fmt: str = "{:.3f}", higher_is_better: bool = False) -> None:
+    mo, mt = statistics.median(ours), statistics.median(theirs)
+    print(f"    {name:<34} llbkit {spread(ours, scale, fmt)} {unit}   buildctl {spread(theirs, scale, fmt)} {unit}"
+          f"   ratio {ratio(mo, mt)}" + (" (higher is better)" if higher_is_better else ""))
 
 
 class Clients:
@@ -104,7 +135,7 @@ class Clients:
     def theirs(self, *args: str) -> List[str]:
         return [str(self.buildctl), "--addr", self.bk.addr, "build", "--progress", "quiet", *args]
 
-    def run(self, which: str, deffile: Path, *args: str) -> Tuple[float, int]:
+    def run(self, which: str, deffile: Path, *args: str) -> Tuple[float, int, float]:
         argv = self.ours(*args) if which == "llbkit" else self.theirs(*args)
         return run_client(argv, deffile, self.env)
 
@@ -148,6 +179,59 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
+def load() -> str:
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def sequential_write(path: Path, size: int) -> float:
+    """Seconds to write ``size`` bytes to ``path`` in 1 MiB blocks and fsync it: the floor."""
+    block = os.urandom(MiB)
+    start = time.monotonic()
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            left -= f.write(block[:min(left, MiB)])
+        f.flush()
+        os.fsync(f.fileno())
+    took = time.monotonic() - start
+    path.unlink()
+    return took
+
+
+def oci_export(bk: Buildkitd, state: llb.State, tmp: Path, size: int, reps: int, cl: "Clients") -> None:
+    """(d): the backend's OCI export of one platform vs one sequential write (and buildctl's oci)."""
+    from llbkit.buildkit import PlatformJob, WorkerConfig, WorkerPool, build_multiplatform
+
+    definition = state.marshal(platform=PLATFORM)
+    d = write_def(state, tmp / "oci.llb")
+    dest = tmp / "image.oci.tar"
+    with WorkerPool([WorkerConfig(bk.addr)]) as pool:
+        def ours() -> Tuple[float, float]:
+            t0, c0 = time.monotonic(), time.process_time()
+            build_multiplatform(pool, [PlatformJob(PLATFORM, definition, None)], dest)
+            took, cpu = time.monotonic() - t0, time.process_time() - c0
+            assert dest.stat().st_size >= size
+            dest.unlink()
+            return took, cpu
+        ours()  # warm: the state is cached, only the export is timed below
+        rows = []
+        for _ in range(reps):  # alternating: ours, the sequential write, buildctl's oci export
+            o = ours()
+            w = sequential_write(tmp / "seq.bin", size)
+            out = tmp / "buildctl.oci.tar"
+            bt = cl.run("buildctl", d, "--output", f"type=oci,dest={out}")[0]
+            out.unlink()
+            rows.append((o, w, bt))
+    print(f"\n(d) the Pants backend's OCI export of {size / MiB:.0f} MiB (build_multiplatform, one platform, "
+          f"cached state), {reps} rounds")
+    print(f"    llbkit export             {spread([r[0][0] for r in rows])} s (CPU {spread([r[0][1] for r in rows])} s)")
+    print(f"    one sequential write      {spread([r[1] for r in rows])} s   (the floor: same bytes, same directory)")
+    print(f"    buildctl type=oci,dest=   {spread([r[2] for r in rows])} s")
+    mo = statistics.median(r[0][0] for r in rows)
+    print(f"    ratio llbkit / sequential write: {ratio(mo, statistics.median(r[1] for r in rows))}; "
+          f"llbkit / buildctl oci: {ratio(mo, statistics.median(r[2] for r in rows))}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=parse_size, default=1 << 30, help="context/export size (default 1GiB)")
@@ -171,71 +255,66 @@ def main() -> int:
         version = f"buildctl from {bk.buildctl_bin.parent.parent.name}"
         cl = Clients(bk, bk.buildctl_bin, str(tmp / "pycache"))
         run_client([sys.executable, "-m", "llbkit", "--help"], Path(os.devnull), cl.env)  # compile once
+        run_client([sys.executable, "-m", "llbkit", "build", "--help"], Path(os.devnull), cl.env)
         print(f"llbkit {__version__} client vs buildctl - Python {platform.python_version()}, "
               f"{os.cpu_count()} CPUs, {platform.machine()}; {version}")
-        print(f"size {args.size / MiB:.0f} MiB; {args.reps} reps per measurement (median), "
-              f"{args.overhead_reps} for the overhead")
+        print(f"size {args.size / MiB:.0f} MiB; {args.reps} pairs per measurement, {args.overhead_reps} for (0) "
+              f"and (a); figures are min / median / max; load average {load()}")
         base = llb.image(busybox, platform=PLATFORM)
-
-        # start-up alone
-        t_ours = statistics.median(run_client([sys.executable, "-m", "llbkit", "--version"], Path(os.devnull), cl.env)[0] for _ in range(5))
-        t_theirs = statistics.median(run_client([str(bk.buildctl_bin), "--version"], Path(os.devnull))[0] for _ in range(5))
-        print(f"\nprocess start-up alone (--version, median of 5): llbkit {t_ours * 1000:.0f} ms, "
-              f"buildctl {t_theirs * 1000:.0f} ms")
+        n_startup = max(3, args.overhead_reps)
 
         def startup(argv: Sequence[str], env: Optional[dict] = None) -> float:
-            return statistics.median(run_client(argv, Path(os.devnull), env)[0] for _ in range(7))
+            return run_client(argv, Path(os.devnull), env)[0]
 
         py = [sys.executable, "-m", "llbkit"]
         bc = [str(bk.buildctl_bin), "--addr", bk.addr]
-        rows = [("--help", startup(py + ["--help"], cl.env), startup([str(bk.buildctl_bin), "--help"])),
-                ("workers", startup(py + ["workers", "--addr", bk.addr], cl.env),
-                 startup(bc + ["debug", "workers"]))]
-        print("\nstart-up, median of 7         llbkit   buildctl   ratio")
-        for name, a, b in rows:
-            print(f"    {name:<28} {a * 1000:>6.0f} ms {b * 1000:>6.0f} ms  {ratio(a, b):>6}")
+        print(f"\nstart-up, {n_startup} alternating pairs")
+        for name, ours, theirs in (
+                ("--version", py + ["--version"], [str(bk.buildctl_bin), "--version"]),
+                ("--help", py + ["--help"], [str(bk.buildctl_bin), "--help"]),
+                ("workers", py + ["workers", "--addr", bk.addr], bc + ["debug", "workers"])):
+            a, b = pairs(n_startup, lambda: startup(ours, cl.env), lambda: startup(theirs))
+            report(name, a, b, "ms", 1000, "{:.0f}")
+
+        tiny = write_def(llb.scratch().file(llb.mkfile("/hi", 0o644, b"hi")), tmp / "tiny.llb")
+        cl.run("llbkit", tiny)
+        cl.run("buildctl", tiny)
+        a, b = pairs(args.overhead_reps, lambda: cl.run("llbkit", tiny), lambda: cl.run("buildctl", tiny))
+        print(f"\n(0) cached tiny build (scratch + one file, in the daemon's cache), {args.overhead_reps} pairs")
+        report("wall", [x[0] for x in a], [x[0] for x in b], "ms", 1000, "{:.0f}")
+        report("CPU", [x[2] for x in a], [x[2] for x in b], "ms", 1000, "{:.0f}")
+        report("peak RSS", [x[1] for x in a], [x[1] for x in b], "MiB", 1 / 1024, "{:.0f}")
 
         if "overhead" not in args.skip:
             d = write_def(base.run(["/bin/sleep", f"{args.sleep:g}"], ignore_cache=True).root(), tmp / "sleep.llb")
             cl.run("llbkit", d)  # pulls busybox
             cl.run("buildctl", d)
-            walls = {"llbkit": [], "buildctl": []}
-            for _ in range(args.overhead_reps):
-                for which in ("llbkit", "buildctl"):
-                    walls[which].append(cl.run(which, d)[0])
-            mo, mt = statistics.median(walls["llbkit"]), statistics.median(walls["buildctl"])
-            print(f"\n(a) overhead: RUN sleep {args.sleep:g} (ignore-cache), median of {args.overhead_reps}")
-            print(f"    {'client':<9} {'wall':>8} {'overhead':>9}  all walls")
-            for which, m in (("llbkit", mo), ("buildctl", mt)):
-                print(f"    {which:<9} {m:>7.2f}s {m - args.sleep:>8.2f}s  "
-                      + " ".join(f"{w:.2f}" for w in walls[which]))
-            print(f"    ratio llbkit/buildctl: wall {ratio(mo, mt)}, overhead {ratio(mo - args.sleep, mt - args.sleep)}")
+            a, b = pairs(args.overhead_reps, lambda: cl.run("llbkit", d), lambda: cl.run("buildctl", d))
+            print(f"\n(a) a real build: RUN sleep {args.sleep:g} (ignore-cache), {args.overhead_reps} pairs")
+            report("wall", [x[0] for x in a], [x[0] for x in b])
+            report(f"overhead (wall - {args.sleep:g} s)", [x[0] - args.sleep for x in a], [x[0] - args.sleep for x in b])
 
-        uploads = []
         if "upload" not in args.skip:
             variants = [(args.files, "large files")]
             if args.small_files:
                 variants.append((args.small_files, "small files"))
             d = write_def(llb.local("ctx"), tmp / "local.llb")
+            print(f"\n(b) upload of a {args.size / MiB:.0f} MiB context (--local, cache pruned before each build), "
+                  f"{args.reps} pairs")
             for nfiles, label in variants:
                 ctx = make_context(tmp / f"ctx-{nfiles}", args.size, nfiles)
-                res = {"llbkit": [], "buildctl": []}
-                for _ in range(args.reps):
-                    for which in ("llbkit", "buildctl"):
-                        cl.prune()
-                        res[which].append(cl.run(which, d, "--local", f"ctx={ctx}"))
-                uploads.append((nfiles, label, res))
+
+                def one(which: str) -> Tuple[float, int, float]:
+                    cl.prune()
+                    return cl.run(which, d, "--local", f"ctx={ctx}")
+                a, b = pairs(args.reps, lambda: one("llbkit"), lambda: one("buildctl"))
+                print(f"  {nfiles} files ({label})")
+                report("throughput", [args.size / 1e6 / x[0] for x in a], [args.size / 1e6 / x[0] for x in b],
+                       "MB/s", 1, "{:.0f}", higher_is_better=True)
+                report("CPU", [x[2] for x in a], [x[2] for x in b], "s", 1, "{:.2f}")
+                report("peak RSS", [x[1] for x in a], [x[1] for x in b], "MiB", 1 / 1024, "{:.0f}")
                 shutil.rmtree(ctx)
             cl.prune()
-            print(f"\n(b) upload of a {args.size / MiB:.0f} MiB context (--local, cache pruned before each build), median of {args.reps}")
-            print(f"    {'context':<28} {'llbkit':>10} {'buildctl':>10} {'ratio':>7}   peak RSS llbkit / buildctl")
-            for nfiles, label, res in uploads:
-                mbs = {w: args.size / 1e6 / statistics.median(t for t, _ in r) for w, r in res.items()}
-                rss = {w: max(m for _, m in r) for w, r in res.items()}
-                desc = f"{nfiles} files ({label})"
-                print(f"    {desc:<28} {mbs['llbkit']:>6.0f} MB/s {mbs['buildctl']:>5.0f} MB/s "
-                      f"{ratio(mbs['llbkit'], mbs['buildctl']):>7}   {fmt_mib(rss['llbkit'])} / "
-                      f"{fmt_mib(rss['buildctl'])} ({ratio(rss['llbkit'], rss['buildctl'])})")
 
         if "export" not in args.skip:
             n = max(1, args.files)
@@ -245,25 +324,23 @@ def main() -> int:
                       if rest else
                       f"mkdir /data && for i in $(seq {n}); do dd if=/dev/urandom of=/data/f$i bs=1M count={mib} 2>/dev/null; done")
             data = base.run(["/bin/sh", "-c", script]).root()
-            d = write_def(llb.scratch().file(llb.copy(data, "/data", "/data")), tmp / "export.llb")
+            state = llb.scratch().file(llb.copy(data, "/data", "/data"))
+            d = write_def(state, tmp / "export.llb")
             cl.run("buildctl", d)  # make the data once; the timed builds only export it
-            res = {"llbkit": [], "buildctl": []}
-            for _ in range(args.reps):
-                for which in ("llbkit", "buildctl"):
-                    out = tmp / f"out-{which}.tar"
-                    res[which].append(cl.run(which, d, "--output", f"type=tar,dest={out}"))
-                    got = out.stat().st_size
-                    assert got >= args.size, (which, got)
-                    out.unlink()
-            mbs = {w: args.size / 1e6 / statistics.median(t for t, _ in r) for w, r in res.items()}
-            rss = {w: max(m for _, m in r) for w, r in res.items()}
-            print(f"\n(c) receiving a type=tar export of {args.size / MiB:.0f} MiB ({n} files, cached state), median of {args.reps}")
-            print(f"    llbkit {mbs['llbkit']:.0f} MB/s, buildctl {mbs['buildctl']:.0f} MB/s "
-                  f"(ratio {ratio(mbs['llbkit'], mbs['buildctl'])}); peak RSS llbkit "
-                  f"{fmt_mib(rss['llbkit'])}, buildctl {fmt_mib(rss['buildctl'])} "
-                  f"(ratio {ratio(rss['llbkit'], rss['buildctl'])})")
-        if uploads:
-            print("\n(c) peak RSS while uploading: see (b)")
+
+            def tar_export(which: str) -> Tuple[float, int, float]:
+                out = tmp / f"out-{which}.tar"
+                r = cl.run(which, d, "--output", f"type=tar,dest={out}")
+                assert out.stat().st_size >= args.size, (which, out.stat().st_size)
+                out.unlink()
+                return r
+            a, b = pairs(args.reps, lambda: tar_export("llbkit"), lambda: tar_export("buildctl"))
+            print(f"\n(c) receiving a type=tar export of {args.size / MiB:.0f} MiB ({n} files, cached state), "
+                  f"{args.reps} pairs")
+            report("throughput", [args.size / 1e6 / x[0] for x in a], [args.size / 1e6 / x[0] for x in b],
+                   "MB/s", 1, "{:.0f}", higher_is_better=True)
+            report("peak RSS", [x[1] for x in a], [x[1] for x in b], "MiB", 1 / 1024, "{:.0f}")
+            oci_export(bk, state, tmp, args.size, args.reps, cl)
         return 0
     finally:
         bk.stop()

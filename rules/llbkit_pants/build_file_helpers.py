@@ -13,9 +13,12 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Tuple, Union
 
-from llbkit.image import CacheMount, SecretMount, TmpfsMount
+# The mount values are llbkit.image's, imported when a helper makes or checks one: loading the
+# plugin (every Pants run) must not load the library (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.image import CacheMount, SecretMount, TmpfsMount
 
 
 def _strings(value: Union[str, Iterable[str]], what: str) -> Union[str, Tuple[str, ...]]:
@@ -31,7 +34,7 @@ def _strings(value: Union[str, Iterable[str]], what: str) -> Union[str, Tuple[st
 
 
 # Mounts are the library's own values (llbkit.image): nothing in them is Pants-specific.
-Mount = Union[CacheMount, SecretMount, TmpfsMount]
+Mount = Union["CacheMount", "SecretMount", "TmpfsMount"]
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,14 @@ def run(
     """`run("apt-get update", mounts=[cache_mount("/var/cache/apt")])` or `run(["/bin/app", "--check"])`."""
     mounts = tuple(mounts)
     secrets = tuple(secrets)
+    if mounts or secrets:
+        _check_mounts(mounts, secrets)
+    return RunStep(_strings(command, "run(command)"), mounts, network, secrets)
+
+
+def _check_mounts(mounts: Tuple[Any, ...], secrets: Tuple[Any, ...]) -> None:
+    from llbkit.image import CacheMount, SecretMount, TmpfsMount
+
     for m in mounts:
         if not isinstance(m, (CacheMount, SecretMount, TmpfsMount)):
             raise TypeError(
@@ -164,11 +175,12 @@ def run(
     for s in secrets:
         if not isinstance(s, SecretMount):
             raise TypeError(f"run(secrets=...) takes secret_mount() values, got {s!r}")
-    return RunStep(_strings(command, "run(command)"), mounts, network, secrets)
 
 
 def cache_mount(target: str, *, id: Optional[str] = None, sharing: str = "shared") -> CacheMount:
     """`cache_mount("/root/.cache/pip", sharing="locked")`: sharing is shared, private or locked."""
+    from llbkit.image import CacheMount
+
     return CacheMount(target, id, sharing)
 
 
@@ -176,11 +188,15 @@ def secret_mount(
     id: str, target: Optional[str] = None, *, required: bool = True, mode: int = 0o400, uid: int = 0, gid: int = 0
 ) -> SecretMount:
     """`secret_mount("token")` mounts secret `token` at /run/secrets/token (or at `target`)."""
+    from llbkit.image import SecretMount
+
     return SecretMount(id, target, required, mode, uid, gid)
 
 
 def tmpfs_mount(target: str, *, size: int = 0) -> TmpfsMount:
     """`tmpfs_mount("/tmp", size=64 * 1024 * 1024)`; size 0 means the kernel's default."""
+    from llbkit.image import TmpfsMount
+
     return TmpfsMount(target, size)
 
 

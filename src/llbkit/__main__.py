@@ -1,8 +1,6 @@
 """``python -m llbkit``: the llbkit command line (see :mod:`llbkit.cli.main`)."""
 
-import sys
-
-from llbkit.cli.main import main
+from llbkit.cli.main import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Tuple
 
 from pants.core.goals.generate_lockfiles import (
     GenerateLockfile,
@@ -32,8 +32,6 @@ from pants.engine.target import AllTargets
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from llbkit.builder.base_lock import BaseLock, BaseLockError, LockedBase, merge_requests
-from llbkit.image import ImageSpecError, RegistryBase
 from llbkit_pants.subsystems.base_images import BaseImagesSubsystem
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import ContainerImageBaseField, ContainerImagePlatformsField
@@ -44,6 +42,10 @@ from llbkit_pants.util_rules.lowering import declared_platforms
 from llbkit_pants.util_rules.machine import MachineChannel, MachineChannelRequest
 from llbkit_pants.util_rules.process_errors import process_failure
 from llbkit_pants.util_rules.solver import SolverCode
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.builder.base_lock import LockedBase
 
 SCRATCH = "scratch"
 
@@ -77,6 +79,9 @@ async def container_image_lockfile_requests(
     requested: RequestedContainerImageResolveNames, all_targets: AllTargets,
     base_images: BaseImagesSubsystem, buildkit: BuildKitSubsystem,
 ) -> UserGenerateLockfiles:
+    from llbkit.builder.base_lock import merge_requests
+    from llbkit.image import ImageSpecError, RegistryBase
+
     images = [t for t in all_targets if t.has_field(ContainerImageBaseField)]
     chains = await MultiGet(Get(ContainerImageChain, ContainerImageChainRequest(t.address)) for t in images)
     resolves = await MultiGet(Get(ImageResolve, ImageResolveRequest(t.address)) for t in images)
@@ -114,6 +119,8 @@ class _Digest(str):
 async def generate_container_image_lockfile(
     request: GenerateContainerImageLockfile, generate: GenerateLockfilesSubsystem,
 ) -> GenerateLockfileResult:
+    from llbkit.builder.base_lock import BaseLock, BaseLockError, LockedBase
+
     locked: Tuple[LockedBase, ...] = ()
     if request.bases:
         channel = await Get(MachineChannel, MachineChannelRequest())

@@ -7,7 +7,7 @@ printed is what would be solved, op digests included.
 from __future__ import annotations
 
 from enum import Enum
-from typing import List
+from typing import TYPE_CHECKING, List
 
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem, Outputting
@@ -16,9 +16,11 @@ from pants.engine.target import Targets
 from pants.option.option_types import EnumOption
 from pants.util.strutil import softwrap
 
-from llbkit import llb
 from llbkit_pants.target_types import ContainerImageBaseField
 from llbkit_pants.util_rules.lowering import LoweredImage, LoweredImageRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit import llb  # imported by render(): loading the plugin must not load the compiler
 
 
 class LlbFormat(Enum):
@@ -55,6 +57,8 @@ class Llb(Goal):
 
 
 def render(definition: llb.Definition, fmt: LlbFormat) -> str:
+    from llbkit import llb
+
     return llb.to_dot(definition) if fmt == LlbFormat.dot else llb.dump(definition)
 
 

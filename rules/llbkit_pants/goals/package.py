@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.engine.fs import (
@@ -50,9 +50,6 @@ from pants.engine.unions import UnionRule
 from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
-from llbkit.builder.job import ExportOptions, SolveJob
-from llbkit.builder.secrets import mounted_secrets
-from llbkit.buildkit.errors import NoWorkerReason
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem, Progress
 from llbkit_pants.target_types import (
     ContainerImageBaseField,
@@ -69,6 +66,10 @@ from llbkit_pants.util_rules.process_errors import ProcessFailure, build_log, ev
 from llbkit_pants.util_rules.references import image_references
 from llbkit_pants.util_rules.solver import SolverCode
 from llbkit_pants.util_rules.stored_image import StoredImage, StoredImageRequest, large_file_path
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.builder.job import SolveJob
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class ContainerImagePackageFieldSet(PackageFieldSet):
 def explain_no_worker(failure: ProcessFailure, allow_emulation: bool) -> str:
     """The pool's error, with the `[buildkit]` settings that fix it (by each worker's reason kind,
     a `llbkit.buildkit.errors.NoWorkerReason` name)."""
+    from llbkit.buildkit.errors import NoWorkerReason
+
     kinds = {str(w[2]) for w in failure.fields.get("workers", []) if len(w) > 2}
     platform = failure.fields.get("platform", "")
     hints = []
@@ -133,6 +136,8 @@ def _failure_message(address: str, failure: ProcessFailure, channel: MachineChan
 def check_secrets(address: str, lowered: LoweredImage, channel: MachineChannel) -> Tuple[Tuple[str, bool], ...]:
     """The secrets the image mounts; a required one that is not configured, or whose variable is
     unset in the invoking environment, fails before any solve, naming target, id and option."""
+    from llbkit.builder.secrets import mounted_secrets
+
     mounts = mounted_secrets(lowered.image.spec)
     configured = dict(channel.secrets_configured)
     for m in mounts:
@@ -152,6 +157,8 @@ def check_secrets(address: str, lowered: LoweredImage, channel: MachineChannel) 
 
 def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], ...],
          source_date_epoch: int) -> SolveJob:
+    from llbkit.builder.job import ExportOptions, SolveJob
+
     spec = lowered.image.spec
     if spec.output_format == "docker" and len(lowered.platforms) != 1:
         raise InvalidFieldException(

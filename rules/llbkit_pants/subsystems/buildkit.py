@@ -131,6 +131,20 @@ class BuildKitSubsystem(Subsystem):
             """
         ),
     )
+    concurrency = IntOption(
+        default=0,
+        help=softwrap(
+            """
+            The most solves each worker runs at once, counted over every build process of this
+            machine (0, the default: no limit of its own). Each image is built by its own Pants
+            process, so the solves in flight are at most Pants' process parallelism
+            (`[GLOBAL].process_execution_local_parallelism`, by default the number of cores);
+            a solve mostly waits on its worker, so with a fleet raise that, and bound what each
+            worker takes with this option, e.g. `concurrency = 4`. A build whose worker is that
+            busy waits for a free place (another worker native to its platform is taken first).
+            """
+        ),
+    )
     secrets = StrListOption(
         default=[],
         help=softwrap(
@@ -234,6 +248,8 @@ def check_options(buildkit: Any) -> None:
         raise BuildKitOptionError("platforms", [], 'list at least one platform, e.g. ["linux/amd64"]')
     if buildkit.max_attempts < 1:
         raise BuildKitOptionError("max_attempts", buildkit.max_attempts, "it must be at least 1")
+    if buildkit.concurrency < 0:
+        raise BuildKitOptionError("concurrency", buildkit.concurrency, "it must be 0 (no limit) or more")
     if not buildkit.connect_timeout > 0:
         raise BuildKitOptionError("connect_timeout", buildkit.connect_timeout,
                                   "it must be a positive number of seconds, e.g. 5")

@@ -10,7 +10,7 @@ invalidates what was built from it, with or without pantsd.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pants.engine.addresses import Address
 from pants.engine.fs import DigestContents, PathGlobs
@@ -18,10 +18,13 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.util.docutil import bin_name
 
-from llbkit.builder.base_lock import BaseLock, BaseLockError
 from llbkit_pants.subsystems.base_images import BaseImagesSubsystem
 from llbkit_pants.target_types import ContainerImageResolveField
 from llbkit_pants.util_rules.base_chain import field_error
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.builder.base_lock import BaseLock
 
 
 class BaseLockfileError(Exception):
@@ -73,6 +76,8 @@ async def image_resolve(request: ImageResolveRequest, base_images: BaseImagesSub
 
 @rule(desc="Read a base-image lockfile")
 async def load_base_lock(request: BaseLockRequest, base_images: BaseImagesSubsystem) -> LoadedBaseLock:
+    from llbkit.builder.base_lock import BaseLock, BaseLockError
+
     path = base_images.resolves[request.resolve]
     contents = await Get(DigestContents, PathGlobs([path]))
     if not contents:

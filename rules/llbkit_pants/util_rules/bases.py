@@ -19,17 +19,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from pants.engine.addresses import Address
 from pants.engine.process import FallibleProcessResult, ProcessCacheScope, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.logging import LogLevel
 
-from llbkit.builder.base_lock import LockedBase
-from llbkit.builder.bases import resolved_from_json
-from llbkit.image import ResolvedBase
-from llbkit.platforms import canonical_platform
 from llbkit_pants.subsystems.base_images import BaseImagesSubsystem, UnlockedBehavior
 from llbkit_pants.util_rules.base_lock import (
     BaseLockRequest,
@@ -41,6 +37,11 @@ from llbkit_pants.util_rules.base_lock import (
 from llbkit_pants.util_rules.machine import MachineChannel, MachineChannelRequest
 from llbkit_pants.util_rules.process_errors import events, process_failure
 from llbkit_pants.util_rules.solver import SolverCode
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.builder.base_lock import LockedBase
+    from llbkit.image import ResolvedBase
 
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def is_pinned(ref: str) -> bool:
 
 @rule(desc="Resolve a registry base image", level=LogLevel.DEBUG)
 async def resolve_registry_base(request: RegistryBaseRequest) -> RegistryBaseResolution:
+    from llbkit.builder.bases import resolved_from_json
+
     channel = await Get(MachineChannel, MachineChannelRequest())
     code = await Get(SolverCode)
     argv = ("resolve-bases", request.ref, *(a for p in request.platforms for a in ("--platform", p)))
@@ -124,6 +127,8 @@ def _unlocked_message(address: Address, ref: str, platforms: List[str], loaded: 
 
 
 def _missing_platforms(entry: Optional[LockedBase], platforms: Tuple[str, ...]) -> List[str]:
+    from llbkit.platforms import canonical_platform
+
     if entry is None:
         return [canonical_platform(p) for p in platforms]
     return [canonical_platform(p) for p in platforms if entry.platform(p) is None]

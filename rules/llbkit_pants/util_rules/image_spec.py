@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.target_types import (
@@ -44,21 +44,6 @@ from pants.engine.target import (
 )
 from pants.util.strutil import softwrap
 
-from llbkit.image import (
-    ContextSource,
-    CopyStep,
-    EnvStep,
-    ImageSource,
-    ImageSpec,
-    ImageSpecError,
-    RegistryBase,
-    RunStep,
-    ScratchBase,
-    SpecBase,
-    UserStep,
-    WorkdirStep,
-    validate_spec,
-)
 from llbkit_pants import build_file_helpers as helpers
 from llbkit_pants.util_rules.base_chain import (
     ContainerImageChain,
@@ -85,6 +70,10 @@ from llbkit_pants.target_types import (
     ContainerImageVolumesField,
     ContainerImageWorkdirField,
 )
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.image import ContextSource, ImageSpec, ImageSpecError, RunStep
 
 CONTEXT_NAME = "context"
 TARGETS_DIR = ".llbkit-targets"
@@ -325,12 +314,16 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
 
 
 def _run_step(step: helpers.RunStep) -> RunStep:
+    from llbkit.image import RunStep
+
     # The helpers' mounts already are llbkit.image values.
     return RunStep(step.command, mounts=step.mounts, network=step.network or "default", secrets=step.secrets)
 
 
 def _lib_step(step: Any, context_source: Optional[ContextSource], image: Any) -> Any:
     """A BUILD-file step as the library's step."""
+    from llbkit.image import CopyStep, EnvStep, ImageSource, UserStep, WorkdirStep
+
     if isinstance(step, helpers.CopyStep):
         assert context_source is not None
         return CopyStep(context_source, step.dest, step.chmod, step.chown)
@@ -377,6 +370,8 @@ async def _copy_from_image(address: Address, index: int, step: helpers.CopyFromS
 
 @rule(desc="Compile a container_image target's fields to an image spec")
 async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerImageSpec:
+    from llbkit.image import ContextSource, ImageSpec, ImageSpecError, RegistryBase, ScratchBase, SpecBase, validate_spec
+
     chain = (await Get(ContainerImageChain, ContainerImageChainRequest(request.address))).targets
     looped = [t.address for t in chain if t.address in request.copied_by]
     if looped:

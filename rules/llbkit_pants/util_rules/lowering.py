@@ -9,18 +9,20 @@ holds them, see `util_rules.bases`), the build context's content digest and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import TYPE_CHECKING, Sequence, Tuple
 
 from pants.engine.addresses import Address
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 
-from llbkit.errors import LlbkitError
-from llbkit.image import ImageSpecError, Lowered, normalize_platforms, plan, registry_bases
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.util_rules.bases import ImageBases, ImageBasesRequest
 from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
 from llbkit_pants.util_rules.machine import BuildKitOptionError
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.image import Lowered, ResolvedBase
 
 
 class ContainerImageLoweringError(Exception):
@@ -47,6 +49,8 @@ def image_platforms(image: ContainerImageSpec, buildkit: BuildKitSubsystem) -> T
 
 def declared_platforms(address: Address, declared: Sequence[str], buildkit: BuildKitSubsystem) -> Tuple[str, ...]:
     """A target's `platforms` field value, else `[buildkit].platforms`, normalized."""
+    from llbkit.image import ImageSpecError, normalize_platforms
+
     if declared:
         try:
             return tuple(normalize_platforms(declared, spec_name=str(address)))
@@ -60,6 +64,9 @@ def declared_platforms(address: Address, declared: Sequence[str], buildkit: Buil
 
 @rule(desc="Lower a container_image to LLB")
 async def lower_container_image(request: LoweredImageRequest, buildkit: BuildKitSubsystem) -> LoweredImage:
+    from llbkit.errors import LlbkitError
+    from llbkit.image import plan, registry_bases
+
     image = await Get(ContainerImageSpec, ContainerImageSpecRequest(request.address))
     platforms = image_platforms(image, buildkit)
     bases = await Get(ImageBases, ImageBasesRequest(request.address, tuple(registry_bases(image.spec)), platforms))

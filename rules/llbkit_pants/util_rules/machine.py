@@ -26,7 +26,7 @@ import posixpath
 import shlex
 import sys
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, Mapping, Optional, Tuple
 
 from pants.base.build_root import BuildRoot
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
@@ -35,13 +35,12 @@ from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
-from llbkit.builder.secrets import parse_secrets
-from llbkit.builder.settings import ENVIRONMENT_VARIABLES, SETTINGS_FILE, MachineSettings, WorkerSetting
-from llbkit.buildkit.connection import TLSConfig
-from llbkit.builder.lazy_pool import parse_worker
-from llbkit.errors import LlbkitError
 from llbkit_pants.subsystems.buildkit import BuildKitOptionError, BuildKitSubsystem, check_options
 from llbkit_pants.util_rules.solver import CODE_DIR, SolverCode
+
+# The library is imported where it is used: loading the plugin must not load it (see register.py).
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.builder.settings import MachineSettings
 
 CHANNEL_DIR = ".llbkit-machine"
 PYTHON = f"./{CHANNEL_DIR}/python"
@@ -89,6 +88,12 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
                      python: str) -> MachineSettings:
     """The settings from `[buildkit]` and the invoking environment `env`; a `BuildKitOptionError`
     naming the option for bad values."""
+    from llbkit.builder.lazy_pool import parse_worker
+    from llbkit.builder.secrets import parse_secrets
+    from llbkit.builder.settings import ENVIRONMENT_VARIABLES, MachineSettings, WorkerSetting
+    from llbkit.buildkit.connection import TLSConfig
+    from llbkit.errors import LlbkitError
+
     def tls_paths() -> Tuple[Optional[str], Optional[str], Optional[str]]:
         if buildkit.tls_dir:
             d = _expand(buildkit.tls_dir, env, build_root)
@@ -124,7 +129,8 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
     return MachineSettings(
         workers=tuple(workers), auto_start=bool(buildkit.auto_start),
         allow_emulation=bool(buildkit.allow_emulation), max_attempts=buildkit.max_attempts,
-        connect_timeout=float(buildkit.connect_timeout), cache_from=tuple(buildkit.cache_from), cache_to=tuple(buildkit.cache_to),
+        connect_timeout=float(buildkit.connect_timeout), concurrency=buildkit.concurrency,
+        cache_from=tuple(buildkit.cache_from), cache_to=tuple(buildkit.cache_to),
         progress=buildkit.progress.value,
         environment={k: v for k, v in env.items() if k in ENVIRONMENT_VARIABLES and v is not None},
         secrets=secrets, python=python,
@@ -169,6 +175,9 @@ put("python", "#!/bin/sh\\nPYTHONPATH=\\"$PYTHONPATH:" + sys.argv[4] + "\\" exec
 
 @rule(desc="Hand this machine's BuildKit settings to llbkit's build processes", level=LogLevel.DEBUG)
 async def machine_channel(_: MachineChannelRequest, buildkit: BuildKitSubsystem, build_root: BuildRoot) -> MachineChannel:
+    from llbkit.builder.secrets import parse_secrets
+    from llbkit.builder.settings import ENVIRONMENT_VARIABLES, SETTINGS_FILE
+
     check_options(buildkit)
     sources = parse_secrets(buildkit.secrets)
     names = sorted({*ENVIRONMENT_VARIABLES, *(s.env for s in sources.values() if s.env)})

@@ -8,6 +8,7 @@
   the auto-started local buildkitd), made only when something must be solved;
 - :mod:`~llbkit.builder.bases`: registry bases resolved (tag -> digest, config per platform)
   from the registry directly, a worker only as a fallback;
+- :mod:`~llbkit.builder.base_lock`: the base-image lockfile (what each tag named, per platform);
 - :mod:`~llbkit.builder.secrets`: the secrets an image mounts and where their values come from;
 - :mod:`~llbkit.builder.build`: solve each platform on the pool in parallel, assemble one index
   and write the OCI layout tar (or docker archive) and the ``image.json`` record;

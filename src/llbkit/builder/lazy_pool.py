@@ -52,12 +52,13 @@ class LazyPool:
 
     def __init__(self, workers: Sequence[WorkerConfig] = (), *, auto_start: bool = True,
                  health_timeout: float = 5.0, env: Optional[Mapping[str, str]] = None,
-                 shared_load: Any = None) -> None:
+                 shared_load: Any = None, max_in_flight: int = 0) -> None:
         self.workers: Tuple[WorkerConfig, ...] = tuple(workers)
         self.auto_start = auto_start
         self.health_timeout = health_timeout
         self.env = env  # where the local daemon lives ($LLBKIT_CACHE...); None: os.environ
         self.shared_load = shared_load  # see llbkit.buildkit.shared_load
+        self.max_in_flight = max_in_flight  # builds per worker at once (0: no limit), see WorkerPool
         self._pool: Optional[WorkerPool] = None
         self._lock = threading.Lock()
 
@@ -70,7 +71,7 @@ class LazyPool:
         with self._lock:
             if self._pool is None:
                 self._pool = WorkerPool(self._configs(), health_timeout=self.health_timeout,
-                                        shared_load=self.shared_load)
+                                        shared_load=self.shared_load, max_in_flight=self.max_in_flight)
             elif not self.workers:
                 self._revive_local()
             return self._pool

@@ -80,7 +80,7 @@ def _pool(settings: Any, settings_dir: str) -> Any:
 
     return LazyPool(settings.worker_configs(), auto_start=settings.auto_start, env=settings.environment,
                     shared_load=SharedLoad(Path(settings_dir) / LOAD_DIR),
-                    health_timeout=settings.connect_timeout)
+                    health_timeout=settings.connect_timeout, max_in_flight=settings.concurrency)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:

@@ -90,6 +90,7 @@ class MachineSettings:
     allow_emulation: bool = True
     max_attempts: int = 3
     connect_timeout: float = 5.0  # seconds for a worker's health check and short requests
+    concurrency: int = 0  # the most solves a worker runs at once, over every build process (0: no limit)
     cache_from: Tuple[str, ...] = ()
     cache_to: Tuple[str, ...] = ()
     progress: str = "quiet"
@@ -128,7 +129,7 @@ class MachineSettings:
             "workers": [{k: v for k, v in vars(w).items() if v not in (None, ())} for w in self.workers],
             "auto_start": self.auto_start, "allow_emulation": self.allow_emulation,
             "max_attempts": self.max_attempts, "connect_timeout": self.connect_timeout,
-            "cache_from": list(self.cache_from),
+            "concurrency": self.concurrency, "cache_from": list(self.cache_from),
             "cache_to": list(self.cache_to), "progress": self.progress,
             "environment": dict(sorted(self.environment.items())),
             "secrets": {k: dict(v) for k, v in sorted(self.secrets.items())},
@@ -147,7 +148,7 @@ class MachineSettings:
                                             w.get("tls_cert"), w.get("tls_key"), w.get("tls_server_name"))
                               for w in doc["workers"]),
                 auto_start=bool(doc["auto_start"]), allow_emulation=bool(doc["allow_emulation"]),
-                max_attempts=int(doc["max_attempts"]),
+                max_attempts=int(doc["max_attempts"]), concurrency=int(doc.get("concurrency") or 0),
                 connect_timeout=float(doc.get("connect_timeout") or 5.0), cache_from=tuple(doc["cache_from"]),
                 cache_to=tuple(doc["cache_to"]), progress=str(doc["progress"]),
                 environment=dict(doc["environment"]), secrets=dict(doc["secrets"]),

@@ -20,7 +20,7 @@ def _settings(**kw) -> MachineSettings:  # type: ignore[no-untyped-def]
         workers=(WorkerSetting("unix:///run/buildkit/buildkitd.sock"),
                  WorkerSetting("tcp://10.0.0.6:1234", ("linux/arm64", "linux/arm/v7"), tls_ca="/certs/ca.pem",
                                tls_cert="/certs/cert.pem", tls_key="/certs/key.pem", tls_server_name="arm")),
-        auto_start=False, allow_emulation=False, max_attempts=2,
+        auto_start=False, allow_emulation=False, max_attempts=2, concurrency=4,
         cache_from=("type=local,src=/cache",), cache_to=("type=local,dest=/cache,mode=max",),
         progress="plain", environment={"PATH": "/usr/bin", "HOME": "/home/u"},
         secrets={"token": {"value": SECRET}, "npmrc": {"file": "/home/u/.npmrc"}},

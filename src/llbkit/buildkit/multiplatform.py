@@ -13,7 +13,8 @@ Every platform is solved in its own thread, on the worker the pool picks for it 
 and exported as a single-platform OCI tar with ``SOURCE_DATE_EPOCH`` and rewritten timestamps, so
 any worker gives the same bytes. The results are kept by input index (never by completion order)
 and assembled by :func:`llbkit.oci.assemble` into one index in the declared platform order,
-written atomically.
+written atomically. The tar is written once: each platform's export is turned into members of
+the output tar as it streams in (:mod:`llbkit.oci.onepass`), with no intermediate tar.
 
 When a worker is unreachable or dies mid-solve (the solve fails and a health check of the worker
 fails too), the platform is retried on another capable worker, up to ``max_attempts`` attempts,
@@ -25,8 +26,6 @@ platform and every worker with its error; the other platforms' solves are then c
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -179,13 +178,15 @@ def build_multiplatform(
     started = time.monotonic()
     stop = threading.Event()
     say = _locked_log(log)
-    work = tempfile.mkdtemp(prefix=".llbkit-multiplatform-", dir=os.path.dirname(os.path.abspath(dest)))
+    from llbkit.oci.onepass import OnePassLayoutTar
+
+    out = OnePassLayoutTar(dest, len(jobs))
     watcher = _link_cancel(cancel, stop)
     try:
-        runner = _PlatformRunner(pool, work, source_date_epoch, allow_emulation, max_attempts,
+        runner = _PlatformRunner(pool, out, source_date_epoch, allow_emulation, max_attempts,
                                  say, progress, stop, dict(export_attrs or {}), list(cache_imports),
                                  list(cache_exports))
-        results: List[Optional[Tuple[PlatformBuild, str]]] = [None] * len(jobs)
+        results: List[Optional[PlatformBuild]] = [None] * len(jobs)
         with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="llbkit-platform") as ex:
             futures = [ex.submit(runner.run, i, j) for i, j in enumerate(jobs)]
             for fut in futures:  # a platform failing for good stops the others at once
@@ -200,24 +201,24 @@ def build_multiplatform(
                         first_error = e
         if first_error is not None:
             raise first_error
-        builds = tuple(r[0] for r in results if r is not None)
-        assembled = _assemble(jobs, [r[1] for r in results if r is not None], dest, ref_names, annotations)
+        builds = tuple(r for r in results if r is not None)
+        assembled = _assemble(jobs, out, ref_names, annotations)
     finally:
         stop.set()
         if watcher is not None:
             watcher.join(timeout=1)
-        shutil.rmtree(work, ignore_errors=True)
+        out.abort()  # nothing once committed
     say(f"wrote {dest}: index {assembled.descriptor.digest} "
         f"({', '.join(f'{b.platform} on {b.worker}' for b in builds)})")
     return MultiPlatformResult(dest, assembled, builds, time.monotonic() - started)
 
 
 class _PlatformRunner:
-    def __init__(self, pool: WorkerPool, work: str, sde: int, allow_emulation: bool, max_attempts: int,
+    def __init__(self, pool: WorkerPool, out: Any, sde: int, allow_emulation: bool, max_attempts: int,
                  log: LogFunc, progress: Optional[ProgressFactory], stop: threading.Event,
                  export_attrs: Dict[str, str], cache_imports: List[Any], cache_exports: List[Any]) -> None:
         self.pool = pool
-        self.work = work
+        self.out = out  # an llbkit.oci.onepass.OnePassLayoutTar
         self.sde = sde
         self.allow_emulation = allow_emulation
         self.max_attempts = max_attempts
@@ -228,7 +229,7 @@ class _PlatformRunner:
         self.cache_imports = cache_imports
         self.cache_exports = cache_exports
 
-    def run(self, index: int, job: PlatformJob) -> Tuple[PlatformBuild, str]:
+    def run(self, index: int, job: PlatformJob) -> PlatformBuild:
         platform = normalize_platform(job.platform)
         attempts: List[Attempt] = []
         errors: Dict[str, str] = {}
@@ -244,10 +245,11 @@ class _PlatformRunner:
                 how = "emulated" if lease.emulated else "native"
                 self.log(f"{platform}: building on {lease.name} ({how})"
                          + (f", attempt {n} of at most {self.max_attempts}" if n > 1 else ""))
-                tar = os.path.join(self.work, f"{index}-{n}.tar")
+                sink = self.out.receiver(index)
+                sink.reset()  # what an earlier attempt streamed is dropped
                 t0 = time.monotonic()
                 try:
-                    res = self._solve(lease, job, tar)
+                    res = self._solve(lease, job, sink)
                 except SolveCancelledError:
                     raise
                 except BuildKitError as e:
@@ -264,7 +266,7 @@ class _PlatformRunner:
                 attempts.append(Attempt(lease.name, lease.emulated, res.ref))
                 self.log(f"{platform}: done on {lease.name} in {time.monotonic() - t0:.1f}s")
                 return PlatformBuild(platform, lease.name, lease.status.address, lease.emulated, res.ref,
-                                     time.monotonic() - t0, tuple(attempts)), tar
+                                     time.monotonic() - t0, tuple(attempts))
         raise self._no_worker(platform, [a.worker for a in attempts], errors, self.max_attempts,
                               gave_up=True)
 
@@ -276,7 +278,7 @@ class _PlatformRunner:
                                                          exclude=tried, errors=errors),
                              message=f"cannot build {platform}: {why}; workers")
 
-    def _solve(self, lease: Lease, job: PlatformJob, tar: str) -> Any:
+    def _solve(self, lease: Lease, job: PlatformJob, sink: Any) -> Any:
         from llbkit.buildkit.solve import new_build_ref
 
         ref = new_build_ref()
@@ -285,14 +287,14 @@ class _PlatformRunner:
         def fn(gw: Gateway) -> BuildResult:
             return BuildResult.of(gw.solve(job.definition), job.config, base_config=job.base_config)
 
-        export = Export.oci(tar, rewrite_timestamp=True)
+        export = Export.oci("-", rewrite_timestamp=True)  # streamed into `sink`
         if self.export_attrs:
             export = Export(export.type, {**export.attrs, **self.export_attrs}, export.dest)
         try:
             return lease.client.build(
                 fn, exports=[export], source_date_epoch=self.sde, progress=handler, cancel=self.stop, ref=ref,
                 local_dirs=job.local_dirs, secrets=job.secrets, cache_imports=self.cache_imports,
-                cache_exports=self.cache_exports,
+                cache_exports=self.cache_exports, stdout=sink,
             )
         except BuildKitError as e:
             e._llbkit_ref = ref  # type: ignore[attr-defined]
@@ -307,29 +309,21 @@ class _PlatformRunner:
         return not status.reachable
 
 
-def _assemble(jobs: Sequence[PlatformJob], tars: Sequence[str], dest: str, ref_names: Sequence[str],
+def _assemble(jobs: Sequence[PlatformJob], out: Any, ref_names: Sequence[str],
               annotations: Optional[Mapping[str, str]]) -> Any:
-    from llbkit.oci import assemble, open_layout, split, write_oci_tar
+    from llbkit.oci import assemble
 
-    layouts = []
-    try:
-        images = []
-        for job, tar in zip(jobs, tars):
-            layout = open_layout(tar)
-            layouts.append(layout)
-            found = split(layout)
-            want = normalize_platform(job.platform)
-            got = [im for im in found if normalize_platform(str(im.platform)) == want]
-            if len(found) != 1 or not got:
-                raise BuildKitError(f"the export of {want} holds {', '.join(str(i.platform) for i in found)} "
-                                    f"instead of one {want} image")
-            images.append(got[0])
-        assembled = assemble(images, annotations)
-        write_oci_tar(assembled, dest, ref_names)
-        return assembled
-    finally:
-        for layout in layouts:
-            layout.close()
+    images = []
+    for job, found in zip(jobs, out.images()):
+        want = normalize_platform(job.platform)
+        got = [im for im in found if normalize_platform(str(im.platform)) == want]
+        if len(found) != 1 or not got:
+            raise BuildKitError(f"the export of {want} holds {', '.join(str(i.platform) for i in found)} "
+                                f"instead of one {want} image")
+        images.append(got[0])
+    assembled = assemble(images, annotations)
+    out.commit(assembled, ref_names)
+    return assembled
 
 
 def _locked_log(log: Optional[LogFunc]) -> LogFunc:

@@ -205,11 +205,14 @@ class WorkerPool:
     client of a worker (default: :class:`~llbkit.buildkit.Client`); tests pass fakes.
     ``shared_load`` (a :class:`~llbkit.buildkit.shared_load.SharedLoad`) counts the builds in
     flight of other processes too, so that pools in several processes spread their builds.
+    ``max_in_flight`` (0: no limit) is the most builds a worker runs at once (counting other
+    processes' through ``shared_load``): :meth:`acquire` waits while the worker it would choose
+    is that busy, polling every ``wait_poll`` seconds.
     """
 
     def __init__(self, workers: Sequence[WorkerConfig], *, health_timeout: float = 5.0,
                  health_ttl: float = 30.0, client_factory: Optional[ClientFactory] = None,
-                 shared_load: Any = None) -> None:
+                 shared_load: Any = None, max_in_flight: int = 0, wait_poll: float = 0.2) -> None:
         if not workers:
             raise BuildKitError("a worker pool needs at least one worker: configure an address")
         names = [w.name for w in workers]
@@ -222,6 +225,10 @@ class WorkerPool:
         self.health_ttl = health_ttl
         self._factory = client_factory or _default_client
         self._shared = shared_load
+        if max_in_flight < 0:
+            raise BuildKitError(f"the most builds per worker must be 0 (no limit) or more, not {max_in_flight}")
+        self.max_in_flight = max_in_flight
+        self.wait_poll = wait_poll
         self._lock = threading.Lock()
         self._status: Dict[str, WorkerStatus] = {
             w.name: WorkerStatus(name=w.name, address=w.address, platforms=w.platforms, index=i)
@@ -295,8 +302,23 @@ class WorkerPool:
     # -- leasing --------------------------------------------------------------------------------
     def acquire(self, platform: str, *, allow_emulation: bool = True, exclude: Sequence[str] = ()) -> Lease:
         """Lease the best worker for ``platform`` (see :func:`choose_worker`), checking stale
-        workers first; raise :class:`NoWorkerError` listing why each worker is unusable."""
+        workers first; raise :class:`NoWorkerError` listing why each worker is unusable. With
+        ``max_in_flight``, waits while the worker it would choose runs that many builds (the
+        choice is made again each time: native first, then the least busy)."""
         self.check_all(only_stale=True)
+        while True:
+            chosen, slot, full = self._try_acquire(platform, allow_emulation, exclude)
+            if not full:
+                break
+            time.sleep(self.wait_poll)
+            self.check_all(only_stale=True)
+        if chosen is None:
+            raise NoWorkerError(normalize_platform(platform),
+                                self.explain(platform, allow_emulation=allow_emulation, exclude=exclude))
+        return Lease(self, chosen, self.client(chosen.name), platform, slot)
+
+    def _try_acquire(self, platform: str, allow_emulation: bool, exclude: Sequence[str]) -> Tuple[Any, Any, bool]:
+        """``(chosen status or None, slot or None, whether the chosen worker was full)``."""
         slot = None
         with self._choosing():
             with self._lock:
@@ -305,15 +327,14 @@ class WorkerPool:
                 statuses = [replace(s, in_flight=s.in_flight + self._shared.count(s.address)) for s in statuses]
             with self._lock:
                 chosen = choose_worker(statuses, platform, allow_emulation=allow_emulation, exclude=exclude)
+                if chosen is not None and self.max_in_flight and chosen.in_flight >= self.max_in_flight:
+                    return None, None, True
                 if chosen is not None:
                     chosen = replace(self._status[chosen.name], in_flight=self._status[chosen.name].in_flight + 1)
                     self._status[chosen.name] = chosen
             if chosen is not None and self._shared is not None:
                 slot = self._shared.take(chosen.address)
-        if chosen is None:
-            raise NoWorkerError(normalize_platform(platform),
-                                self.explain(platform, allow_emulation=allow_emulation, exclude=exclude))
-        return Lease(self, chosen, self.client(chosen.name), platform, slot)
+        return chosen, slot, False
 
     def _choosing(self) -> Any:
         import contextlib

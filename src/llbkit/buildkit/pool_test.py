@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -133,7 +134,16 @@ class FakeClient:
         platform = f"{cfg['os']}/{cfg['architecture']}"
         with self.lock:
             self.builds.append(platform)
-        _write_platform_tar(Path(exports[0].dest), platform, f"{cfg['architecture']}\n".encode())
+        content = f"{cfg['architecture']}\n".encode()
+        if exports[0].dest == "-":  # streamed to the caller, as the session does
+            with tempfile.TemporaryDirectory() as d:
+                tar = Path(d) / "export.tar"
+                _write_platform_tar(tar, platform, content)
+                data = tar.read_bytes()
+            for i in range(0, len(data), 1000):  # in pieces that cut across tar blocks
+                kw["stdout"].write(data[i:i + 1000])
+        else:
+            _write_platform_tar(Path(exports[0].dest), platform, content)
         from llbkit.buildkit import SolveResult
         return SolveResult(ref=ref)
 
@@ -347,3 +357,52 @@ def test_shared_load_slots_follow_leases(tmp_path):
     lease.release()
     assert other.count("tcp://a1:1234") == 0
     assert list((tmp_path / "load").rglob("*-*")) == []  # no slot file left
+
+
+def _acquire_after(pool: WorkerPool, order: List[str], got: List[Any]) -> threading.Thread:
+    def take() -> None:
+        lease = pool.acquire("linux/amd64")
+        order.append("acquired")
+        got.append(lease)
+
+    t = threading.Thread(target=take, daemon=True)
+    t.start()
+    return t
+
+
+def test_max_in_flight_waits_for_a_free_place_on_the_worker():
+    pool = make_pool(FakeClient("a1", AMD), max_in_flight=1, wait_poll=0.01)
+    first = pool.acquire("linux/amd64")
+    order: List[str] = []
+    got: List[Any] = []
+    t = _acquire_after(pool, order, got)
+    order.append("released")  # before release(): the waiting acquire cannot have returned yet
+    first.release()
+    t.join(timeout=60)
+    assert order == ["released", "acquired"] and got[0].name == "a1"
+    got[0].release()
+
+
+def test_max_in_flight_counts_other_processes_builds(tmp_path):
+    from llbkit.buildkit.shared_load import SharedLoad
+
+    mine = make_pool(FakeClient("a1", AMD), FakeClient("a2", AMD),
+                     shared_load=SharedLoad(tmp_path / "load"), max_in_flight=1, wait_poll=0.01)
+    other = make_pool(FakeClient("a1", AMD), FakeClient("a2", AMD),  # another build process
+                      shared_load=SharedLoad(tmp_path / "load"), max_in_flight=1, wait_poll=0.01)
+    held = [other.acquire("linux/amd64"), other.acquire("linux/amd64")]
+    assert sorted(h.name for h in held) == ["a1", "a2"]  # one on each: both workers are full now
+    order: List[str] = []
+    got: List[Any] = []
+    t = _acquire_after(mine, order, got)
+    order.append("released")
+    held[1].release()
+    t.join(timeout=60)
+    assert order == ["released", "acquired"] and got[0].name == held[1].name
+    got[0].release()
+    held[0].release()
+
+
+def test_max_in_flight_must_not_be_negative():
+    with pytest.raises(Exception, match="0 \\(no limit\\) or more"):
+        make_pool(FakeClient("a1", AMD), max_in_flight=-1)

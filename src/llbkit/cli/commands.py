@@ -9,15 +9,16 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from llbkit.buildkit.client import Client
-from llbkit.buildkit.connection import TLSConfig
 from llbkit.buildkit.errors import ExportSpecError, TLSConfigError
-from llbkit.errors import BuildKitError, LlbkitError
-from llbkit.atomic import write_bytes_atomic
+from llbkit.errors import LlbkitError
 
-# `build` needs the solve machinery (options, progress printers, image configs): imported there,
-# so that `workers`, `du` and `prune` start faster.
+# Each command imports what it needs where it runs: `build` the solve machinery (options, progress
+# printers), and an image config, secrets or a metadata file only when its flag is given; no
+# command imports `llbkit.llb` (the compiler: `build` sends the definition's bytes as buildctl
+# does, and buildkitd checks the graph). `python -X importtime -m llbkit build` shows what is left.
 if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.buildkit.client import Client
+    from llbkit.buildkit.connection import TLSConfig
     from llbkit.buildkit.types import UsageRecord
 
 __all__ = ["cmd_build", "cmd_dump_llb", "cmd_workers", "cmd_du", "cmd_prune", "parse_size", "parse_duration"]
@@ -26,6 +27,8 @@ __all__ = ["cmd_build", "cmd_dump_llb", "cmd_workers", "cmd_du", "cmd_prune", "p
 # -- shared -----------------------------------------------------------------------------------
 
 def _tls(args: argparse.Namespace) -> Optional[TLSConfig]:
+    from llbkit.buildkit.connection import TLSConfig
+
     files = (args.tlscacert, args.tlscert, args.tlskey)
     if args.tlsdir:
         if any(files):
@@ -38,6 +41,8 @@ def _tls(args: argparse.Namespace) -> Optional[TLSConfig]:
 
 
 def _client(args: argparse.Namespace) -> Client:
+    from llbkit.buildkit.client import Client
+
     return Client(args.addr, tls=_tls(args), insecure=args.insecure_tcp, timeout=args.timeout)
 
 
@@ -57,6 +62,22 @@ def _read_definition(path: str) -> bytes:
     if not data:
         raise LlbkitError(f"empty definition {'on stdin' if path == '-' else repr(path)}: nothing to build")
     return data
+
+
+def _check_definition(data: bytes, path: str) -> None:
+    """That ``data`` decodes as a ``pb.Definition`` whose ops decode (what buildctl checks; the
+    daemon checks the graph)."""
+    from google.protobuf.message import DecodeError
+
+    from llbkit._proto import ops_pb2
+
+    try:
+        for raw in getattr(ops_pb2.Definition.FromString(data), "def"):
+            ops_pb2.Op.FromString(raw)
+    except DecodeError as e:
+        where = "on stdin" if path == "-" else repr(path)
+        raise LlbkitError(f"the definition {where} does not decode as pb.Definition ({e}): give the "
+                          "bytes that `State.marshal(...).to_bytes()` or `llb.Definition` writes") from None
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?i?b?)?\s*$", re.I)
@@ -148,13 +169,11 @@ def check_destinations(exports: List[Any], metadata_file: Optional[str]) -> None
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from llbkit import llb
-    from llbkit.oci.imageconfig import ImageConfig
     from llbkit.buildkit.options import merge_opts, parse_cache_export, parse_cache_import, parse_output
     from llbkit.buildkit.progress import make_printer
 
-    data = _read_definition(args.definition)
-    definition = llb.load(data)
+    definition = _read_definition(args.definition)
+    _check_definition(definition, args.definition)
     exports = [parse_output(o) for o in args.output]
     if any(e.to_stdout for e in exports):
         if sum(e.to_stdout for e in exports) > 1:
@@ -187,12 +206,14 @@ def cmd_build(args: argparse.Namespace) -> int:
                 raise LlbkitError(f"--image-config {args.image_config!r} is not JSON: {e}") from None
         if not isinstance(raw, dict):
             raise LlbkitError(f"--image-config {args.image_config!r} must hold a JSON object")
+        from llbkit.oci.imageconfig import ImageConfig
+
         config = ImageConfig.from_dict(raw)
     if (config is not None or args.base) and platform is None:
         raise LlbkitError("an image config needs the definition's platform: add --opt platform=os/arch")
 
     local_dirs = parse_local(args.local)
-    secrets = parse_secret(args.secret)
+    secrets = parse_secret(args.secret) if args.secret else {}
     printer = make_printer(args.progress)
     common: Dict[str, Any] = dict(
         exports=exports, cache_exports=cache_exports, cache_imports=cache_imports,
@@ -209,6 +230,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         else:
             res = client.solve(definition, **common)
     if args.metadata_file:
+        from llbkit.atomic import write_bytes_atomic
+
         write_bytes_atomic(args.metadata_file, json.dumps(res.metadata(), indent=2).encode())
     if args.progress == "json":
         sys.stdout.write(json.dumps({"type": "result", "exporter_response": res.metadata()}, sort_keys=True) + "\n")

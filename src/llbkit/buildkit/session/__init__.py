@@ -3,9 +3,9 @@
 During a solve buildkitd calls back into the client: to read local directories (``local``
 sources), to hand over exported files, to ask for registry credentials and secret values. The
 client opens a ``Control.Session`` call whose messages carry the bytes of an HTTP/2 connection on
-which buildkitd is the gRPC client and the session the server. llbkit runs a real
-``grpc.server`` on a private unix socket and tunnels the call's bytes to it
-(:mod:`.tunnel`). Served services:
+which buildkitd is the gRPC client and the session the server. llbkit parses that connection
+itself: HTTP/2 and HPACK sans-IO (:mod:`.h2`, :mod:`.hpack`), the calls run by a small gRPC
+server in this process (:mod:`.h2grpc`), fed by the tunnel (:mod:`.tunnel`). Served services:
 
 - ``FileSync.DiffCopy``: uploads a local directory with fsutil's protocol (:mod:`.diffcopy`):
   a listing of stats in fsutil's order (include/exclude/follow filters as in BuildKit,
@@ -25,7 +25,8 @@ which buildkitd is the gRPC client and the session the server. llbkit runs a rea
   ``docker`` exports with ``tar=false`` (:mod:`.content`, :mod:`llbkit.oci.store`).
 
 Bulk data is hand-framed (:mod:`.wire`): file chunks and tunnel messages are serialized by
-joining a few header bytes to the data, so each byte is copied once per hop, not three times.
+joining a few header bytes to the data, so each byte is copied once per hop, not three times;
+many small gRPC messages (an upload of small files) leave as one large tunnel message.
 
 Use::
 

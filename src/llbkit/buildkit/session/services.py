@@ -162,17 +162,33 @@ def _metadata(context: grpc.ServicerContext) -> Dict[str, List[str]]:
 
 
 class _Pipe:
-    """A bounded queue of outgoing messages that stops blocking once the call is over."""
+    """A bounded queue of outgoing messages that stops blocking once the call is over.
+
+    With the session's own server (:mod:`.h2grpc`), whose context can ``send`` from any thread,
+    a message is sent at once by the thread that puts it: no queue, no hand-off."""
 
     def __init__(self, context: grpc.ServicerContext) -> None:
         self.q: "queue.Queue[Any]" = queue.Queue(maxsize=_QUEUE_DEPTH)
         self.stopped = threading.Event()
+        self._send = getattr(context, "send", None)
         context.add_callback(self.stop)
 
     def stop(self) -> None:
         self.stopped.set()
 
     def put(self, item: Any) -> bool:
+        if self._send is not None:
+            if item is _END:
+                self.stopped.set()
+                return True
+            if self.stopped.is_set():
+                return False
+            try:
+                self._send(item)
+                return True
+            except Exception:  # the call is over
+                self.stopped.set()
+                return False
         while not self.stopped.is_set():
             try:
                 self.q.put(item, timeout=0.2)
@@ -182,6 +198,9 @@ class _Pipe:
         return False
 
     def drain(self) -> Iterator[Any]:
+        if self._send is not None:  # everything was sent by put(): wait for the end
+            self.stopped.wait()
+            return
         while True:
             try:
                 item = self.q.get(timeout=0.2)

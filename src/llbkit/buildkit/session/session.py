@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets as _random
-import shutil
-import socket
-import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import grpc
@@ -34,6 +30,7 @@ from llbkit.buildkit.session.services import (
     secrets_handler,
 )
 from llbkit.buildkit.session.content import CONTENT, CONTENT_METHODS, content_handler
+from llbkit.buildkit.session.h2grpc import GrpcOverH2
 from llbkit.buildkit.session.tunnel import SESSION_METHOD, Tunnel
 from llbkit.errors import SessionError
 
@@ -44,7 +41,6 @@ HEADER_NAME = "x-docker-expose-session-name"
 HEADER_SHARED_KEY = "x-docker-expose-session-sharedkey"
 HEADER_METHOD = "x-docker-expose-session-grpc-method"
 
-_MAX_MESSAGE = 64 * 1024 * 1024
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -99,9 +95,8 @@ class Session:
         #: ``export``: oci/docker exports with tar=false), each an ``llbkit.oci.store.OCIStore``.
         self.content_stores: Dict[str, Any] = dict(content_stores or {})
         self._lock = threading.Lock()
-        self._server: Optional[grpc.Server] = None
+        self._server: Optional[GrpcOverH2] = None
         self._tunnel: Optional[Tunnel] = None
-        self._sock_dir: Optional[str] = None
         self._closed = False
 
     # -- what is served ----------------------------------------------------------------------
@@ -145,24 +140,11 @@ class Session:
                 raise SessionError(f"session {self.id} is closed")
             if self._server is not None:
                 raise SessionError(f"session {self.id} is already running")
-            self._sock_dir = _private_dir()
-            path = os.path.join(self._sock_dir, "s.sock")
-            server = grpc.server(
-                ThreadPoolExecutor(max_workers=32, thread_name_prefix="llbkit-session"),
-                handlers=[h for _, h in self._services()],
-                options=[
-                    ("grpc.max_receive_message_length", _MAX_MESSAGE),
-                    ("grpc.max_send_message_length", _MAX_MESSAGE),
-                ],
-                maximum_concurrent_rpcs=None,
-            )
+            # The services are served on the session stream itself (see h2grpc): buildkitd's
+            # HTTP/2 connection is parsed here, with no second gRPC stack behind a socket.
+            self._server = GrpcOverH2([h for _, h in self._services()])
             try:
-                server.add_insecure_port(f"unix:{path}")
-                server.start()
-                self._server = server
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.connect(path)
-                self._tunnel = Tunnel(sock)
+                self._tunnel = Tunnel(self._server)
                 # raw bytes both ways: the tunnel encodes and decodes BytesMessage itself
                 self._tunnel.start(channel.stream_stream(SESSION_METHOD), self.headers())
             except Exception as e:
@@ -199,11 +181,9 @@ class Session:
         if self._tunnel is not None:
             self._tunnel.close()
         if self._server is not None:
-            self._server.stop(grace=None).wait(5)
+            self._server.close()
+            self._server.join(5)  # handlers clean up (a cut-off export's temporary file)
             self._server = None
-        if self._sock_dir is not None:
-            shutil.rmtree(self._sock_dir, ignore_errors=True)
-            self._sock_dir = None
 
     def __enter__(self) -> "Session":
         return self
@@ -217,12 +197,3 @@ class Session:
             f"outputs={sorted(self.outputs)}>"
         )
 
-
-def _private_dir() -> str:
-    """A 0700 temp dir short enough for a unix socket path (sun_path is 108 bytes)."""
-    base = tempfile.gettempdir()
-    if len(base) > 60:
-        base = "/tmp"
-    d = tempfile.mkdtemp(prefix="llbkit-s-", dir=base)
-    os.chmod(d, 0o700)
-    return d
