@@ -15,14 +15,13 @@ from pants.engine.addresses import Address
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 
-from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
+from llbkit_pants.subsystems.buildkit import BuildKitSubsystem, check_options
 from llbkit_pants.util_rules.bases import ImageBases, ImageBasesRequest
 from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
-from llbkit_pants.util_rules.machine import BuildKitOptionError
 
 # The library is imported where it is used: loading the plugin must not load it (see register.py).
 if TYPE_CHECKING:  # pragma: no cover
-    from llbkit.image import Lowered, ResolvedBase
+    from llbkit.image import Lowered
 
 
 class ContainerImageLoweringError(Exception):
@@ -56,10 +55,8 @@ def declared_platforms(address: Address, declared: Sequence[str], buildkit: Buil
             return tuple(normalize_platforms(declared, spec_name=str(address)))
         except ImageSpecError as e:
             raise InvalidFieldException(f"Invalid field `platforms` in container_image target {address}: {e}") from None
-    try:
-        return tuple(normalize_platforms(buildkit.platforms, spec_name=str(address)))
-    except ImageSpecError as e:
-        raise BuildKitOptionError(f"invalid [buildkit].platforms: {e}") from None
+    check_options(buildkit)  # names the option and the bad value
+    return tuple(normalize_platforms(buildkit.platforms, spec_name=str(address)))
 
 
 @rule(desc="Lower a container_image to LLB")
