@@ -26,6 +26,7 @@ The same spec, platform, base configs and context digest always give the same de
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 import re
@@ -402,6 +403,15 @@ def _lower_state(
                 note("WORKDIR /", True)
         elif isinstance(step, CopyStep):
             dest = _dest(expanded(f"{where}.dest", step.dest), state.get_dir())
+            if step.chown is not None and "$" in step.chown:  # COPY --chown=$APP_UID expands too
+                chown = expanded(f"{where}.chown", step.chown)
+                try:
+                    parse_user(chown)
+                except ValueError as e:
+                    raise ImageSpecError.for_field(spec.name, f"{where}.chown", step.chown,
+                                                   f"invalid owner ({e}), expanded to {chown!r}:",
+                                                   "use 'user', 'uid', 'user:group' or 'uid:gid'") from None
+                step = dataclasses.replace(step, chown=chown)
             action = _copy_action(spec, step, dest, contexts, platform, base_configs, source_date_epoch)
             created_by = _copy_history(step)
             state = state.file(action, custom_name=prefix + created_by)
