@@ -101,14 +101,18 @@ def _chmod(value: Any, call: str) -> Optional[str]:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         digits = str(value)
-        if set(digits) <= set("01234567") and 3 <= len(digits) <= 4:
-            hint = f'did you mean chmod="{digits.zfill(4)}" (or chmod=0o{digits})?'
-        else:
-            hint = f'as an octal mode that is chmod="{value:04o}"'
+        readings = []  # what the user may have meant, the likelier first
+        if set(digits) <= set("01234567") and len(digits) <= 4:
+            readings.append(f'chmod="{digits.zfill(4)}" if you meant the octal digits {digits}')
+        if 0 <= value <= 0o7777:
+            wrote = f'chmod="{value:04o}" if you wrote 0o{value:o}'
+            readings.insert(0 if value <= 0o777 else len(readings), wrote)
+        if not readings:
+            readings.append('an octal one such as chmod="0755"')
         raise TypeError(
-            f"{call}: chmod={value} is an int; write the mode as a string, octal like chmod=\"0755\" or "
-            f"symbolic like chmod=\"u+x,go-w\". Python reads 755 as decimal, and cannot tell 0o755 from "
-            f"493 once read, so ints are refused: {hint}")
+            f"{call}: chmod={value} is an int; write the mode as a string: {', or '.join(readings)}. "
+            f"Symbolic modes work too, e.g. chmod=\"u+x,go-w\". Ints are refused because Python reads "
+            f"755 as decimal (mode 0o1363) and cannot tell 0o755 from 493 once the BUILD file is read.")
     raise TypeError(f'{call}: chmod must be a string such as "0644" or "u+x,go-w", got {value!r}')
 
 

@@ -82,8 +82,11 @@ class ContainerImageStepsField(Field):
         id=, sharing=)`, `secret_mount(id, target=)`, `tmpfs_mount(target, size=)`.
 
         Modes: a copied file is 0755 if Pants knows it as executable and 0644 otherwise, and each
-        directory copied is 0755 (whatever the modes where Pants stages the files); symlinks
-        inside a copied directory stay symlinks with their targets. `chmod` is a string: octal
+        directory copied is 0755 (whatever the modes where Pants stages the files). Symlinks
+        in a package's output stay symlinks, as Docker copies them; symlinks in the workspace
+        are followed by Pants, which snapshots their targets' contents (a deliberate difference:
+        Pants 2.17 gives rules no way to read a link), and one whose target is absolute or
+        leaves the repository is an error naming the link and its target. `chmod` is a string: octal
         (`chmod="0640"`, applied to every file and directory copied; the directories the copy
         creates above `dest` get it too, as BuildKit's Dockerfile frontend gives them) or
         symbolic (`chmod="u+x,go-w"`, applied to each one's mode; created parents are 0755). An
@@ -106,8 +109,9 @@ class ContainerImageStepsField(Field):
         that order; later `set_*` steps change them, and the last values are the image
         config's. Values expand `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+value}`
         against the environment so far, the base image's included, in `set_env`/`env` values,
-        `set_workdir`/`workdir`, `set_user`/`user` and copy destinations (write `\\$` for a
-        literal `$`).
+        `set_workdir`/`workdir`, `set_user`/`user` and copy destinations; a backslash makes
+        a `$` literal (`"\\\\$HOME"` in a BUILD file). As in a Dockerfile, one `set_env({...})`
+        sees the environment before it for all its values, as one `ENV A=1 B=$A` line does.
 
         Multi-stage builds: `copy_from(image, source, dest, chmod=, chown=)` copies the absolute
         `source` path out of another image's filesystem, like Dockerfile `COPY --from`: `image`

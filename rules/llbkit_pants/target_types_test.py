@@ -103,8 +103,9 @@ def test_a_misspelt_helper_argument_says_how_the_helper_is_called(rule_runner: R
 
 
 @pytest.mark.parametrize("chmod, fragments", [
-    ("755", ('chmod=755 is an int', 'chmod="0755"', "0o755")),
-    ("0o755", ('chmod=493 is an int', 'chmod="0755"')),
+    ("755", ('chmod=755 is an int', 'chmod="0755" if you meant the octal digits 755', "0o1363")),
+    ("0o755", ('chmod=493 is an int', 'chmod="0755" if you wrote 0o755')),
+    ("0o644", ('chmod=420 is an int', 'chmod="0644" if you wrote 0o644, or chmod="0420"')),
 ])
 def test_int_chmod_is_refused_with_the_string_to_write(rule_runner: RuleRunner, chmod: str, fragments) -> None:
     rule_runner.write_files({"app/BUILD": f'container_image(name="app", base="scratch", '

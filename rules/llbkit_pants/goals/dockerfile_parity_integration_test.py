@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+import urllib.request
 from pathlib import Path
 from textwrap import dedent
 from typing import Any, Dict, Tuple
@@ -106,3 +107,44 @@ def test_packaged_modes_and_config_match_the_dockerfile_frontend(
     cfg = config["config"]
     assert cfg["User"] == "65534" and cfg["WorkingDir"] == "/srv"
     assert cfg["Env"][0] == "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_packaged_multi_stage_copies_match_the_dockerfile_frontend(
+    rule_runner: RuleRunner, registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path,
+) -> None:
+    """copy_from() another container_image target (composed in LLB, its registry base resolved
+    by the rules too) and a registry image pinned by digest, as `COPY --from` copies them."""
+    index = urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - the local fixture registry
+        f"{registry.url}/v2/busybox/manifests/latest",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"}), timeout=30)
+    pinned = f"{registry.busybox_ref.rsplit(':', 1)[0]}@{index.headers['Docker-Content-Digest']}"
+    build = ("mkdir -p /out/lib && echo built > /out/app && chmod 0750 /out/app && chown 1000:1000 /out/app"
+             " && ln -s ../app /out/lib/app")
+    rule_runner.write_files({"ms/BUILD": dedent(f"""\
+        container_image(name="builder", base="{registry.busybox_ref}", steps=[run({build!r})])
+        container_image(
+            name="app", base="scratch", platforms=["linux/amd64"],
+            steps=[copy_from(":builder", "/out/", "/app/"), copy_from("{pinned}", "/bin/busybox", "/bin/")],
+        )
+        """)})
+    result = rule_runner.run_goal_rule(Package, global_args=[f"--buildkit-workers={json.dumps([buildkitd_amd64.addr])}"],
+                                       args=["ms:app"])
+    assert result.exit_code == 0, result.stderr
+    ours: Dict[str, Tuple[Any, ...]] = {}
+    with open_layout(Path(rule_runner.build_root, "dist/ms/app.oci.tar")) as layout:
+        (image,) = split(layout)
+        for desc in image.layers:
+            with layout.open_blob(desc) as f, tarfile.open(fileobj=io.BytesIO(gzip.decompress(f.read()))) as tf:
+                ours.update(entries(tf, "app"))
+                ours.update(entries(tf, "bin"))
+    (tmp_path / "df").mkdir()
+    (tmp_path / "df/Dockerfile").write_text(
+        f"FROM {registry.busybox_ref} AS builder\nRUN {build}\nFROM scratch\n"
+        f"COPY --from=builder /out/ /app/\nCOPY --from={pinned} /bin/busybox /bin/\n")
+    rootfs = tmp_path / "theirs.tar"
+    buildkitd_amd64.build_dockerfile(tmp_path / "df", dockerfile_dir=tmp_path / "df", platform="linux/amd64",
+                                     outputs=[f"type=tar,dest={rootfs}"])
+    with tarfile.open(rootfs) as tf:
+        theirs = {**entries(tf, "app"), **entries(tf, "bin")}
+    assert ours == theirs
+    assert ours["app/app"][1:4] == (oct(0o750), 1000, 1000) and ours["app/lib/app"][5] == "../app"

@@ -7,6 +7,10 @@ chain); every `copy()` source is resolved to a path in one build context, whose 
 spec, and each of its errors is re-raised as an `InvalidFieldException` naming the field alias,
 the target, the value and the fix.
 
+Each copy source carries what Pants knows of its files (executable or not) so that lowering
+gives them deterministic modes; a `copy_from()` of another `container_image` composes that
+image's spec in (its context files join this one's; cycles are errors naming the chain).
+
 In the build context, a path source keeps its path from the build root
 (`copy("conf/app.yaml", ...)` in `svc/BUILD` is `svc/conf/app.yaml`); a target source lives in
 `.llbkit-targets/<address>/`: its package's files, or its files/resources sources relative to

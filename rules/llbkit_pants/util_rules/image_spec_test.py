@@ -347,3 +347,23 @@ def test_symlinks_pants_cannot_follow_are_errors_naming_link_and_target(
     os.symlink(target, os.path.join(rule_runner.build_root, "img/d/link"))
     expect_error(rule_runner, {}, "img", "img", "`steps`", "img:img", "the symlink img/d/link points to", shown,
                  "relative link")
+
+
+def test_files_under_a_copy_source() -> None:
+    from pants.engine.fs import DigestEntries, Directory, FileDigest, FileEntry, SymlinkEntry
+    from llbkit_pants.util_rules.image_spec import _files_under
+    fd = FileDigest("0" * 64, 1)
+    entries = DigestEntries([FileEntry("a/x.sh", fd, True), FileEntry("a/sub/y", fd, False),
+                             FileEntry("ab/z", fd, False), SymlinkEntry("a/l", "x.sh"), Directory("a/empty")])
+    assert _files_under(entries, "a") == (("sub/y", False), ("x.sh", True))  # symlinks stay symlinks
+    assert _files_under(entries, "a/x.sh") == (("", True),)
+
+
+def test_symlink_problems_from_the_engines_text() -> None:
+    from llbkit_pants.util_rules.image_spec import symlink_problem
+    absolute = 'Exception: Failed to read link "/tmp/root/svc/d/link": Absolute symlink: "/etc/passwd"'
+    assert symlink_problem(absolute, "svc/d") == ("svc/d/link", "/etc/passwd")
+    escaping = ('While expanding link "svc/d/up": Globs may not traverse outside of the buildroot: '
+                '"svc/d/../../../x"')
+    assert symlink_problem(escaping, "svc/d") == ("svc/d/up", "svc/d/../../../x")
+    assert symlink_problem("some other failure", "svc") is None

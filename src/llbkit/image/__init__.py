@@ -14,6 +14,13 @@
     for build in plan(spec, base_configs={...}, context_digest="sha256:..."):
         build.definition.to_bytes(), build.oci_config()
 
+Steps run in order, as Dockerfile instructions: ``EnvStep``/``UserStep``/``WorkdirStep`` (ENV,
+USER, WORKDIR; values expand ``$VAR`` against the env so far), ``CopyStep`` from the build
+context (``ContextSource``; with ``files`` given, modes come from the executable bit alone) or
+from another image (``ImageSource``: another spec, or a registry image pinned by digest, like
+``COPY --from``), and ``RunStep``. ``dockerfile_parity_integration_test`` checks them against
+BuildKit's Dockerfile frontend.
+
 A registry base's config is resolved by the caller (the client's ``resolve_image_config``) and
 passed in ``base_configs``: lowering never touches the network.
 """

@@ -145,6 +145,7 @@ RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000
 USER $APP
 WORKDIR ${{HOME_DIR}}/work
 COPY hello.txt $HOME_DIR/
+COPY --chown=$APP:$APP hello.txt /chowned/
 RUN echo "$PATH $(id -u) $(pwd)" > out.txt
 USER root
 WORKDIR sub
@@ -161,6 +162,7 @@ USER app:app
             UserStep("$APP"),
             WorkdirStep("${HOME_DIR}/work"),
             CopyStep(ContextSource("context", "hello.txt", files=(("", False),)), "$HOME_DIR/"),
+            CopyStep(ContextSource("context", "hello.txt", files=(("", False),)), "/chowned/", chown="$APP:$APP"),
             RunStep('echo "$PATH $(id -u) $(pwd)" > out.txt'),
             UserStep("root"),
             WorkdirStep("sub"),
@@ -175,6 +177,7 @@ USER app:app
     assert_same(ours, theirs)
     tree, config = ours
     assert tree["/home/app/work"][2:4] == (1000, 1000)  # WORKDIR made for the user in effect
+    assert tree["/chowned/hello.txt"][2:4] == (1000, 1000)
     assert config["User"] == "app:app" and config["WorkingDir"] == "/home/app/work/sub"
     assert "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in config["Env"]
 

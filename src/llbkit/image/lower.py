@@ -9,9 +9,15 @@ Docker's rules, applied without a daemon:
   the image config is merged on top of it (:meth:`ImageConfig.to_oci`);
 - a :class:`~llbkit.image.spec.SpecBase` is lowered recursively for the same platform and
   composed directly: its state is the starting filesystem and its full OCI config the base config;
-- the spec's ``env``, ``workdir`` (created like Docker's WORKDIR) and ``user`` apply first, then
-  the steps in order: copies from the build context (one ``local`` source per context name,
-  including exactly the paths copied), runs with the accumulated env, cwd, user and mounts;
+- the spec's ``env``, ``user`` and ``workdir`` act as ENV, USER and WORKDIR before the steps;
+  then the steps in order: ENV/USER/WORKDIR steps (values expand ``$VAR`` against the env so
+  far, the base's included; WORKDIR is created, 0755, owned by the user in effect), copies from
+  the build context (one ``local`` source per context name, including exactly the paths
+  copied; modes normalized from ``ContextSource.files``) or from another image's filesystem
+  (another spec lowered for the same platform, or a registry image pinned by digest), runs
+  with the env, cwd, user and mounts in effect; the last env, user and workdir set are the
+  config's;
+- a base's ONBUILD triggers are cleared (not run);
 - one history entry per step, no wall-clock times (the exporter fills ``created`` from
   SOURCE_DATE_EPOCH).
 
@@ -20,6 +26,7 @@ The same spec, platform, base configs and context digest always give the same de
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 import re
@@ -404,6 +411,15 @@ def _lower_state(
                 note("WORKDIR /", True)
         elif isinstance(step, CopyStep):
             dest = _dest(expanded(f"{where}.dest", step.dest), state.get_dir())
+            if step.chown is not None and "$" in step.chown:  # COPY --chown=$APP_UID expands too
+                chown = expanded(f"{where}.chown", step.chown)
+                try:
+                    parse_user(chown)
+                except ValueError as e:
+                    raise ImageSpecError.for_field(spec.name, f"{where}.chown", step.chown,
+                                                   f"invalid owner ({e}), expanded to {chown!r}:",
+                                                   "use 'user', 'uid', 'user:group' or 'uid:gid'") from None
+                step = dataclasses.replace(step, chown=chown)
             action = _copy_action(spec, step, dest, contexts, platform, base_configs, source_date_epoch)
             created_by = _copy_history(step)
             state = state.file(action, custom_name=prefix + created_by)

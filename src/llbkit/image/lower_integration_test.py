@@ -90,7 +90,9 @@ def app_spec(registry: Registry, platforms: List[str]) -> ImageSpec:
         name="//image:it",
         base=RegistryBase(registry.busybox_ref),
         steps=(
-            CopyStep(ContextSource("context", "app/hello.txt"), "/app/", chmod="0640", chown="1000:1000"),
+            # symbolic: the file gets exactly 0640, the directory the copy creates 0755 (an octal
+            # "0640" would give /app 0640 too, as BuildKit's Dockerfile frontend does)
+            CopyStep(ContextSource("context", "app/hello.txt"), "/app/", chmod="u=rw,g=r,o=", chown="1000:1000"),
             CopyStep(ContextSource("context", "conf"), "conf/"),
             RunStep('echo "$GREETING from $(pwd) as $(id -u)" > out.txt && cat /app/hello.txt >> out.txt'
                     " && uname -m > arch.txt"),
@@ -114,7 +116,7 @@ def check_tree(out: Path, members: Dict[str, tarfile.TarInfo], arch: str) -> Non
     assert (out / "bin/busybox").exists()  # the base image is underneath
     owners = {p: (members[p].uid, members[p].gid) for p in ("/app", "/app/hello.txt", "/srv", "/srv/conf/a.yaml")}
     assert owners == {
-        "/app": (1000, 1000),  # made for the chown'd copy, mode 0755
+        "/app": (1000, 1000),  # made for the chown'd copy
         "/app/hello.txt": (1000, 1000),
         "/srv": (1000, 1000),  # WORKDIR is created for the user (BuildKit: gid = uid)
         "/srv/conf/a.yaml": (0, 0),  # no chown: root, whoever sent the file

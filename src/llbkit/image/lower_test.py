@@ -355,10 +355,11 @@ def test_scratch_expands_against_dockers_default_path() -> None:
 def test_copy_destination_and_user_expand() -> None:
     from llbkit.image import EnvStep, UserStep
     spec = ImageSpec(name="x", steps=[EnvStep({"D": "/srv", "U": "1000"}), UserStep("$U:$U"),
-                                      CopyStep(ContextSource("c", "f"), "$D/")])
+                                      CopyStep(ContextSource("c", "f"), "$D/", chown="${U}:2")])
     low = lower(spec, "linux/amd64")
     copy = [action(op, "copy") for op in chain(low.definition) if op.kind == "file"][0]
     assert copy["dest"] == "/srv/"
+    assert copy["owner"]["user"]["User"]["byId"] == 1000 and copy["owner"]["group"]["User"]["byId"] == 2
     assert low.oci_config()["config"]["User"] == "1000:1000"
 
 

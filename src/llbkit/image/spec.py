@@ -165,7 +165,7 @@ class CopyStep:
     """Copy ``source`` to ``dest``. A relative ``dest`` is relative to the working directory; a
     ``dest`` ending in ``/`` (or ``.``) means "into that directory"; missing parent directories
     are created, as Docker creates them (0755; with an octal ``chmod``, that mode: BuildKit's
-    rule). ``dest`` expands ``$VAR`` against the environment so far.
+    rule). ``dest`` and ``chown`` expand ``$VAR`` against the environment so far.
 
     ``chmod`` is an octal mode (``"0644"``, ``"755"`` or the int ``0o644``) applied to every
     file and directory copied, or a symbolic one (``"u+x,go-w"``) applied to each one's mode;
@@ -554,7 +554,7 @@ def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
             except ValueError as e:
                 raise _err(spec.name, f"{where}.chmod", step.chmod, "invalid mode", str(e)) from None
         if step.chown is not None:
-            _check_user(spec, f"{where}.chown", step.chown)
+            _check_user_or_variable(spec, f"{where}.chown", step.chown)
     elif isinstance(step, EnvStep):
         _check_env_pairs(spec, f"{where}.env", step.env)
     elif isinstance(step, UserStep):
