@@ -129,8 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_DISK_FULL_HINT = ("; the disk holding the output is full: free some space there, or write the output "
+                   "elsewhere (nothing partial was left: outputs are written atomically)")
+
+
 def _fail(message: str, code: int = EXIT_ERROR) -> int:
     text = message.rstrip()
+    if "no space left on device" in text.lower() or "disk quota exceeded" in text.lower():
+        text += _DISK_FULL_HINT
     sys.stderr.write(f"llbkit: error: {text}\n")
     return code
 
