@@ -280,6 +280,11 @@ def checkout() -> Iterator[Checkout]:
             (d / "BUILD").write_text(case.build)
             for rel, text in case.files.items():
                 (d / rel).write_text(dedent(text))
+        # Start pantsd once, before the cases (on a loaded machine its start-up can outlast the
+        # client's 60 s wait: then once more).
+        for _attempt in range(2):
+            if co.pants("list", "badinput/base-empty:", timeout=600).returncode == 0:
+                break
         yield co
     finally:
         co.close()

@@ -49,7 +49,7 @@ OPTION_NAMES = OptionNames(
     tls_cert="[buildkit].tls_cert",
     tls_key="[buildkit].tls_key",
     tls_server_name="[buildkit].tls_server_name",
-    insecure="no TLS settings for that worker",
+    insecure="",  # the backend reaches tcp:// workers over TLS only
     timeout="[buildkit].connect_timeout",
     start_hint=("Start it, or fix the address in [buildkit].workers (or BUILDKIT_HOST); "
                 "`pants buildkit-workers` shows what each worker answers."),

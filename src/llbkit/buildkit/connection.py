@@ -194,10 +194,11 @@ def open_channel(
     if tls is None:
         if not insecure:
             n = option_names()
+            plain = (f", or ask for plain TCP explicitly ({n.insecure}) if the daemon really listens without TLS"
+                     if n.insecure else "")
             raise TLSConfigError(
                 f"refusing to connect to {address} without TLS: give the daemon's CA and a client "
-                f"certificate ({n.tls_dir}, or {n.tls_ca}/{n.tls_cert}/{n.tls_key}), or ask for plain "
-                f"TCP explicitly ({n.insecure}) if the daemon really listens without TLS"
+                f"certificate ({n.tls_dir}, or {n.tls_ca}/{n.tls_cert}/{n.tls_key}){plain}"
             )
         return grpc.insecure_channel(address.grpc_target, options=options)
     ca, key, cert = tls.load()

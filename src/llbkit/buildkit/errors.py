@@ -45,7 +45,7 @@ class OptionNames:
     tls_cert: str = "--tlscert"
     tls_key: str = "--tlskey"
     tls_server_name: str = "--tlsservername"
-    insecure: str = "--insecure-tcp"
+    insecure: str = "--insecure-tcp"  # "": the frontend has no way to ask for plain TCP
     timeout: str = "--timeout"
     start_hint: str = (
         "Start one with `buildkitd --addr unix:///run/buildkit/buildkitd.sock` (or `--addr "
@@ -89,8 +89,10 @@ class TLSProblem(enum.Enum):
             TLSProblem.UNKNOWN_SERVER_CA: f"give the CA that signed the daemon's certificate ({n.tls_ca}, or "
                                           f"ca.pem in {n.tls_dir})",
             TLSProblem.SERVER_NAME_MISMATCH: f"set {n.tls_server_name} to a name the daemon's certificate holds",
-            TLSProblem.DAEMON_WITHOUT_TLS: f"check the port, or drop the TLS settings ({n.insecure}) if the "
-                                           "daemon really listens without TLS",
+            TLSProblem.DAEMON_WITHOUT_TLS: (f"check the port, or drop the TLS settings ({n.insecure}) if the "
+                                            "daemon really listens without TLS" if n.insecure else
+                                            "check the port, and start the daemon with TLS (--tlscacert, "
+                                            "--tlscert, --tlskey): tcp:// workers are reached over TLS only"),
             TLSProblem.DAEMON_WANTS_TLS: f"give the daemon's CA and a client certificate ({n.tls_dir}, or "
                                          f"{n.tls_ca}/{n.tls_cert}/{n.tls_key})",
             TLSProblem.HANDSHAKE: f"check the CA, client certificate and key ({n.tls_ca}, {n.tls_cert}, "

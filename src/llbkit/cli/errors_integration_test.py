@@ -179,3 +179,24 @@ def test_definition_for_a_platform_the_daemon_cannot_run(buildkitd_amd64, regist
     assert res.returncode == 1, msg
     assert msg.startswith("llbkit: error: cannot build for linux/s390x: buildkitd at "), msg
     assert "linux/amd64" in msg, msg
+
+
+def test_a_full_disk_under_the_output_is_one_paragraph_and_leaves_nothing(registry, buildkitd_amd64,
+                                                                         tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        state = llb.image(registry.busybox_ref, platform=PLATFORM).run(
+            ["sh", "-c", "head -c 3145728 /dev/urandom > /big && echo cli-full-disk"]).root()
+        data = state.marshal(platform=PLATFORM).to_bytes()
+        res = llbkit("build", "--addr", buildkitd_amd64.addr, "--progress", "quiet",
+                     "--output", f"type=oci,dest={small}/out.tar", stdin=data)
+        assert res.returncode == 1
+        text = _one_paragraph(res.stderr.decode())
+        assert "No space left on device" in text and "the disk holding the output is full" in text, text
+        assert list(small.iterdir()) == [], "a full disk left a partial output"
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)

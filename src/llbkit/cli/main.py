@@ -155,8 +155,14 @@ def _prune_args(pr: argparse.ArgumentParser) -> None:
     pr.add_argument("--verbose", "-v", action="store_true")
 
 
+_DISK_FULL_HINT = ("; the disk holding the output is full: free some space there, or write the output "
+                   "elsewhere (nothing partial was left: outputs are written atomically)")
+
+
 def _fail(message: str, code: int = EXIT_ERROR) -> int:
     text = message.rstrip()
+    if "no space left on device" in text.lower() or "disk quota exceeded" in text.lower():
+        text += _DISK_FULL_HINT
     sys.stderr.write(f"llbkit: error: {text}\n")
     return code
 
