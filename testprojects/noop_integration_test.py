@@ -48,7 +48,7 @@ def warm(request: pytest.FixtureRequest) -> Iterator[Checkout]:
         scenario = co.repo / "scenario"
         scenario.mkdir()
         (scenario / "stamp.txt").write_text(f"{secrets.token_hex(8)}\n")  # never built before
-        (scenario / "BUILD").write_text(dedent(f"""\
+        (scenario / "BUILD").write_text(dedent("""\
             files(name="files", sources=["stamp.txt"])
             """) + "".join(dedent(f"""\
             container_image(name="img{i}", base="{BUSYBOX}", platforms=["linux/amd64"],

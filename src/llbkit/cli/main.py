@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 import traceback
-from typing import List, Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from llbkit import __version__
 from llbkit.errors import LlbkitError
@@ -24,7 +24,7 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"llbkit: error: {message}\n")
         raise SystemExit(EXIT_USAGE)
@@ -212,7 +212,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "and report it)")
 
 
-def run() -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+def run() -> NoReturn:
     """The program: :func:`main`, then exit without the interpreter's teardown. Freeing every
     module and gRPC's exit handlers (joining its threads) take 30-60 ms and do nothing a
     finished command needs: every file was closed (written atomically) and every session and
