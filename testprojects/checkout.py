@@ -114,13 +114,26 @@ class Checkout:
         return out
 
     def pantsd_pids(self) -> List[int]:
-        pids = []
+        """This checkout's pantsd processes: those its pid files name, and those running in it whose
+        pid file is not written yet (a client that gave up waiting for pantsd to start leaves one
+        starting, which would outlive the checkout)."""
+        pids = set()
         for f in self.repo.glob(".pids/*/pantsd/pid"):
             try:
-                pids.append(int(f.read_text().strip()))
+                pids.add(int(f.read_text().strip()))
             except (OSError, ValueError):
                 pass
-        return [p for p in pids if pid_alive(p)]
+        repo = str(self.repo.resolve())
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if "pantsd" in cmdline and os.readlink(proc / "cwd") == repo:
+                    pids.add(int(proc.name))
+            except OSError:
+                continue
+        return sorted(p for p in pids if pid_alive(p))
 
     def stop_pantsd(self) -> None:
         for pid in self.pantsd_pids():
