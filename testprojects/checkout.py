@@ -129,7 +129,7 @@ class Checkout:
                 continue
             try:
                 cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if "pantsd" in cmdline and os.readlink(proc / "cwd") == repo:
+                if cmdline.startswith("pantsd [") and os.readlink(proc / "cwd") == repo:
                     pids.add(int(proc.name))
             except OSError:
                 continue
