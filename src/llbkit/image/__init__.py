@@ -24,7 +24,9 @@ from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
 from llbkit.image.lower import BaseConfigs, Lowered, ResolvedBase, local_unique_id_for, lower
 from llbkit.image.plan import plan, registry_bases
 from llbkit.image.spec import (
+    AddStep,
     Base,
+    BindMount,
     CacheMount,
     ContextSource,
     CopyStep,
@@ -35,8 +37,11 @@ from llbkit.image.spec import (
     ScratchBase,
     SecretMount,
     SpecBase,
+    SshMount,
     Step,
     TmpfsMount,
+    UrlSource,
+    image_graph,
     normalize_platforms,
     parse_chmod,
     parse_port,
@@ -59,6 +64,11 @@ __all__ = [
     "SecretMount",
     "TmpfsMount",
     "RunMount",
+    "BindMount",
+    "SshMount",
+    "AddStep",
+    "UrlSource",
+    "image_graph",
     "validate_spec",
     "normalize_platforms",
     "parse_port",

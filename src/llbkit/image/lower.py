@@ -319,8 +319,10 @@ def _lower_add(state: llb.State, step: AddStep, contexts: Mapping[str, llb.State
         action = llb.copy(source, "/" + name, dest, owner=owner, mode=mode, create_dest_path=True,
                           created_time=source_date_epoch)
     else:
-        action = llb.copy(contexts[src.context_name], "/" + posixpath.normpath(src.path), dest, owner=owner,
-                          mode=mode, follow_symlinks=True, dir_contents_only=True, attempt_unpack=True,
+        # Without chown, an archive's entries keep their owners (Docker); the build context's own
+        # files arrive as 0:0 either way.
+        action = llb.copy(contexts[src.context_name], "/" + posixpath.normpath(src.path), dest,
+                          owner=step.chown, mode=mode, follow_symlinks=True, dir_contents_only=True, attempt_unpack=True,
                           create_dest_path=True, created_time=source_date_epoch)
     return state.file(action, custom_name=prefix + created_by)
 
