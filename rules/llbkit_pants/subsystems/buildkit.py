@@ -116,6 +116,37 @@ class BuildKitSubsystem(Subsystem):
             """
         ),
     )
+    entitlements = StrListOption(
+        default=[],
+        help=softwrap(
+            """
+            Privileges `run` steps may ask of buildkitd beyond the sandbox, which you enable
+            explicitly: `network.host` for `run(..., network="host")` and `security.insecure` for
+            `run(..., security="insecure")` (privileged), e.g. `entitlements = ["network.host"]`.
+            A solve asks for an entitlement only when one of its runs needs it. The auto-started
+            local buildkitd allows what is listed here (it is restarted once when the list grows);
+            remote workers must allow them themselves (`buildkitd
+            --allow-insecure-entitlement network.host`). An image whose run needs an entitlement
+            that is not listed fails before building, naming the target and the step. Not part of
+            any cache key: the image is the same either way.
+            """
+        ),
+    )
+    ssh = StrListOption(
+        default=[],
+        help=softwrap(
+            """
+            The ssh agents forwarded to `run` steps with `ssh_mount(id)`, as `ID` (the agent of
+            `$SSH_AUTH_SOCK` in the environment Pants runs in) or `ID=SOCKET` (an agent's socket
+            path), e.g. `ssh = ["default"]` or `ssh = ["github=~/.ssh/github-agent.sock"]`. Start
+            the agent and add your keys first (`eval $(ssh-agent)`, `ssh-add ~/.ssh/id_ed25519`):
+            buildkitd only relays signing requests to it, so keys never leave this machine and
+            never enter an image, a log or a cache key. An image with a required `ssh_mount()`
+            whose agent is not listed fails before building; one whose agent does not answer fails
+            naming the socket.
+            """
+        ),
+    )
     platforms = StrListOption(
         default=["linux/amd64"],
         help="The platforms of `container_image` targets that do not set `platforms`, e.g. `[\"linux/amd64\", \"linux/arm64\"]`.",

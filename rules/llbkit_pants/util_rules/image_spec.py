@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.target_types import (
@@ -28,7 +28,7 @@ from pants.core.target_types import (
     ResourcesGeneratingSourcesField,
 )
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
-from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests, PathGlobs, RemovePrefix, Snapshot
 from pants.engine.internals.graph import Owners, OwnersRequest
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
@@ -46,6 +46,7 @@ from pants.engine.target import (
 from pants.util.strutil import softwrap
 
 from llbkit.image import (
+    AddStep,
     ContextSource,
     CopyStep,
     ImageSpec,
@@ -54,9 +55,14 @@ from llbkit.image import (
     RunStep,
     ScratchBase,
     SpecBase,
+    SshMount,
+    UrlSource,
+    image_graph,
     validate_spec,
 )
+from llbkit.image.entitlements import MissingEntitlementError, check_entitlements
 from llbkit_pants import build_file_helpers as helpers
+from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import (
     ContainerImageAnnotationsField,
     ContainerImageBaseField,
@@ -257,9 +263,86 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
     return CopySource(repo_path, snapshot.digest)
 
 
-def _run_step(step: helpers.RunStep) -> RunStep:
-    # The helpers' mounts already are llbkit.image values.
-    return RunStep(step.command, mounts=step.mounts, network=step.network or "default", secrets=step.secrets)
+@dataclass(frozen=True)
+class MountSourceRequest:
+    address: Address
+    index: int
+    source: str
+
+
+@dataclass(frozen=True)
+class ResolvedMountSource:
+    """A bind or cache mount's source as the library's value, and the build-context files (and
+    mounted images' contexts) it adds."""
+
+    source: object  # ContextSource | RegistryBase | SpecBase
+    digest: Digest
+
+
+@rule(desc="Resolve a bind_mount()/cache_mount() source of a container_image")
+async def resolve_mount_source(request: MountSourceRequest) -> ResolvedMountSource:
+    address, source = request.address, request.source
+    where = f"steps[{request.index}] mount source {source!r}"
+    if not isinstance(source, str) or not source:
+        raise _field_error(address, "steps", f"{where} must be a target address, a path or an image pinned by "
+                           "digest, e.g. bind_mount(':builder', '/build')")
+    if "@sha256:" in source and not is_address(source):
+        return ResolvedMountSource(RegistryBase(source), EMPTY_DIGEST)
+    if is_address(source):
+        addresses = await Get(Addresses, UnparsedAddressInputs(
+            [source], owning_address=address,
+            description_of_origin=f"the {where} in the `steps` field of {address}"))
+        if addresses[0] == address:
+            raise _field_error(address, "steps", f"{where} is this container_image itself; a run cannot mount "
+                               "the image it is building. Mount its base or another target instead.")
+        wrapped = await Get(WrappedTarget, WrappedTargetRequest(addresses[0], description_of_origin=str(address)))
+        if wrapped.target.has_field(ContainerImageBaseField):
+            # Another image: its filesystem, composed in the same graph (no package, no registry).
+            other = await Get(ContainerImageSpec, ContainerImageSpecRequest(addresses[0]))
+            return ResolvedMountSource(SpecBase(other.spec), other.context)
+    copied = await Get(CopySource, CopySourceRequest(address, request.index, source))
+    return ResolvedMountSource(ContextSource(CONTEXT_NAME, copied.path), copied.digest)
+
+
+def _run_step(step: helpers.RunStep, sources: Dict[int, object]) -> RunStep:
+    """The helpers' mounts already are llbkit.image values; a bind or cache mount's `source`
+    string is replaced by what `sources` resolved it to (keyed by mount index)."""
+    mounts = tuple(replace(m, source=sources[j]) if j in sources else m for j, m in enumerate(step.mounts))
+    return RunStep(step.command, mounts=mounts, network=step.network or "default", secrets=step.secrets,
+                   security=step.security or "sandbox")
+
+
+def _mount_sources(step: object) -> List[Tuple[int, str]]:
+    if not isinstance(step, helpers.RunStep):
+        return []
+    return [(j, m.source) for j, m in enumerate(step.mounts)
+            if getattr(m, "source", None) is not None and isinstance(m.source, str)]
+
+
+_ENTITLEMENT_FIX = 'enable it in pants.toml: [buildkit] entitlements = ["{entitlement}"]'
+
+
+def check_run_privileges(spec: ImageSpec, buildkit: BuildKitSubsystem) -> None:
+    """Entitlements and ssh agents the image's runs need must be enabled in `[buildkit]`; an
+    `InvalidFieldException` naming the target, the step, the value and the option otherwise."""
+    try:
+        check_entitlements(spec, buildkit.entitlements, how_to_enable=_ENTITLEMENT_FIX)
+    except MissingEntitlementError as e:
+        raise InvalidFieldException(
+            f"Invalid field `steps` in container_image target {e.spec_name}: {e.field}: {e.problem} "
+            f"{e.value!r}: {e.fix}.") from None
+    configured = {s.partition("=")[0].strip() for s in buildkit.ssh}
+    for s in image_graph(spec):
+        for i, step in enumerate(s.steps):
+            if not isinstance(step, RunStep):
+                continue
+            for j, m in enumerate(step.all_mounts):
+                if isinstance(m, SshMount) and m.required and m.id not in configured:
+                    raise InvalidFieldException(
+                        f"Invalid field `steps` in container_image target {s.name}: steps[{i}].mounts[{j}]: "
+                        f"ssh_mount({m.id!r}) needs the ssh agent {m.id!r}, which is not configured: add it "
+                        f'to pants.toml: [buildkit] ssh = ["{m.id}"] (the agent of $SSH_AUTH_SOCK) or '
+                        f'["{m.id}=/path/to/agent.sock"], or pass required=False.')
 
 
 async def _base_chain(address: Address) -> List[Target]:
@@ -294,23 +377,40 @@ async def _base_chain(address: Address) -> List[Target]:
         current = addresses[0]
 
 
+def _lib_step(step: object, source_path: Optional[str], mount_sources: Dict[int, object]) -> object:
+    if isinstance(step, helpers.CopyStep):
+        assert source_path is not None
+        return CopyStep(ContextSource(CONTEXT_NAME, source_path), step.dest, step.chmod, step.chown)
+    if isinstance(step, helpers.AddStep):
+        if step.is_url:
+            return AddStep(UrlSource(step.source, step.checksum), step.dest, step.chmod, step.chown)  # type: ignore[arg-type]
+        assert source_path is not None
+        return AddStep(ContextSource(CONTEXT_NAME, source_path), step.dest, step.chmod, step.chown)
+    assert isinstance(step, helpers.RunStep)
+    return _run_step(step, mount_sources)
+
+
 @rule(desc="Compile a container_image target's fields to an image spec")
-async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerImageSpec:
+async def container_image_spec(request: ContainerImageSpecRequest, buildkit: BuildKitSubsystem) -> ContainerImageSpec:
     chain = await _base_chain(request.address)
     spec: Optional[ImageSpec] = None
     digests: List[Digest] = []
     for tgt in reversed(chain):  # the root base first
         address = tgt.address
         steps = tgt[ContainerImageStepsField].value or ()
-        copies = [(i, s) for i, s in enumerate(steps) if isinstance(s, helpers.CopyStep)]
+        copies = [(i, s) for i, s in enumerate(steps) if isinstance(s, helpers.CopyStep)
+                  or (isinstance(s, helpers.AddStep) and not s.is_url)]
         sources = await MultiGet(Get(CopySource, CopySourceRequest(address, i, s.source)) for i, s in copies)
         source_paths = {i: src.path for (i, _), src in zip(copies, sources)}
         digests.extend(src.digest for src in sources)
-        lib_steps = tuple(
-            CopyStep(ContextSource(CONTEXT_NAME, source_paths[i]), s.dest, s.chmod, s.chown)
-            if isinstance(s, helpers.CopyStep) else _run_step(s)
-            for i, s in enumerate(steps)
-        )
+        mount_keys = [(i, j, src) for i, s in enumerate(steps) for j, src in _mount_sources(s)]
+        mounted = await MultiGet(Get(ResolvedMountSource, MountSourceRequest(address, i, src))
+                                 for i, _, src in mount_keys)
+        digests.extend(m.digest for m in mounted)
+        mount_sources: Dict[int, Dict[int, object]] = {}
+        for (i, j, _), m in zip(mount_keys, mounted):
+            mount_sources.setdefault(i, {})[j] = m.source
+        lib_steps = tuple(_lib_step(s, source_paths.get(i), mount_sources.get(i, {})) for i, s in enumerate(steps))
         base_value = tgt[ContainerImageBaseField].value or ""
         if spec is not None:
             base = SpecBase(spec)
@@ -345,6 +445,7 @@ async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerI
         except ImageSpecError as e:
             raise _wrap_spec_error(address, e) from None
     assert spec is not None
+    check_run_privileges(spec, buildkit)
     context = await Get(Digest, MergeDigests(digests))
     snapshot = await Get(Snapshot, Digest, context)
     context_digest = f"sha256:{context.fingerprint}" if snapshot.files else None

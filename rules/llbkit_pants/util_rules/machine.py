@@ -36,6 +36,8 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from llbkit.builder.secrets import parse_secrets
+from llbkit.buildkit.session.ssh import parse_ssh_spec
+from llbkit.image.entitlements import parse_entitlements
 from llbkit.builder.settings import ENVIRONMENT_VARIABLES, SETTINGS_FILE, MachineSettings, WorkerSetting
 from llbkit.buildkit.connection import TLSConfig
 from llbkit.builder.lazy_pool import parse_worker
@@ -125,6 +127,21 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
         sources = parse_secrets(buildkit.secrets)
     except (ValueError, LlbkitError) as e:
         raise BuildKitOptionError(f"invalid [buildkit] option: {e}") from None
+    try:
+        entitlements = parse_entitlements(buildkit.entitlements, where="[buildkit].entitlements")
+    except ValueError as e:
+        raise BuildKitOptionError(f"invalid {e}") from None
+    ssh: Dict[str, str] = {}
+    auth_sock = env.get("SSH_AUTH_SOCK") or ""
+    for text in buildkit.ssh:
+        try:
+            sid, agent = parse_ssh_spec(text, {"SSH_AUTH_SOCK": auth_sock or "-"})
+        except ValueError as e:
+            raise BuildKitOptionError(f"invalid [buildkit].ssh entry: {e}") from None
+        if sid in ssh:
+            raise BuildKitOptionError(f"invalid [buildkit].ssh: agent {sid!r} is listed twice; list each id once")
+        # A bare ID is $SSH_AUTH_SOCK's agent, "" when it is unset: a build that needs it says so.
+        ssh[sid] = _expand(agent.socket, env, build_root) if "=" in text else auth_sock
     secrets: Dict[str, Dict[str, str]] = {}
     for sid, src in sources.items():
         if src.env is not None:
@@ -140,7 +157,7 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
         cache_from=tuple(buildkit.cache_from), cache_to=tuple(buildkit.cache_to),
         progress=buildkit.progress.value,
         environment={k: v for k, v in env.items() if k in ENVIRONMENT_VARIABLES and v is not None},
-        secrets=secrets, python=python,
+        secrets=secrets, python=python, entitlements=entitlements, ssh=ssh,
     )
 
 
@@ -186,7 +203,7 @@ async def machine_channel(_: MachineChannelRequest, buildkit: BuildKitSubsystem,
         sources = parse_secrets(buildkit.secrets)
     except ValueError as e:
         raise BuildKitOptionError(f"invalid [buildkit].secrets: {e}") from None
-    names = sorted({*ENVIRONMENT_VARIABLES, *(s.env for s in sources.values() if s.env)})
+    names = sorted({*ENVIRONMENT_VARIABLES, "SSH_AUTH_SOCK", *(s.env for s in sources.values() if s.env)})
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(names))
     python, requirements = sys.executable, runtime_path()
     settings = machine_settings(buildkit, dict(env), build_root.path, f"{shlex.quote(python)} {requirements}")

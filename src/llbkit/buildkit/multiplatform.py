@@ -67,6 +67,8 @@ class PlatformJob:
     config: Any = None
     local_dirs: Optional[Mapping[str, Any]] = None
     secrets: Optional[Mapping[str, Any]] = None
+    ssh: Optional[Mapping[str, Any]] = None  # agent id -> socket path, for ssh mounts
+    entitlements: Tuple[str, ...] = ()  # e.g. network.host, asked of the daemon for this solve
 
     @classmethod
     def from_lowered(cls, lowered: Any, *, local_dirs: Optional[Mapping[str, Any]] = None,
@@ -287,7 +289,8 @@ class _PlatformRunner:
         try:
             return lease.client.build(
                 fn, exports=[export], source_date_epoch=self.sde, progress=handler, cancel=self.stop, ref=ref,
-                local_dirs=job.local_dirs, secrets=job.secrets, cache_imports=self.cache_imports,
+                local_dirs=job.local_dirs, secrets=job.secrets, ssh=job.ssh, entitlements=job.entitlements,
+                cache_imports=self.cache_imports,
                 cache_exports=self.cache_exports,
             )
         except BuildKitError as e:

@@ -11,17 +11,18 @@ from typing import List, Optional, Sequence, Tuple
 
 from llbkit.image.errors import ImageSpecError
 from llbkit.image.lower import BaseConfigs, Lowered, lower
-from llbkit.image.spec import ImageSpec, RegistryBase, normalize_platforms, validate_spec
+from llbkit.image.spec import ImageSpec, RegistryBase, image_graph, normalize_platforms, validate_spec
 
 __all__ = ["plan", "registry_bases"]
 
 
 def registry_bases(spec: ImageSpec) -> List[str]:
-    """The normalized references of the registry images in ``spec``'s base chain (nearest first,
-    each once): the configs ``lower`` and ``plan`` need in ``base_configs``."""
+    """The normalized references of the registry images in ``spec``'s base chain and in the chains
+    of the images its runs mount (nearest first, each once): the configs ``lower`` and ``plan``
+    need in ``base_configs``."""
     validate_spec(spec)
     out: List[str] = []
-    for s in spec.base_chain():
+    for s in image_graph(spec):
         if isinstance(s.base, RegistryBase) and s.base.normalized not in out:
             out.append(s.base.normalized)
     return out
