@@ -13,7 +13,6 @@ import http.server
 import io
 import json
 import os
-import subprocess
 import tarfile
 import threading
 import uuid
@@ -42,7 +41,9 @@ from llbkit.image import (
 from llbkit.image.lower_integration_test import resolve_config
 from llbkit.testutil.buildkitd import Buildkitd
 from llbkit.testutil.frontend_compare import config_diff, frontend_tree, llbkit_tree, read_file, tree_diff
+from llbkit.testutil.errors import FixtureError
 from llbkit.testutil.registry import Registry
+from llbkit.testutil.ssh_agent import AGENT_CHECK, SshAgent
 
 PLATFORM = "linux/amd64"
 
@@ -269,51 +270,17 @@ def test_security_insecure_with_the_entitlement(registry: Registry, tmp_path: Pa
     assert int(read_file(plain[2], "/caps.txt").decode().split(":")[1], 16) < int(caps.split(":")[1], 16)
 
 
-AGENT_CHECK = r'''
-import os, socket, struct
-s = socket.socket(socket.AF_UNIX)
-s.connect(os.environ["SSH_AUTH_SOCK"])
-s.sendall(struct.pack(">IB", 1, 11))  # SSH2_AGENTC_REQUEST_IDENTITIES
-def read(n):
-    b = b""
-    while len(b) < n:
-        b += s.recv(n - len(b))
-    return b
-body = read(struct.unpack(">I", read(4))[0])
-assert body[0] == 12, body[:1]  # SSH2_AGENT_IDENTITIES_ANSWER
-count = struct.unpack(">I", body[1:5])[0]
-off, comments = 5, []
-for _ in range(count):
-    n = struct.unpack(">I", body[off:off + 4])[0]; off += 4 + n
-    n = struct.unpack(">I", body[off:off + 4])[0]; comments.append(body[off + 4:off + 4 + n].decode()); off += 4 + n
-with open("/agent.txt", "w") as f:
-    f.write(f"{count} {' '.join(comments)} {os.environ['SSH_AUTH_SOCK']}\n")
-'''
-
-
 @pytest.fixture
 def ssh_agent(tmp_path: Path) -> Iterator[str]:
-    """An ssh-agent with one generated ed25519 key (comment ``llbkit-test``); its socket path."""
-    for tool in ("ssh-agent", "ssh-keygen", "ssh-add"):
-        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
-            pytest.fail(f"test environment: {tool} is missing: apt-get install openssh-client "
-                        "(build-support/provision.sh installs it)", pytrace=False)
-    sock = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    """An ssh-agent with one generated key (comment ``llbkit-test``); its socket path."""
     try:
-        key = tmp_path / "id_ed25519"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "llbkit-test", "-f", str(key)],
-                       check=True)
-        for _ in range(100):
-            if sock.exists():
-                break
-            threading.Event().wait(0.05)
-        subprocess.run(["ssh-add", "-q", str(key)], check=True, env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
-                       capture_output=True)
-        yield str(sock)
+        agent = SshAgent(tmp_path / "agent").start()
+    except FixtureError as e:
+        pytest.fail(f"test environment: {e}", pytrace=False)
+    try:
+        yield agent.socket
     finally:
-        agent.terminate()
-        agent.wait(10)
+        agent.stop()
 
 
 def test_ssh_mount_forwards_the_agent(buildkitd_amd64: Buildkitd, tmp_path: Path, ssh_agent: str) -> None:
