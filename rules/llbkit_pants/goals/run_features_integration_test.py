@@ -136,16 +136,25 @@ def ssh_agent(tmp_path: Path) -> Iterator[str]:
         yield agent.socket
 
 
-def test_ssh_agent_forwarded_through_pants(rule_runner: RuleRunner, buildkitd_amd64: Buildkitd, ssh_agent: str) -> None:
+@pytest.fixture
+def python3_base() -> str:
+    """The samples' python3 image (a test base with no shell). Requested before `rule_runner`,
+    which points LLBKIT_CACHE (where the samples' registry keeps its state) elsewhere."""
     from llbkit.testutil.testregistry import PYTHON3_REPO, TestRegistry
 
     reg = TestRegistry()
     reg.ensure()
+    return f"{reg.address}/{PYTHON3_REPO}:3.11"
+
+
+def test_ssh_agent_forwarded_through_pants(
+    python3_base: str, rule_runner: RuleRunner, buildkitd_amd64: Buildkitd, ssh_agent: str
+) -> None:
     rule_runner.write_files({
         "ssh/agent_check.py": AGENT_CHECK,
         "ssh/BUILD": dedent(f"""\
             files(name="check", sources=["agent_check.py"])
-            container_image(name="img", base="{reg.address}/{PYTHON3_REPO}:3.11", platforms=["linux/amd64"],
+            container_image(name="img", base="{python3_base}", platforms=["linux/amd64"],
                             steps=[copy("agent_check.py", "/agent_check.py"),
                                    run(["python3", "/agent_check.py"], mounts=[ssh_mount()])])
             """),
