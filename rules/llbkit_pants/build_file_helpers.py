@@ -1,9 +1,9 @@
 """The helpers BUILD files use inside `container_image(steps=[...])`.
 
 `copy`, `add`, `run`, `cache_mount`, `secret_mount`, `secret_env`, `tmpfs_mount`, `bind_mount`
-and `ssh_mount` build plain, hashable values that the `steps` field checks; the rules turn the steps into the library's `llbkit.image` steps (whose
-mount values the helpers build directly). They only
-record what the user wrote: validation happens in the field (type and shape) and in the library
+and `ssh_mount` build plain, hashable values that the `steps` field checks; the rules turn the
+steps into the library's `llbkit.image` steps (whose mount values the helpers build directly).
+They only record what the user wrote: validation happens in the field (type and shape) and in the library
 (paths, users, modes), so errors can name the target and the field.
 """
 
@@ -189,7 +189,8 @@ def _usage(signature: inspect.Signature) -> str:
         if p.default is p.empty:
             parts.append(p.name)
         else:
-            default = f"0o{p.default:o}" if p.name == "mode" and isinstance(p.default, int) else repr(p.default)  # octal
+            octal = p.name == "mode" and isinstance(p.default, int)  # modes read as octal
+            default = f"0o{p.default:o}" if octal else repr(p.default)
             parts.append(f"{p.name}={default}")
     return f"({', '.join(parts)})"
 
