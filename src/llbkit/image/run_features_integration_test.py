@@ -256,18 +256,20 @@ def test_network_host_with_the_entitlement(registry: Registry, buildkitd_amd64: 
 
 
 def test_security_insecure_with_the_entitlement(registry: Registry, tmp_path: Path) -> None:
-    """The built-in Dockerfile frontend has no ``RUN --security`` (a labs flag), so this checks
-    llbkit's documented behaviour: an insecure run has every capability; a sandboxed one not."""
+    # A daemon of its own: the shared fixture daemon does not allow security.insecure.
     script = "grep CapEff /proc/self/status | tr -d '\\t' > /caps.txt"
     spec = ImageSpec(name="//t:insecure", base=RegistryBase(registry.busybox_ref), steps=(
         RunStep(script, security="insecure"),))
     sandboxed = ImageSpec(name="//t:sandboxed", base=RegistryBase(registry.busybox_ref), steps=(RunStep(script),))
     with Buildkitd(name="buildkitd_insecure", extra_args=["--allow-insecure-entitlement", "security.insecure"]) as bk:
         ours = llbkit_tree(bk, _lower(registry, spec), tmp_path / "ours", entitlements=["security.insecure"])
+        theirs = frontend_tree(bk, tmp_path / "df", f"FROM {registry.busybox_ref}\nRUN --security=insecure {script}\n",
+                               extra_args=["--allow", "security.insecure"])
         plain = llbkit_tree(bk, _lower(registry, sandboxed), tmp_path / "plain")
-    caps = read_file(ours[2], "/caps.txt").decode().strip()
-    assert caps.startswith("CapEff:") and int(caps.split(":")[1], 16) >= 0x1FFFFFFFFF, caps
-    assert int(read_file(plain[2], "/caps.txt").decode().split(":")[1], 16) < int(caps.split(":")[1], 16)
+    _same(ours, theirs)
+    caps = int(read_file(ours[2], "/caps.txt").decode().split(":")[1], 16)
+    assert caps >= 0x1FFFFFFFFF  # every capability
+    assert int(read_file(plain[2], "/caps.txt").decode().split(":")[1], 16) < caps
 
 
 @pytest.fixture
