@@ -175,6 +175,14 @@ def test_ssh_agent_forwarded_through_pants(
     assert "failed to build ssh:img" in message and "SSH_AUTH_SOCK is not set" in message, message
     assert "eval $(ssh-agent)" in message
 
+    # A key file instead of an agent: the build runs a private agent holding it.
+    key = str(Path(ssh_agent).parent / "id_ed25519")
+    Path(build).write_text(Path(build).read_text().replace('"again"]', '"key"]'))
+    result = rule_runner.run_goal_rule(Package, args=["ssh:img"], env={},
+                                       global_args=[options[0], f"--buildkit-ssh=['default={key}']"])
+    assert result.exit_code == 0, result.stderr
+    assert file_in_last_layer_any(tar, "agent.txt").startswith(b"1 llbkit-test /run/buildkit/ssh_agent.0")
+
 
 def test_auto_started_daemon_allows_an_enabled_entitlement(
     rule_runner: RuleRunner, registry: Registry, monkeypatch: pytest.MonkeyPatch

@@ -137,11 +137,13 @@ class BuildKitSubsystem(Subsystem):
         help=softwrap(
             """
             The ssh agents forwarded to `run` steps with `ssh_mount(id)`, as `ID` (the agent of
-            `$SSH_AUTH_SOCK` in the environment Pants runs in) or `ID=SOCKET` (an agent's socket
-            path), e.g. `ssh = ["default"]` or `ssh = ["github=~/.ssh/github-agent.sock"]`. Start
-            the agent and add your keys first (`eval $(ssh-agent)`, `ssh-add ~/.ssh/id_ed25519`):
-            buildkitd only relays signing requests to it, so keys never leave this machine and
-            never enter an image, a log or a cache key. An image with a required `ssh_mount()`
+            `$SSH_AUTH_SOCK` in the environment Pants runs in), `ID=SOCKET` (an agent's socket
+            path) or `ID=KEYFILE` (a private key without passphrase, served by an `ssh-agent` that
+            the build runs for itself), e.g. `ssh = ["default"]`, `ssh =
+            ["github=~/.ssh/github-agent.sock"]` or `ssh = ["deploy=~/.ssh/deploy_ed25519"]`. For
+            an agent, start it and add your keys first (`eval $(ssh-agent)`, `ssh-add
+            ~/.ssh/id_ed25519`). buildkitd only relays signing requests, so keys never leave this
+            machine and never enter an image, a log or a cache key. An image with a required `ssh_mount()`
             whose agent is not listed fails before building; one whose agent does not answer fails
             naming the socket.
             """

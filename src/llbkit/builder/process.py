@@ -20,6 +20,7 @@ with its own hints without parsing text. Exit codes: 0 done, 1 failed, 130 inter
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -117,9 +118,7 @@ def _check_ssh(name: str, needed: Dict[str, bool], configured: Dict[str, str]) -
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from llbkit.builder.build import BuildOptions, build_job
     from llbkit.builder.job import SolveJob
-    from llbkit.buildkit.options import parse_cache_export, parse_cache_import
 
     settings = _settings(args.settings)
     job = SolveJob.load(args.job)
@@ -137,9 +136,35 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if missing:
         return _error("missing_entitlement", f"{job.name} has a run that needs the {missing[0]} entitlement, "
                       f"which is not enabled: add it to [buildkit].entitlements", entitlement=missing[0])
-    failed = _check_ssh(job.name, ssh_needed, dict(settings.ssh))
-    if failed is not None:
-        return failed
+    with contextlib.ExitStack() as agents:
+        ssh = _ssh_sockets(ssh_needed, settings.ssh, agents)
+        failed = _check_ssh(job.name, ssh_needed, ssh)
+        if failed is not None:
+            return failed
+        return _solve(args, settings, job, configured, entitlements, ssh)
+
+
+def _ssh_sockets(needed: Dict[str, bool], configured: Any, agents: "contextlib.ExitStack") -> Dict[str, str]:
+    """The agent socket of each ssh id the job needs; a configured key file gets an agent of its
+    own for this build (stopped with ``agents``)."""
+    from llbkit.buildkit.session.ssh import KeyAgent, is_agent_socket
+
+    out: Dict[str, str] = {}
+    for sid in needed:
+        path = configured.get(sid)
+        if path is None:
+            continue
+        if path and os.path.isfile(path) and not is_agent_socket(path):
+            path = agents.enter_context(KeyAgent([path])).socket
+        out[sid] = path
+    return out
+
+
+def _solve(args: argparse.Namespace, settings: Any, job: Any, configured: Any, entitlements: Tuple[str, ...],
+           ssh: Dict[str, str]) -> int:
+    from llbkit.builder.build import BuildOptions, build_job
+    from llbkit.buildkit.options import parse_cache_export, parse_cache_import
+
     printer = None
     if settings.progress == "plain":
         from llbkit.buildkit.progress import make_printer
@@ -153,7 +178,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         # Only what this job needs: a daemon refuses a solve asking for an entitlement it does
         # not allow, even one no run uses.
         entitlements=entitlements,
-        ssh={sid: path for sid, path in settings.ssh.items() if sid in ssh_needed},
+        ssh=ssh,
         progress=(lambda platform, worker: printer) if printer is not None else None,
         log=_event,
     )

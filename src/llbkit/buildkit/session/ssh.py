@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Union
@@ -26,7 +27,8 @@ from llbkit.buildkit.session.services import _metadata
 from llbkit.buildkit.session.wire import bytes_message_data
 from llbkit.errors import SessionError
 
-__all__ = ["SSH", "SSH_METHODS", "SSH_ID_KEY", "DEFAULT_ID", "SshAgent", "ssh_handler", "parse_ssh_spec"]
+__all__ = ["SSH", "SSH_METHODS", "SSH_ID_KEY", "DEFAULT_ID", "SshAgent", "KeyAgent", "ssh_handler", "parse_ssh_spec",
+           "is_agent_socket", "check_agents"]
 
 SSH = "moby.sshforward.v1.SSH"
 SSH_METHODS = ("CheckAgent", "ForwardAgent")
@@ -55,8 +57,9 @@ SshLike = Union[SshAgent, str, "os.PathLike[str]"]
 
 
 def parse_ssh_spec(spec: str, env: Mapping[str, str]) -> "tuple[str, SshAgent]":
-    """buildctl's ``--ssh`` syntax: ``ID``, ``ID=SOCKET`` -> ``(id, agent)``; a bare ``ID`` (or
-    ``default``) means the agent of ``$SSH_AUTH_SOCK`` in ``env``. ``ValueError`` says what to fix."""
+    """buildctl's ``--ssh`` syntax: ``ID``, ``ID=PATH`` -> ``(id, agent)``; a bare ``ID`` means the
+    agent of ``$SSH_AUTH_SOCK`` in ``env``; ``PATH`` is an agent's socket or a key file (see
+    :class:`KeyAgent`). ``ValueError`` says what to fix."""
     sid, sep, path = spec.partition("=")
     sid = sid.strip()
     if not sid or not all(c.isalnum() or c in "_.-" for c in sid):
@@ -65,7 +68,7 @@ def parse_ssh_spec(spec: str, env: Mapping[str, str]) -> "tuple[str, SshAgent]":
     if sep:
         path = path.strip()
         if not path or "," in path:
-            raise ValueError(f"invalid ssh agent {spec!r}: give one agent socket path after '='")
+            raise ValueError(f"invalid ssh agent {spec!r}: give one agent socket or key file path after '='")
     else:
         path = env.get("SSH_AUTH_SOCK", "")
         if not path:
@@ -154,3 +157,78 @@ def check_agents(agents: Mapping[str, SshLike]) -> None:
             agent.connect().close()
         except OSError as e:
             raise SessionError(f"ssh agent {sid!r}: cannot connect to {agent.socket}: {e.strerror or e}") from None
+
+
+class KeyAgent:
+    """A private ``ssh-agent`` holding key files, for ``[buildkit].ssh`` entries that name keys
+    (``ID=~/.ssh/id_ed25519``) rather than an agent's socket, as buildctl's ``--ssh ID=KEY``.
+    It lives for one build and is stopped by PID; the keys are read by ``ssh-add`` and never
+    copied anywhere. Needs OpenSSH's ``ssh-agent`` and ``ssh-add`` (``apt-get install
+    openssh-client``). A passphrase-protected key cannot be added here: add it to your own agent
+    and name that agent's socket instead.
+    """
+
+    def __init__(self, keys: "list[str]") -> None:
+        self.keys = list(keys)
+        self.socket = ""
+        self._proc: "subprocess.Popen[bytes] | None" = None
+        self._dir = ""
+
+    def start(self) -> "KeyAgent":
+        import shutil
+        import tempfile
+        import time
+
+        agent, add = shutil.which("ssh-agent"), shutil.which("ssh-add")
+        if not agent or not add:
+            raise SessionError("ssh keys in [buildkit].ssh need OpenSSH's ssh-agent and ssh-add on PATH "
+                               "(apt-get install openssh-client), or name a running agent's socket instead")
+        self._dir = tempfile.mkdtemp(prefix="llbkit-ssh-", dir="/tmp")
+        self.socket = os.path.join(self._dir, "agent.sock")
+        self._proc = subprocess.Popen([agent, "-D", "-a", self.socket], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SessionError("ssh-agent did not start for the ssh keys of [buildkit].ssh")
+            time.sleep(0.02)
+        env = {"SSH_AUTH_SOCK": self.socket, "PATH": os.environ.get("PATH", os.defpath), "SSH_ASKPASS_REQUIRE": "never"}
+        for key in self.keys:
+            res = subprocess.run([add, "-q", key], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            if res.returncode != 0:
+                self.stop()
+                raise SessionError(f"cannot load ssh key {key}: {res.stderr.strip() or 'ssh-add failed'} (a key with "
+                                   "a passphrase must be added to your own agent, whose socket [buildkit].ssh names)")
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(10)
+            self._proc = None
+        if self._dir:
+            import shutil
+
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = ""
+
+    def __enter__(self) -> "KeyAgent":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def is_agent_socket(path: str) -> bool:
+    """Whether ``path`` is a unix socket (an agent); otherwise it is taken for a key file."""
+    import stat
+
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False

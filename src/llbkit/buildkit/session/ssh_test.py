@@ -86,5 +86,32 @@ def test_parse_ssh_spec() -> None:
         parse_ssh_spec("default", {})
     with pytest.raises(ValueError, match="write ID or ID=SOCKET"):
         parse_ssh_spec("bad id=/x", {})
-    with pytest.raises(ValueError, match="one agent socket path"):
+    with pytest.raises(ValueError, match="one agent socket or key file path"):
         parse_ssh_spec("gh=", {})
+
+
+def test_key_agent_serves_a_key_file(tmp_path: Path) -> None:
+    import subprocess
+
+    from llbkit.buildkit.session.ssh import KeyAgent, is_agent_socket
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "from-a-file", "-f", str(key)], check=True)
+    with KeyAgent([str(key)]) as agent:
+        assert is_agent_socket(agent.socket) and not is_agent_socket(str(key))
+        listed = subprocess.run(["ssh-add", "-l"], env={"SSH_AUTH_SOCK": agent.socket}, capture_output=True, text=True)
+        assert "from-a-file" in listed.stdout
+        sock = agent.socket
+    assert not Path(sock).exists()  # stopped, its directory removed
+
+
+def test_key_agent_refuses_a_passphrase_protected_key(tmp_path: Path) -> None:
+    import subprocess
+
+    from llbkit.buildkit.session.ssh import KeyAgent
+    from llbkit.errors import SessionError
+
+    key = tmp_path / "id_locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "pass phrase", "-f", str(key)], check=True)
+    with pytest.raises(SessionError, match="passphrase must be added to your own agent"):
+        KeyAgent([str(key)]).start()
