@@ -38,9 +38,15 @@ from llbkit.image import (
     UrlSource,
     lower,
 )
-from llbkit.image.lower_integration_test import resolve_config
 from llbkit.testutil.buildkitd import Buildkitd
-from llbkit.testutil.frontend_compare import config_diff, frontend_tree, llbkit_tree, read_file, tree_diff
+from llbkit.testutil.frontend_compare import (
+    config_diff,
+    frontend_tree,
+    llbkit_tree,
+    read_file,
+    registry_config,
+    tree_diff,
+)
 from llbkit.testutil.errors import FixtureError
 from llbkit.testutil.registry import Registry
 from llbkit.testutil.ssh_agent import AGENT_CHECK, SshAgent
@@ -49,7 +55,7 @@ PLATFORM = "linux/amd64"
 
 
 def _lower(registry: Registry, spec: ImageSpec):
-    cfg = resolve_config(registry, "busybox", "latest", PLATFORM)
+    cfg = registry_config(registry.url, "busybox", "latest", PLATFORM)
     return lower(spec, PLATFORM, base_configs={registry.busybox_ref: cfg}, context_digest=f"sha256:{uuid.uuid4().hex}",
                  source_date_epoch=0)
 
@@ -293,10 +299,7 @@ def test_ssh_mount_forwards_the_agent(buildkitd_amd64: Buildkitd, tmp_path: Path
     ref = f"{reg.address}/{PYTHON3_REPO}:3.11"
     context = _write(tmp_path / "ctx", {"agent_check.py": AGENT_CHECK})
 
-    class _Reg:
-        url = f"http://{reg.address}"
-
-    cfg = resolve_config(_Reg(), PYTHON3_REPO, "3.11", PLATFORM)  # type: ignore[arg-type]
+    cfg = registry_config(f"http://{reg.address}", PYTHON3_REPO, "3.11", PLATFORM)
     spec = ImageSpec(name="//t:ssh", base=RegistryBase(ref), steps=(
         CopyStep(ContextSource("context", "agent_check.py"), "/agent_check.py"),
         RunStep(("python3", "/agent_check.py"), mounts=(SshMount(required=True),)),  # no /bin/sh in it

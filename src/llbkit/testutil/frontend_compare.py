@@ -23,7 +23,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from llbkit.testutil.buildkitd import Buildkitd, write_build_context
 
-__all__ = ["Entry", "read_tar_tree", "frontend_tree", "llbkit_tree", "tree_diff", "config_diff", "CONFIG_KEYS"]
+__all__ = ["Entry", "read_tar_tree", "read_file", "frontend_tree", "llbkit_tree", "tree_diff", "config_diff",
+           "CONFIG_KEYS", "registry_config"]
 
 CONFIG_KEYS = ("Env", "WorkingDir", "User", "Entrypoint", "Cmd", "ExposedPorts", "Volumes", "Labels",
                "StopSignal", "Shell", "OnBuild")
@@ -36,6 +37,31 @@ class Entry:
     uid: int
     gid: int
     content: str = ""  # sha256 of a file's bytes; a link's target
+
+
+_MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json",
+])
+
+
+def registry_config(registry_url: str, repo: str, tag: str, platform: str) -> Dict[str, Any]:
+    """The OCI config of ``repo:tag`` for ``platform`` from a (local, plain HTTP) registry's API,
+    as lowering wants it in ``base_configs``."""
+    import urllib.request
+
+    def get(path: str) -> Dict[str, Any]:
+        req = urllib.request.Request(f"{registry_url}/v2/{repo}/{path}", headers={"Accept": _MANIFEST_TYPES})
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - a test registry on 127.0.0.1
+            return json.loads(resp.read())
+
+    manifest = get(f"manifests/{tag}")
+    if "manifests" in manifest:
+        os_name, arch = platform.split("/")[:2]
+        (desc,) = [m for m in manifest["manifests"] if (m.get("platform") or {}).get("os") == os_name
+                   and m["platform"].get("architecture") == arch]
+        manifest = get(f"manifests/{desc['digest']}")
+    return get(f"blobs/{manifest['config']['digest']}")
 
 
 def read_tar_tree(path: Path) -> Dict[str, Entry]:
