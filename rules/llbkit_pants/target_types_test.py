@@ -8,7 +8,8 @@ from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import RuleRunner
 
 from llbkit_pants import register
-from llbkit_pants.build_file_helpers import CacheMount, CopyStep, RunStep, SecretMount, TmpfsMount
+from llbkit.image import CacheMount, SecretMount, TmpfsMount
+from llbkit_pants.build_file_helpers import CopyStep, RunStep
 from llbkit_pants.target_types import (
     ContainerImageOutputFormatField,
     ContainerImageStepsField,

@@ -324,6 +324,20 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
     return await _with_files(repo_path, snapshot.digest)
 
 
+async def _other_image(address: Address, where: str, other: Address,
+                       copied_by: Tuple[Address, ...]) -> ContainerImageSpec:
+    """The spec of another container_image that a copy_from() reads or a run mounts: composed
+    into this image's graph, so a cycle through copies and mounts is an error naming it."""
+    if other in copied_by:
+        names = " -> ".join(str(a) for a in copied_by + (other,))
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where}: cyclic copy_from() {names}: an image cannot copy from (or mount) itself or
+            an image built from it; copy from an image that does not depend on this one.
+            """))
+    return await Get(ContainerImageSpec, ContainerImageSpecRequest(other, copied_by))
+
+
 @dataclass(frozen=True)
 class MountSourceRequest:
     address: Address
@@ -463,20 +477,6 @@ async def _copy_from_image(address: Address, index: int, step: helpers.CopyFromS
             copy({step.image!r}, {step.dest!r}).
             """))
     return await _other_image(address, where, other, copied_by)
-
-
-async def _other_image(address: Address, where: str, other: Address,
-                       copied_by: Tuple[Address, ...]) -> ContainerImageSpec:
-    """The spec of another container_image that a copy_from() reads or a run mounts: composed
-    into this image's graph, so a cycle through copies and mounts is an error naming it."""
-    if other in copied_by:
-        names = " -> ".join(str(a) for a in copied_by + (other,))
-        raise _field_error(address, "steps", softwrap(
-            f"""
-            {where}: cyclic copy_from() {names}: an image cannot copy from (or mount) itself or
-            an image built from it; copy from an image that does not depend on this one.
-            """))
-    return await Get(ContainerImageSpec, ContainerImageSpecRequest(other, copied_by))
 
 
 @rule(desc="Compile a container_image target's fields to an image spec")

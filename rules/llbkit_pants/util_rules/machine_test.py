@@ -13,7 +13,7 @@ def _buildkit(**options) -> BuildKitSubsystem:  # type: ignore[no-untyped-def]
     defaults = dict(workers=[], tls_ca=None, tls_cert=None, tls_key=None, tls_dir=None, tls_server_name=None,
                     auto_start=True, allow_emulation=True, max_attempts=3, secrets=[], platforms=["linux/amd64"],
                     cache_from=[], cache_to=[], source_date_epoch=0, progress=Progress.quiet, entitlements=[],
-                    ssh=[])
+                    ssh=[], connect_timeout=5.0, concurrency=0)
     defaults.update(options)
     return create_subsystem(BuildKitSubsystem, **defaults)
 
@@ -33,8 +33,8 @@ def test_a_bare_agent_without_ssh_auth_sock_is_left_to_the_build_that_needs_it()
 
 
 @pytest.mark.parametrize("options, fragment", [
-    (dict(entitlements=["network.hots"]), "invalid [buildkit].entitlements: unknown entitlement 'network.hots'"),
-    (dict(ssh=["my agent"]), "invalid [buildkit].ssh entry"),
+    (dict(entitlements=["network.hots"]), "invalid [buildkit].entitlements 'network.hots': unknown entitlement 'network.hots'"),
+    (dict(ssh=["my agent"]), "invalid [buildkit].ssh 'my agent': write ID or ID=SOCKET"),
     (dict(ssh=["a=/x", "a=/y"]), "agent 'a' is listed twice"),
 ])
 def test_bad_options_name_the_option(options, fragment: str) -> None:
