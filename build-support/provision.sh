@@ -23,7 +23,7 @@ bk_bin="$cache/buildkit-$BUILDKIT_VERSION/bin"
 debs="$cache/debs"
 bgd="$cache/buildgrid-$BUILDGRID_VERSION/bin/bgd"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-apt_packages=(runc qemu-user-static binfmt-support docker-registry skopeo umoci openssl apache2-utils busybox-static)
+apt_packages=(runc qemu-user-static binfmt-support docker-registry skopeo umoci openssl apache2-utils busybox-static openssh-client)
 
 log() { printf '[llbkit provision] %s\n' "$*" >&2; }
 

@@ -1,10 +1,10 @@
 """The helpers BUILD files use inside `container_image(steps=[...])`.
 
-`copy`, `copy_from`, `run`, `set_env`, `set_user`, `set_workdir`, `cache_mount`, `secret_mount`
-and `tmpfs_mount` build plain, hashable values that
-the `steps` field checks; the rules turn the steps into the library's `llbkit.image` steps (whose
-mount values the helpers build directly). They only
-record what the user wrote: validation happens in the field (type and shape) and in the library
+`copy`, `copy_from`, `add`, `run`, `set_env`, `set_user`, `set_workdir`, `cache_mount`,
+`secret_mount`, `secret_env`, `tmpfs_mount`, `bind_mount` and `ssh_mount` build plain, hashable
+values that the `steps` field checks; the rules turn the steps into the library's `llbkit.image`
+steps (whose mount values the helpers build directly). They only record what the user wrote:
+validation happens in the field (type and shape) and in the library
 (paths, users, modes), so errors can name the target and the field.
 """
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Tu
 # The mount values are llbkit.image's, imported when a helper makes or checks one: loading the
 # plugin (every Pants run) must not load the library (see register.py).
 if TYPE_CHECKING:  # pragma: no cover
-    from llbkit.image import CacheMount, SecretMount, TmpfsMount
+    from llbkit.image import BindMount, CacheMount, SecretMount, SshMount, TmpfsMount
 
 
 def _strings(value: Union[str, Iterable[str]], what: str) -> Union[str, Tuple[str, ...]]:
@@ -33,8 +33,17 @@ def _strings(value: Union[str, Iterable[str]], what: str) -> Union[str, Tuple[st
     return items
 
 
-# Mounts are the library's own values (llbkit.image): nothing in them is Pants-specific.
-Mount = Union["CacheMount", "SecretMount", "TmpfsMount"]
+# Mounts are the library's own values (llbkit.image): nothing in them is Pants-specific, except
+# that the `source` of a bind or cache mount is still the string the user wrote (an address, a
+# path, or an image pinned by digest); the rules resolve it.
+Mount = Union["CacheMount", "SecretMount", "TmpfsMount", "BindMount", "SshMount"]
+
+
+def mount_types() -> Tuple[type, ...]:
+    """The mount value types (imported on use: see the TYPE_CHECKING import above)."""
+    from llbkit.image import BindMount, CacheMount, SecretMount, SshMount, TmpfsMount
+
+    return (CacheMount, SecretMount, TmpfsMount, BindMount, SshMount)
 
 
 @dataclass(frozen=True)
@@ -87,10 +96,30 @@ class RunStep:
     mounts: Tuple[Mount, ...] = ()
     network: Optional[str] = None
     secrets: Tuple[SecretMount, ...] = ()
+    security: Optional[str] = None
 
 
-Step = Union[CopyStep, CopyFromStep, RunStep, EnvStep, UserStep, WorkdirStep]
-STEP_TYPES = (CopyStep, CopyFromStep, RunStep, EnvStep, UserStep, WorkdirStep)
+@dataclass(frozen=True)
+class AddStep:
+    """Docker's ADD: a URL (with its checksum), or a local tar archive unpacked into the image."""
+
+    source: str
+    dest: str
+    checksum: Optional[str] = None
+    chmod: Optional[str] = None
+    chown: Optional[str] = None
+
+    @property
+    def is_url(self) -> bool:
+        return is_url(self.source)
+
+
+def is_url(source: str) -> bool:
+    return source.startswith("http://") or source.startswith("https://")
+
+
+Step = Union[CopyStep, CopyFromStep, AddStep, RunStep, EnvStep, UserStep, WorkdirStep]
+STEP_TYPES = (CopyStep, CopyFromStep, AddStep, RunStep, EnvStep, UserStep, WorkdirStep)
 
 
 def _chmod(value: Any, call: str) -> Optional[str]:
@@ -153,48 +182,92 @@ def set_workdir(path: str) -> WorkdirStep:
     return WorkdirStep(path)
 
 
+def add(
+    source: str, dest: str, *, checksum: Optional[str] = None, chmod: Optional[str] = None,
+    chown: Optional[str] = None,
+) -> AddStep:
+    """`add("https://example.com/tool-1.2.tar.gz", "/opt/", checksum="sha256:...")` or `add("vendor.tar.gz", "/opt/")`."""
+    if not isinstance(source, str) or not isinstance(dest, str):
+        raise TypeError(f"add(source, dest) takes two strings, got add({source!r}, {dest!r})")
+    if checksum is not None and not is_url(source):
+        raise TypeError(f"add({source!r}, ...): checksum= applies to http:// and https:// sources only; "
+                        "leave it out for files of the repo")
+    return AddStep(source, dest, checksum, _chmod(chmod, f"add({source!r}, {dest!r})"), chown)
+
+
 def run(
     command: Union[str, Iterable[str]],
     *,
     mounts: Iterable[Mount] = (),
     network: Optional[str] = None,
     secrets: Iterable[SecretMount] = (),
+    security: Optional[str] = None,
 ) -> RunStep:
     """`run("apt-get update", mounts=[cache_mount("/var/cache/apt")])` or `run(["/bin/app", "--check"])`."""
     mounts = tuple(mounts)
     secrets = tuple(secrets)
     if mounts or secrets:
         _check_mounts(mounts, secrets)
-    return RunStep(_strings(command, "run(command)"), mounts, network, secrets)
+    return RunStep(_strings(command, "run(command)"), mounts, network, secrets, security)
 
 
 def _check_mounts(mounts: Tuple[Any, ...], secrets: Tuple[Any, ...]) -> None:
-    from llbkit.image import CacheMount, SecretMount, TmpfsMount
+    from llbkit.image import SecretMount
 
+    types = mount_types()
     for m in mounts:
-        if not isinstance(m, (CacheMount, SecretMount, TmpfsMount)):
+        if not isinstance(m, types):
             raise TypeError(
-                f"run(mounts=...) takes cache_mount(), secret_mount() and tmpfs_mount() values, got {m!r}"
+                "run(mounts=...) takes cache_mount(), secret_mount(), secret_env(), tmpfs_mount(), bind_mount() "
+                f"and ssh_mount() values, got {m!r}"
             )
     for s in secrets:
         if not isinstance(s, SecretMount):
-            raise TypeError(f"run(secrets=...) takes secret_mount() values, got {s!r}")
+            raise TypeError(f"run(secrets=...) takes secret_mount() and secret_env() values, got {s!r}")
 
 
-def cache_mount(target: str, *, id: Optional[str] = None, sharing: str = "shared") -> CacheMount:
-    """`cache_mount("/root/.cache/pip", sharing="locked")`: sharing is shared, private or locked."""
+def cache_mount(
+    target: str, *, id: Optional[str] = None, sharing: str = "shared", uid: Optional[int] = None,
+    gid: Optional[int] = None, mode: Optional[int] = None, source: Optional[str] = None, path: str = "/",
+) -> CacheMount:
+    """`cache_mount("/root/.cache/pip", sharing="locked", uid=1000, gid=1000, mode=0o755)`: sharing is shared, private or locked."""
     from llbkit.image import CacheMount
 
-    return CacheMount(target, id, sharing)
+    return CacheMount(target, id, sharing, uid, gid, mode, source, path)  # type: ignore[arg-type]
 
 
 def secret_mount(
-    id: str, target: Optional[str] = None, *, required: bool = True, mode: int = 0o400, uid: int = 0, gid: int = 0
+    id: str, target: Optional[str] = None, *, required: bool = True, mode: int = 0o400, uid: int = 0, gid: int = 0,
+    env: Optional[str] = None,
 ) -> SecretMount:
     """`secret_mount("token")` mounts secret `token` at /run/secrets/token (or at `target`)."""
     from llbkit.image import SecretMount
 
-    return SecretMount(id, target, required, mode, uid, gid)
+    return SecretMount(id, target, required, mode, uid, gid, env)
+
+
+def secret_env(name: str, id: Optional[str] = None, *, required: bool = True) -> SecretMount:
+    """`secret_env("API_TOKEN", id="token")` sets $API_TOKEN to secret `token` for one run (no file)."""
+    from llbkit.image import SecretMount
+
+    return SecretMount(id if id is not None else name, None, required, env=name)
+
+
+def bind_mount(source: str, target: str, *, path: str = "/", readwrite: bool = False) -> BindMount:
+    """`bind_mount(":builder", "/build", path="/out")` mounts another image's (or target's) files, read-only."""
+    from llbkit.image import BindMount
+
+    return BindMount(target, source, path, readwrite)  # type: ignore[arg-type]
+
+
+def ssh_mount(
+    id: str = "default", target: Optional[str] = None, *, required: bool = True, mode: int = 0o600,
+    uid: int = 0, gid: int = 0,
+) -> SshMount:
+    """`ssh_mount()` forwards the ssh agent `default` of [buildkit].ssh; $SSH_AUTH_SOCK points at it."""
+    from llbkit.image import SshMount
+
+    return SshMount(id, target, required, mode, uid, gid)
 
 
 def tmpfs_mount(target: str, *, size: int = 0) -> TmpfsMount:
@@ -232,7 +305,8 @@ def _usage(signature: inspect.Signature) -> str:
         if p.default is p.empty:
             parts.append(p.name)
         else:
-            default = f"0o{p.default:o}" if p.name == "mode" else repr(p.default)  # modes read as octal
+            octal = p.name == "mode" and isinstance(p.default, int)  # modes read as octal
+            default = f"0o{p.default:o}" if octal else repr(p.default)
             parts.append(f"{p.name}={default}")
     return f"({', '.join(parts)})"
 
@@ -242,12 +316,16 @@ BUILD_FILE_HELPERS = {
     for name, helper in {
         "copy": copy,
         "copy_from": copy_from,
+        "add": add,
         "run": run,
         "set_env": set_env,
         "set_user": set_user,
         "set_workdir": set_workdir,
         "cache_mount": cache_mount,
         "secret_mount": secret_mount,
+        "secret_env": secret_env,
         "tmpfs_mount": tmpfs_mount,
+        "bind_mount": bind_mount,
+        "ssh_mount": ssh_mount,
     }.items()
 }

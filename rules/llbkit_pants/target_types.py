@@ -77,9 +77,43 @@ class ContainerImageStepsField(Field):
         `copy(":etc", "/")` gives `/etc/...` (and `copy(":etc", "/etc/")` gives `/etc/etc/...`).
         Dependencies are inferred from `copy()` sources, so they need not be listed again.
 
-        `run(command)` takes a shell string (run with `/bin/sh -c`) or an argv list, run with the
-        env, user and working directory in effect at that step. Mounts: `cache_mount(target,
-        id=, sharing=)`, `secret_mount(id, target=)`, `tmpfs_mount(target, size=)`.
+        `add(source, dest, checksum=, chmod=, chown=)` is Docker's `ADD`: a source that is an
+        `http://` or `https://` URL is downloaded and needs its sha256 `checksum`, e.g.
+        `add("https://example.com/tool-1.2.tar.gz", "/opt/", checksum="sha256:<64 hex>")` (the file
+        is kept as it is, mode 0600 unless `chmod`, as Docker does); any other source is what
+        `copy()` takes, but a tar archive (plain, gzip, bzip2 or xz) is unpacked into `dest`,
+        keeping its entries' owners and modes unless `chown`/`chmod`, e.g.
+        `add("vendor.tar.gz", "/opt/vendor/")`.
+
+        `run(command, mounts=, secrets=, network=, security=)` takes a shell string (run with
+        `/bin/sh -c`) or an argv list, run with the env, user and working directory in effect at
+        that step.
+        `network` is "default", "none" or "host"; `security` is "sandbox" (the default) or
+        "insecure" (privileged). "host" and "insecure" need the `network.host` /
+        `security.insecure` entitlement, which you enable explicitly with `[buildkit].entitlements`
+        (an image using one without it fails before building, naming the step).
+
+        Mounts (Docker's `RUN --mount=...`), each for one `run`:
+
+        * `cache_mount(target, id=, sharing=, uid=, gid=, mode=, source=, path=)`: a cache kept by
+          buildkitd between builds; `uid`/`gid`/`mode` set its directory's owner and mode when it
+          is first made, e.g. `cache_mount("/home/app/.cache", uid=1000, gid=1000, mode=0o755)`;
+          `source` seeds a new cache from another target's files at `path` (as `bind_mount`).
+        * `bind_mount(source, target, path="/", readwrite=False)`: files at `target`, read-only,
+          from another `container_image` target's filesystem (`path` in it), e.g.
+          `bind_mount(":builder", "/build", path="/out")`, from a registry image pinned by digest
+          (`"name@sha256:..."`), or from a target's files or a path as `copy()` takes them, e.g.
+          `bind_mount(":sources", "/src")`. With `readwrite=True` a run may write there, and what
+          it writes is discarded after the run (Docker's `rw`).
+        * `secret_mount(id, target=, env=)`: a secret of `[buildkit].secrets` as a file
+          (`/run/secrets/<id>` by default); `secret_env(name, id=)` sets the environment variable
+          `name` to the secret instead, e.g. `run("./publish", secrets=[secret_env("API_TOKEN",
+          id="token")])` (Docker's `--mount=type=secret,id=token,env=API_TOKEN`).
+        * `ssh_mount(id="default", target=)`: the ssh agent `id` of `[buildkit].ssh` forwarded
+          into the run, with `SSH_AUTH_SOCK` pointing at it, e.g.
+          `run("git clone git@github.com:acme/private.git", mounts=[ssh_mount()])`; the keys never
+          leave your machine.
+        * `tmpfs_mount(target, size=)`: an in-memory directory.
 
         Modes: a copied file is 0755 if Pants knows it as executable and 0644 otherwise, and each
         directory copied is 0755 (whatever the modes where Pants stages the files). Symlinks
@@ -109,9 +143,10 @@ class ContainerImageStepsField(Field):
         that order; later `set_*` steps change them, and the last values are the image
         config's. Values expand `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+value}`
         against the environment so far, the base image's included, in `set_env`/`env` values,
-        `set_workdir`/`workdir`, `set_user`/`user` and copy destinations; a backslash makes
-        a `$` literal (`"\\\\$HOME"` in a BUILD file). As in a Dockerfile, one `set_env({...})`
-        sees the environment before it for all its values, as one `ENV A=1 B=$A` line does.
+        `set_workdir`/`workdir`, `set_user`/`user`, `copy`/`copy_from`/`add` destinations,
+        `chown` and mount targets; a backslash makes a `$` literal (`"\\\\$HOME"` in a BUILD
+        file). As in a Dockerfile, one `set_env({...})` sees the environment before it for all
+        its values, as one `ENV A=1 B=$A` line does.
 
         Multi-stage builds: `copy_from(image, source, dest, chmod=, chown=)` copies the absolute
         `source` path out of another image's filesystem, like Dockerfile `COPY --from`: `image`
@@ -124,6 +159,8 @@ class ContainerImageStepsField(Field):
         Files copied from an image keep their owners and modes unless `chown`/`chmod` say
         otherwise. `copy(":builder", ...)` of a `container_image` target is an error: use
         `copy_from`.
+
+        Dependencies are also inferred from `copy_from()`, `add()` and mount sources.
         """
     )
 
@@ -141,7 +178,7 @@ class ContainerImageStepsField(Field):
             if not isinstance(step, STEP_TYPES):
                 raise InvalidFieldException(
                     f"The {repr(cls.alias)} field in target {address} has an invalid step at index "
-                    f"{i}: {step!r}. Each step must be copy(...), copy_from(...), run(...), set_env(...), "
+                    f"{i}: {step!r}. Each step must be copy(...), copy_from(...), add(...), run(...), set_env(...), "
                     f'set_user(...) or set_workdir(...), e.g. copy(":bin", "/app/") or run("echo hello").'
                 )
         return steps

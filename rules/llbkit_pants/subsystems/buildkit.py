@@ -158,6 +158,39 @@ class BuildKitSubsystem(Subsystem):
             """
         ),
     )
+    entitlements = StrListOption(
+        default=[],
+        help=softwrap(
+            """
+            Privileges `run` steps may ask of buildkitd beyond the sandbox, which you enable
+            explicitly: `network.host` for `run(..., network="host")` and `security.insecure` for
+            `run(..., security="insecure")` (privileged), e.g. `entitlements = ["network.host"]`.
+            A solve asks for an entitlement only when one of its runs needs it. The auto-started
+            local buildkitd allows what is listed here (it is restarted once when the list grows);
+            remote workers must allow them themselves (`buildkitd
+            --allow-insecure-entitlement network.host`). An image whose run needs an entitlement
+            that is not listed fails before building, naming the target and the step. Not part of
+            any cache key: the image is the same either way.
+            """
+        ),
+    )
+    ssh = StrListOption(
+        default=[],
+        help=softwrap(
+            """
+            The ssh agents forwarded to `run` steps with `ssh_mount(id)`, as `ID` (the agent of
+            `$SSH_AUTH_SOCK` in the environment Pants runs in), `ID=SOCKET` (an agent's socket
+            path) or `ID=KEYFILE` (a private key without passphrase, served by an `ssh-agent` that
+            the build runs for itself), e.g. `ssh = ["default"]`, `ssh =
+            ["github=~/.ssh/github-agent.sock"]` or `ssh = ["deploy=~/.ssh/deploy_ed25519"]`. For
+            an agent, start it and add your keys first (`eval $(ssh-agent)`, `ssh-add
+            ~/.ssh/id_ed25519`). buildkitd only relays signing requests, so keys never leave this
+            machine and never enter an image, a log or a cache key. An image with a required `ssh_mount()`
+            whose agent is not listed fails before building; one whose agent does not answer fails
+            naming the socket.
+            """
+        ),
+    )
     platforms = StrListOption(
         default=["linux/amd64"],
         help="The platforms of `container_image` targets that do not set `platforms`, e.g. `[\"linux/amd64\", \"linux/arm64\"]`.",
@@ -274,3 +307,25 @@ def check_options(buildkit: Any) -> None:
         if sid in seen:
             raise BuildKitOptionError("secrets", text, f"secret {sid!r} is listed twice: list each id once")
         seen.add(sid)
+    _check_entitlements_and_ssh(buildkit)
+
+
+def _check_entitlements_and_ssh(buildkit: Any) -> None:
+    from llbkit.buildkit.session.ssh import parse_ssh_spec
+    from llbkit.image.entitlements import parse_entitlements
+
+    for v in buildkit.entitlements:
+        try:
+            parse_entitlements([v], where="entitlement")
+        except ValueError as e:
+            raise BuildKitOptionError("entitlements", v, str(e).replace("entitlement: ", "")) from None
+    agents = set()
+    for text in buildkit.ssh:
+        try:
+            # A bare ID's socket ($SSH_AUTH_SOCK) is looked up by the build that needs it.
+            sid, _ = parse_ssh_spec(text, {"SSH_AUTH_SOCK": "-"})
+        except ValueError as e:
+            raise BuildKitOptionError("ssh", text, str(e).replace(f"invalid ssh agent {text!r}: ", "")) from None
+        if sid in agents:
+            raise BuildKitOptionError("ssh", text, f"agent {sid!r} is listed twice; list each id once")
+        agents.add(sid)

@@ -1,7 +1,9 @@
-"""Dependency inference for `container_image`: the targets `base` and `copy()` sources name.
+"""Dependency inference for `container_image`: the targets `base`, `copy()`/`add()` sources and
+mount sources name.
 
-A `base`, `copy_from()` image or `copy()` source starting with `:` or `//` is a target address; any other `copy()`
-source is a path under the BUILD file's directory, whose owning targets become dependencies.
+A `base`, `copy_from()` image, `copy()`/`add()` source or mount source starting with `:` or `//`
+is a target address; any other such source (not a URL, not an image pinned by digest) is a path
+under the BUILD file's directory, whose owning targets become dependencies.
 Users never list them twice. Bad values are left to the spec rule, which explains them.
 """
 
@@ -38,26 +40,32 @@ class InferContainerImageDependencies(InferDependenciesRequest):
     infer_from = ContainerImageInferenceFieldSet
 
 
-@rule(desc="Infer container_image dependencies from `base` and copy() sources")
+@rule(desc="Infer container_image dependencies from `base`, copy()/copy_from()/add() and mount sources")
 async def infer_container_image_dependencies(request: InferContainerImageDependencies) -> InferredDependencies:
     fs = request.field_set
     address = fs.address
     values = [fs.base.value] if fs.base.value and is_address(fs.base.value) else []
     paths = []
+    sources = []
     for step in fs.steps.value or ():
         if isinstance(step, helpers.CopyFromStep) and is_address(step.image):
             values.append(step.image)
-        if isinstance(step, helpers.CopyStep):
-            if is_address(step.source):
-                values.append(step.source)
-            else:
-                try:
-                    paths.append(copy_source_path(address.spec_path, step.source))
-                except CopyPathError:
-                    pass  # the spec rule explains it
+        elif isinstance(step, helpers.CopyStep) or (isinstance(step, helpers.AddStep) and not step.is_url):
+            sources.append(step.source)
+        elif isinstance(step, helpers.RunStep):  # bind_mount() and cache_mount(source=...)
+            sources.extend(m.source for m in step.mounts if isinstance(getattr(m, "source", None), str)
+                           and "@sha256:" not in m.source)
+    for source in sources:
+        if is_address(source):
+            values.append(source)
+        else:
+            try:
+                paths.append(copy_source_path(address.spec_path, source))
+            except CopyPathError:
+                pass  # the spec rule explains it
     addresses = await Get(Addresses, UnparsedAddressInputs(
         values, owning_address=address, skip_invalid_addresses=True,
-        description_of_origin=f"the `base` and copy() sources of {address}"))
+        description_of_origin=f"the `base`, copy_from() images and copy()/add()/mount sources of {address}"))
     files_: set = set()
     for p in paths:
         try:

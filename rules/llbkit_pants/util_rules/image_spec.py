@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.target_types import (
@@ -32,7 +32,17 @@ from pants.core.target_types import (
     ResourcesGeneratingSourcesField,
 )
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
-from pants.engine.fs import AddPrefix, Digest, DigestEntries, FileEntry, MergeDigests, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    AddPrefix,
+    Digest,
+    DigestEntries,
+    FileEntry,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+    Snapshot,
+)
 from pants.engine.internals.graph import Owners, OwnersRequest
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
@@ -49,6 +59,7 @@ from pants.engine.target import (
 from pants.util.strutil import softwrap
 
 from llbkit_pants import build_file_helpers as helpers
+from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.util_rules.base_chain import (
     ContainerImageChain,
     ContainerImageChainRequest,
@@ -317,16 +328,117 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
     return await _with_files(repo_path, snapshot.digest)
 
 
-def _run_step(step: helpers.RunStep) -> RunStep:
+async def _other_image(address: Address, where: str, other: Address,
+                       copied_by: Tuple[Address, ...]) -> ContainerImageSpec:
+    """The spec of another container_image that a copy_from() reads or a run mounts: composed
+    into this image's graph, so a cycle through copies and mounts is an error naming it."""
+    if other in copied_by:
+        names = " -> ".join(str(a) for a in copied_by + (other,))
+        raise _field_error(address, "steps", softwrap(
+            f"""
+            {where}: cyclic copy_from() {names}: an image cannot copy from (or mount) itself or
+            an image built from it; copy from an image that does not depend on this one.
+            """))
+    return await Get(ContainerImageSpec, ContainerImageSpecRequest(other, copied_by))
+
+
+@dataclass(frozen=True)
+class MountSourceRequest:
+    address: Address
+    index: int
+    source: str
+    # The images whose copy_from() steps and image mounts led here (see ContainerImageSpecRequest).
+    copied_by: Tuple[Address, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResolvedMountSource:
+    """A bind or cache mount's source as the library's value, and the build-context files (and
+    mounted images' contexts) it adds."""
+
+    source: object  # ContextSource | RegistryBase | SpecBase
+    digest: Digest
+
+
+@rule(desc="Resolve a bind_mount()/cache_mount() source of a container_image")
+async def resolve_mount_source(request: MountSourceRequest) -> ResolvedMountSource:
+    from llbkit.image import ContextSource, RegistryBase, SpecBase
+
+    address, source = request.address, request.source
+    where = f"steps[{request.index}] mount source {source!r}"
+    if not isinstance(source, str) or not source:
+        raise _field_error(address, "steps", f"{where} must be a target address, a path or an image pinned by "
+                           "digest, e.g. bind_mount(':builder', '/build')")
+    if "@sha256:" in source and not is_address(source):
+        return ResolvedMountSource(RegistryBase(source), EMPTY_DIGEST)
+    if is_address(source):
+        addresses = await Get(Addresses, UnparsedAddressInputs(
+            [source], owning_address=address,
+            description_of_origin=f"the {where} in the `steps` field of {address}"))
+        if addresses[0] == address:
+            raise _field_error(address, "steps", f"{where} is this container_image itself; a run cannot mount "
+                               "the image it is building. Mount its base or another target instead.")
+        wrapped = await Get(WrappedTarget, WrappedTargetRequest(addresses[0], description_of_origin=str(address)))
+        if wrapped.target.has_field(ContainerImageBaseField):
+            # Another image: its filesystem, composed in the same graph (no package, no registry).
+            other = await _other_image(address, where, addresses[0], request.copied_by)
+            return ResolvedMountSource(SpecBase(other.spec), other.context)
+    copied = await Get(CopySource, CopySourceRequest(address, request.index, source))
+    return ResolvedMountSource(ContextSource(CONTEXT_NAME, copied.path), copied.digest)
+
+
+def _run_step(step: helpers.RunStep, sources: Dict[int, object]) -> RunStep:
+    """The helpers' mounts already are llbkit.image values; a bind or cache mount's `source`
+    string is replaced by what `sources` resolved it to (keyed by mount index)."""
     from llbkit.image import RunStep
 
-    # The helpers' mounts already are llbkit.image values.
-    return RunStep(step.command, mounts=step.mounts, network=step.network or "default", secrets=step.secrets)
+    mounts = tuple(replace(m, source=sources[j]) if j in sources else m for j, m in enumerate(step.mounts))
+    return RunStep(step.command, mounts=mounts, network=step.network or "default", secrets=step.secrets,
+                   security=step.security or "sandbox")
 
 
-def _lib_step(step: Any, context_source: Optional[ContextSource], image: Any) -> Any:
-    """A BUILD-file step as the library's step."""
-    from llbkit.image import CopyStep, EnvStep, ImageSource, UserStep, WorkdirStep
+def _mount_sources(step: object) -> List[Tuple[int, str]]:
+    if not isinstance(step, helpers.RunStep):
+        return []
+    return [(j, m.source) for j, m in enumerate(step.mounts)
+            if getattr(m, "source", None) is not None and isinstance(m.source, str)]
+
+
+_ENTITLEMENT_FIX = 'enable it in pants.toml: [buildkit] entitlements = ["{entitlement}"]'
+
+
+def check_run_privileges(spec: ImageSpec, buildkit: BuildKitSubsystem) -> None:
+    """Entitlements and ssh agents the runs solved with the image need (its own, its bases', and
+    those of the images it copies from or mounts) must be enabled in `[buildkit]`; an
+    `InvalidFieldException` naming the target, the step, the value and the option otherwise."""
+    from llbkit.image import RunStep, SshMount, image_graph
+    from llbkit.image.entitlements import MissingEntitlementError, check_entitlements
+
+    try:
+        check_entitlements(spec, buildkit.entitlements, how_to_enable=_ENTITLEMENT_FIX)
+    except MissingEntitlementError as e:
+        raise InvalidFieldException(
+            f"Invalid field `steps` in container_image target {e.spec_name}: {e.field}: {e.problem} "
+            f"{e.value!r}: {e.fix}.") from None
+    configured = {s.partition("=")[0].strip() for s in buildkit.ssh}
+    for s in image_graph(spec):
+        for i, step in enumerate(s.steps):
+            if not isinstance(step, RunStep):
+                continue
+            for j, m in enumerate(step.all_mounts):
+                if isinstance(m, SshMount) and m.required and m.id not in configured:
+                    raise InvalidFieldException(
+                        f"Invalid field `steps` in container_image target {s.name}: steps[{i}].mounts[{j}]: "
+                        f"ssh_mount({m.id!r}) needs the ssh agent {m.id!r}, which is not configured: add it "
+                        f'to pants.toml: [buildkit] ssh = ["{m.id}"] (the agent of $SSH_AUTH_SOCK) or '
+                        f'["{m.id}=/path/to/agent.sock"], or pass required=False.')
+
+
+def _lib_step(step: Any, context_source: Optional[ContextSource], image: Any,
+              mount_sources: Dict[int, object]) -> Any:
+    """A BUILD-file step as the library's step: `context_source` is a copy()/add() source
+    resolved, `image` a copy_from() image, `mount_sources` a run's resolved mount sources."""
+    from llbkit.image import AddStep, CopyStep, EnvStep, ImageSource, UrlSource, UserStep, WorkdirStep
 
     if isinstance(step, helpers.CopyStep):
         assert context_source is not None
@@ -334,13 +446,19 @@ def _lib_step(step: Any, context_source: Optional[ContextSource], image: Any) ->
     if isinstance(step, helpers.CopyFromStep):
         source = ImageSource(image.spec if isinstance(image, ContainerImageSpec) else image, step.source)
         return CopyStep(source, step.dest, step.chmod, step.chown)
+    if isinstance(step, helpers.AddStep):
+        if step.is_url:
+            return AddStep(UrlSource(step.source, step.checksum), step.dest, step.chmod, step.chown)  # type: ignore[arg-type]
+        assert context_source is not None
+        return AddStep(context_source, step.dest, step.chmod, step.chown)
     if isinstance(step, helpers.EnvStep):
         return EnvStep(step.env)
     if isinstance(step, helpers.UserStep):
         return UserStep(step.user)
     if isinstance(step, helpers.WorkdirStep):
         return WorkdirStep(step.path)
-    return _run_step(step)
+    assert isinstance(step, helpers.RunStep)
+    return _run_step(step, mount_sources)
 
 
 async def _copy_from_image(address: Address, index: int, step: helpers.CopyFromStep,
@@ -362,18 +480,11 @@ async def _copy_from_image(address: Address, index: int, step: helpers.CopyFromS
             reads another image's filesystem; to copy a target's files or package, use
             copy({step.image!r}, {step.dest!r}).
             """))
-    if other in copied_by:
-        names = " -> ".join(str(a) for a in copied_by + (other,))
-        raise _field_error(address, "steps", softwrap(
-            f"""
-            {where}: cyclic copy_from() {names}: an image cannot copy from itself or from an
-            image built from it; copy from an image that does not depend on this one.
-            """))
-    return await Get(ContainerImageSpec, ContainerImageSpecRequest(other, copied_by))
+    return await _other_image(address, where, other, copied_by)
 
 
 @rule(desc="Compile a container_image target's fields to an image spec")
-async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerImageSpec:
+async def container_image_spec(request: ContainerImageSpecRequest, buildkit: BuildKitSubsystem) -> ContainerImageSpec:
     from llbkit.image import ContextSource, ImageSpec, ImageSpecError, RegistryBase, ScratchBase, SpecBase, validate_spec
 
     chain = (await Get(ContainerImageChain, ContainerImageChainRequest(request.address))).targets
@@ -390,13 +501,17 @@ async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerI
     for tgt in reversed(chain):  # the root base first
         address = tgt.address
         steps = tgt[ContainerImageStepsField].value or ()
-        copies = [(i, s) for i, s in enumerate(steps) if isinstance(s, helpers.CopyStep)]
+        copies = [(i, s) for i, s in enumerate(steps) if isinstance(s, helpers.CopyStep)
+                  or (isinstance(s, helpers.AddStep) and not s.is_url)]
         sources = await MultiGet(Get(CopySource, CopySourceRequest(address, i, s.source, s.dest)) for i, s in copies)
-        context_sources = {i: ContextSource(CONTEXT_NAME, src.path, files=src.files)
-                           for (i, _), src in zip(copies, sources)}
+        # A copy's files carry what Pants knows of their modes (see ContextSource.files); an
+        # add() unpacks archives or copies files as they are, as Docker's ADD does.
+        context_sources = {i: ContextSource(CONTEXT_NAME, src.path,
+                                            files=src.files if isinstance(s, helpers.CopyStep) else None)
+                           for (i, s), src in zip(copies, sources)}
         digests.extend(src.digest for src in sources)
-        # copy_from() another container_image: its spec is composed in; its copies read the same
-        # build context, so its files join this one's.
+        # copy_from() another container_image, or a mount of one: its spec is composed in; its
+        # copies read the same build context, so its files join this one's.
         copied_by = request.copied_by + tuple(t.address for t in chain[:chain.index(tgt) + 1])
         image_sources = {}
         for i, s in enumerate(steps):
@@ -404,7 +519,15 @@ async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerI
                 image_sources[i] = await _copy_from_image(address, i, s, copied_by)
         others = [img for img in image_sources.values() if isinstance(img, ContainerImageSpec)]
         digests.extend(img.context for img in others)
-        lib_steps = tuple(_lib_step(s, context_sources.get(i), image_sources.get(i)) for i, s in enumerate(steps))
+        mount_keys = [(i, j, src) for i, s in enumerate(steps) for j, src in _mount_sources(s)]
+        mounted = await MultiGet(Get(ResolvedMountSource, MountSourceRequest(address, i, src, copied_by))
+                                 for i, _, src in mount_keys)
+        digests.extend(m.digest for m in mounted)
+        mount_sources: Dict[int, Dict[int, object]] = {}
+        for (i, j, _), m in zip(mount_keys, mounted):
+            mount_sources.setdefault(i, {})[j] = m.source
+        lib_steps = tuple(_lib_step(s, context_sources.get(i), image_sources.get(i), mount_sources.get(i, {}))
+                          for i, s in enumerate(steps))
         base_value = tgt[ContainerImageBaseField].value or ""
         if spec is not None:
             base = SpecBase(spec)
@@ -439,6 +562,7 @@ async def container_image_spec(request: ContainerImageSpecRequest) -> ContainerI
         except ImageSpecError as e:
             raise _wrap_spec_error(address, e) from None
     assert spec is not None
+    check_run_privileges(spec, buildkit)
     context = await Get(Digest, MergeDigests(digests))
     snapshot = await Get(Snapshot, Digest, context)
     context_digest = f"sha256:{context.fingerprint}" if snapshot.files else None

@@ -92,7 +92,9 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
     from llbkit.builder.secrets import parse_secrets
     from llbkit.builder.settings import ENVIRONMENT_VARIABLES, MachineSettings, WorkerSetting
     from llbkit.buildkit.connection import TLSConfig
+    from llbkit.buildkit.session.ssh import parse_ssh_spec
     from llbkit.errors import LlbkitError
+    from llbkit.image.entitlements import parse_entitlements
 
     def tls_paths() -> Tuple[Optional[str], Optional[str], Optional[str]]:
         if buildkit.tls_dir:
@@ -117,6 +119,13 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
         workers.append(WorkerSetting(cfg.address, cfg.platforms, ca if tcp else None, cert if tcp else None,
                                      key if tcp else None, buildkit.tls_server_name if tcp else None))
     sources = parse_secrets(buildkit.secrets)  # checked by check_options
+    entitlements = parse_entitlements(buildkit.entitlements)  # checked by check_options
+    ssh: Dict[str, str] = {}
+    auth_sock = env.get("SSH_AUTH_SOCK") or ""
+    for text in buildkit.ssh:  # checked by check_options
+        sid, agent = parse_ssh_spec(text, {"SSH_AUTH_SOCK": auth_sock or "-"})
+        # A bare ID is $SSH_AUTH_SOCK's agent, "" when it is unset: a build that needs it says so.
+        ssh[sid] = _expand(agent.socket, env, build_root) if "=" in text else auth_sock
     secrets: Dict[str, Dict[str, str]] = {}
     for sid, src in sources.items():
         if src.env is not None:
@@ -133,7 +142,7 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
         cache_from=tuple(buildkit.cache_from), cache_to=tuple(buildkit.cache_to),
         progress=buildkit.progress.value,
         environment={k: v for k, v in env.items() if k in ENVIRONMENT_VARIABLES and v is not None},
-        secrets=secrets, python=python,
+        secrets=secrets, python=python, entitlements=entitlements, ssh=ssh,
     )
 
 
@@ -180,7 +189,7 @@ async def machine_channel(_: MachineChannelRequest, buildkit: BuildKitSubsystem,
 
     check_options(buildkit)
     sources = parse_secrets(buildkit.secrets)
-    names = sorted({*ENVIRONMENT_VARIABLES, *(s.env for s in sources.values() if s.env)})
+    names = sorted({*ENVIRONMENT_VARIABLES, "SSH_AUTH_SOCK", *(s.env for s in sources.values() if s.env)})
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(names))
     python, requirements = sys.executable, runtime_path()
     settings = machine_settings(buildkit, dict(env), build_root.path, f"{shlex.quote(python)} {requirements}")

@@ -100,6 +100,8 @@ class BuildOptions:
     allow_emulation: bool = True  # False: a platform with no native worker fails
     max_attempts: int = 3  # tries of a platform, each on another worker
     secrets: Mapping[str, Any] = field(default_factory=dict, repr=False)  # id -> SecretSource
+    ssh: Mapping[str, str] = field(default_factory=dict)  # agent id -> socket path
+    entitlements: Tuple[str, ...] = ()  # asked of the daemon (network.host, security.insecure)
     progress: Optional[Callable[[str, str], Any]] = field(default=None, compare=False)  # (platform, worker) -> handler
     log: Optional[Callable[[str], None]] = field(default=None, compare=False)  # scheduling events, one line each
 
@@ -127,7 +129,8 @@ def build_job(
     local_dirs = {"context": str(context_dir)} if context_dir is not None else None
     jobs = [PlatformJob(p.platform, Definition.from_bytes(p.definition), p.config,
                         local_dirs=local_dirs, secrets=dict(opts.secrets) or None,
-                        base_config=p.base_config or None)
+                        base_config=p.base_config or None, ssh=dict(opts.ssh) or None,
+                        entitlements=tuple(opts.entitlements))
             for p in job.platforms]
     image_out, record_out = Path(image_out), Path(record_out)
     image_out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,13 +52,14 @@ class LazyPool:
 
     def __init__(self, workers: Sequence[WorkerConfig] = (), *, auto_start: bool = True,
                  health_timeout: float = 5.0, env: Optional[Mapping[str, str]] = None,
-                 shared_load: Any = None, max_in_flight: int = 0) -> None:
+                 shared_load: Any = None, max_in_flight: int = 0, entitlements: Sequence[str] = ()) -> None:
         self.workers: Tuple[WorkerConfig, ...] = tuple(workers)
         self.auto_start = auto_start
         self.health_timeout = health_timeout
         self.env = env  # where the local daemon lives ($LLBKIT_CACHE...); None: os.environ
         self.shared_load = shared_load  # see llbkit.buildkit.shared_load
         self.max_in_flight = max_in_flight  # builds per worker at once (0: no limit), see WorkerPool
+        self.entitlements = tuple(entitlements)  # the local daemon allows these (see LocalDaemon)
         self._pool: Optional[WorkerPool] = None
         self._lock = threading.Lock()
 
@@ -86,7 +87,8 @@ class LazyPool:
                 "false): list workers in [buildkit].workers, or set [buildkit].auto_start = true")
         from llbkit.buildkit.local_daemon import LocalDaemon
 
-        return (WorkerConfig(LocalDaemon(env=self.env).ensure(), name="local buildkitd"),)
+        daemon = LocalDaemon(env=self.env, entitlements=self.entitlements)
+        return (WorkerConfig(daemon.ensure(), name="local buildkitd"),)
 
     def _revive_local(self) -> None:
         # The local daemon may have been stopped since the pool was made (a long-lived process,
@@ -96,7 +98,7 @@ class LazyPool:
         if status.reachable is False:
             from llbkit.buildkit.local_daemon import LocalDaemon
 
-            LocalDaemon(env=self.env).ensure()
+            LocalDaemon(env=self.env, entitlements=self.entitlements).ensure()
             self._pool.check(status.name)
 
     def close(self) -> None:

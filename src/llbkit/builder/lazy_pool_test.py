@@ -60,17 +60,17 @@ def test_the_local_daemon_is_found_through_env(monkeypatch) -> None:
     made = []
 
     class FakeDaemon:
-        def __init__(self, env=None) -> None:
-            made.append(env)
+        def __init__(self, env=None, entitlements=()) -> None:
+            made.append((env, tuple(entitlements)))
 
         def ensure(self) -> str:
             return "unix:///fake/llbkit-cache/buildkitd.sock"
 
     monkeypatch.setattr(local_daemon, "LocalDaemon", FakeDaemon)
     env = {"LLBKIT_CACHE": "/fake/llbkit-cache", "PATH": "/usr/bin"}
-    pool = LazyPool([], env=env)
+    pool = LazyPool([], env=env, entitlements=["network.host"])
     assert made == []  # nothing started before get()
     (status,) = pool.get().statuses()
-    assert made == [env]
+    assert made == [(env, ("network.host",))]  # it allows the enabled entitlements
     assert (status.name, status.address) == ("local buildkitd", "unix:///fake/llbkit-cache/buildkitd.sock")
     pool.close()

@@ -23,11 +23,12 @@ with its own hints without parsing text. Exit codes: 0 done, 1 failed, 130 inter
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 EVENT_PREFIX = "[llbkit] "
 ERROR_PREFIX = "[llbkit-error] "
@@ -80,13 +81,64 @@ def _pool(settings: Any, settings_dir: str) -> Any:
 
     return LazyPool(settings.worker_configs(), auto_start=settings.auto_start, env=settings.environment,
                     shared_load=SharedLoad(Path(settings_dir) / LOAD_DIR),
-                    health_timeout=settings.connect_timeout, max_in_flight=settings.concurrency)
+                    health_timeout=settings.connect_timeout, max_in_flight=settings.concurrency,
+                    entitlements=settings.entitlements)
+
+
+def job_needs(job: Any) -> Tuple[Tuple[str, ...], Dict[str, bool]]:
+    """What the job's runs ask of the daemon and the session, read from its definitions: the
+    entitlements (network.host, security.insecure) and the ssh agent ids (id -> required)."""
+    from llbkit.llb import Definition
+
+    entitlements = set()
+    ssh: Dict[str, bool] = {}
+    for p in job.platforms:
+        for op in Definition.from_bytes(p.definition).ops:
+            if op.kind != "exec":
+                continue
+            if op.body.get("network") == 1:  # pb.NetMode.HOST
+                entitlements.add("network.host")
+            if op.body.get("security") == 1:  # pb.SecurityMode.INSECURE
+                entitlements.add("security.insecure")
+            for m in op.body.get("mounts") or ():
+                if m.get("mountType") == 2:  # pb.MountType.SSH
+                    opt = m.get("SSHOpt") or {}
+                    sid = opt.get("ID") or "default"
+                    ssh[sid] = ssh.get(sid, False) or not opt.get("optional", False)
+    return tuple(sorted(entitlements)), ssh
+
+
+def _check_ssh(name: str, needed: Dict[str, bool], configured: Dict[str, str]) -> Optional[int]:
+    import socket
+
+    for sid, required in sorted(needed.items()):
+        path = configured.get(sid)
+        if path == "" and required:
+            return _error("missing_ssh", f"{name} mounts ssh agent {sid!r}, which [buildkit].ssh takes from "
+                          "$SSH_AUTH_SOCK, but SSH_AUTH_SOCK is not set in the environment Pants runs in: start "
+                          f'an agent (`eval $(ssh-agent)`, `ssh-add`) or give its socket as "{sid}=/path/to/agent.sock"',
+                          ssh=sid)
+        if not path:
+            if required:
+                return _error("missing_ssh", f"{name} mounts ssh agent {sid!r}, which is not configured: add it "
+                              f'to [buildkit].ssh, e.g. "{sid}" (the agent of $SSH_AUTH_SOCK) or '
+                              f'"{sid}=/path/to/agent.sock"', ssh=sid)
+            continue
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+        except OSError as e:
+            if required:
+                return _error("missing_ssh", f"{name} mounts ssh agent {sid!r}, but its socket {path} does not "
+                              f"answer ({e.strerror or e}): start the agent (`eval $(ssh-agent)`, `ssh-add`) "
+                              "or fix its path in [buildkit].ssh", ssh=sid, socket=path)
+        finally:
+            s.close()
+    return None
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from llbkit.builder.build import BuildOptions, build_job
     from llbkit.builder.job import SolveJob
-    from llbkit.buildkit.options import parse_cache_export, parse_cache_import
 
     settings = _settings(args.settings)
     job = SolveJob.load(args.job)
@@ -99,6 +151,40 @@ def cmd_solve(args: argparse.Namespace) -> int:
         if required and src is not None and src.file is not None and not os.path.isfile(src.file):
             return _error("missing_secret", f"{job.name} mounts secret {sid!r} from file {src.file}, "
                           "which does not exist", secret=sid, file=src.file)
+    entitlements, ssh_needed = job_needs(job)
+    missing = [e for e in entitlements if e not in settings.entitlements]
+    if missing:
+        return _error("missing_entitlement", f"{job.name} has a run that needs the {missing[0]} entitlement, "
+                      f"which is not enabled: add it to [buildkit].entitlements", entitlement=missing[0])
+    with contextlib.ExitStack() as agents:
+        ssh = _ssh_sockets(ssh_needed, settings.ssh, agents)
+        failed = _check_ssh(job.name, ssh_needed, ssh)
+        if failed is not None:
+            return failed
+        return _solve(args, settings, job, configured, entitlements, ssh)
+
+
+def _ssh_sockets(needed: Dict[str, bool], configured: Any, agents: "contextlib.ExitStack") -> Dict[str, str]:
+    """The agent socket of each ssh id the job needs; a configured key file gets an agent of its
+    own for this build (stopped with ``agents``)."""
+    from llbkit.buildkit.session.ssh import KeyAgent, is_agent_socket
+
+    out: Dict[str, str] = {}
+    for sid in needed:
+        path = configured.get(sid)
+        if path is None:
+            continue
+        if path and os.path.isfile(path) and not is_agent_socket(path):
+            path = agents.enter_context(KeyAgent([path])).socket
+        out[sid] = path
+    return out
+
+
+def _solve(args: argparse.Namespace, settings: Any, job: Any, configured: Any, entitlements: Tuple[str, ...],
+           ssh: Dict[str, str]) -> int:
+    from llbkit.builder.build import BuildOptions, build_job
+    from llbkit.buildkit.options import parse_cache_export, parse_cache_import
+
     printer = None
     if settings.progress == "plain":
         from llbkit.buildkit.progress import make_printer
@@ -109,6 +195,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
         cache_to=tuple(parse_cache_export(c) for c in settings.cache_to),
         allow_emulation=settings.allow_emulation, max_attempts=settings.max_attempts,
         secrets={sid: src for sid, src in configured.items() if sid in dict(job.secrets)},
+        # Only what this job needs: a daemon refuses a solve asking for an entitlement it does
+        # not allow, even one no run uses.
+        entitlements=entitlements,
+        ssh=ssh,
         progress=(lambda platform, worker: printer) if printer is not None else None,
         log=_event,
     )

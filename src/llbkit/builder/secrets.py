@@ -12,7 +12,7 @@ import os
 from typing import Dict, List, Sequence, Tuple
 
 from llbkit.buildkit.session.secrets import SecretSource
-from llbkit.image import ImageSpec, RunStep, SecretMount
+from llbkit.image import ImageSpec, RunStep, SecretMount, image_graph
 
 __all__ = ["parse_secret", "parse_secrets", "mounted_secrets"]
 
@@ -58,9 +58,10 @@ def parse_secrets(texts: Sequence[str]) -> Dict[str, SecretSource]:
 
 
 def mounted_secrets(spec: ImageSpec) -> List[SecretMount]:
-    """The secret mounts of every ``run`` step of ``spec`` and of the images it is built on."""
+    """The secret mounts of every ``run`` step of ``spec``, of the images it is built on and of the
+    images its runs mount."""
     out: List[SecretMount] = []
-    for s in spec.base_chain():
+    for s in image_graph(spec):  # mounted images' runs are solved with this one
         for step in s.steps:
             if isinstance(step, RunStep):
                 out.extend(m for m in step.all_mounts if isinstance(m, SecretMount))

@@ -83,7 +83,9 @@ class WorkerSetting:
 class MachineSettings:
     """How this machine builds. ``secrets`` maps an id to ``{"value": TEXT}`` (read from the
     invoking environment) or ``{"file": PATH}``; ``environment`` is what the build sees of the
-    invoking environment (see :data:`ENVIRONMENT_VARIABLES`)."""
+    invoking environment (see :data:`ENVIRONMENT_VARIABLES`). ``entitlements`` are asked of the
+    daemon for every solve (and allowed by the auto-started one); ``ssh`` maps an ssh agent id to
+    the agent's socket path, forwarded to runs with ssh mounts."""
 
     workers: Tuple[WorkerSetting, ...] = ()
     auto_start: bool = True
@@ -100,6 +102,8 @@ class MachineSettings:
     # requirements are imported from (the wrapper's parts; kept here so that a change of either
     # is a new settings channel).
     python: str = ""
+    entitlements: Tuple[str, ...] = ()
+    ssh: Mapping[str, str] = field(default_factory=dict)
 
     def worker_configs(self) -> Tuple[WorkerConfig, ...]:
         """The configured workers; with none, ``BUILDKIT_HOST`` (as buildctl does); empty
@@ -134,6 +138,8 @@ class MachineSettings:
             "environment": dict(sorted(self.environment.items())),
             "secrets": {k: dict(v) for k, v in sorted(self.secrets.items())},
             "python": self.python,
+            "entitlements": list(self.entitlements),
+            "ssh": dict(sorted(self.ssh.items())),
         }
         return json.dumps(doc, sort_keys=True, indent=1)
 
@@ -153,6 +159,8 @@ class MachineSettings:
                 cache_to=tuple(doc["cache_to"]), progress=str(doc["progress"]),
                 environment=dict(doc["environment"]), secrets=dict(doc["secrets"]),
                 python=str(doc.get("python") or ""),
+                entitlements=tuple(str(e) for e in doc.get("entitlements") or ()),
+                ssh={str(k): str(v) for k, v in (doc.get("ssh") or {}).items()},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise SettingsError(f"{where} is damaged ({e}); run the build again to rewrite it") from None

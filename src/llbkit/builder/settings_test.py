@@ -25,6 +25,7 @@ def _settings(**kw) -> MachineSettings:  # type: ignore[no-untyped-def]
         progress="plain", environment={"PATH": "/usr/bin", "HOME": "/home/u"},
         secrets={"token": {"value": SECRET}, "npmrc": {"file": "/home/u/.npmrc"}},
         python="/usr/bin/python3.9",
+        entitlements=("network.host",), ssh={"default": "/run/user/1000/agent.sock"},
     )
     base.update(kw)
     return MachineSettings(**base)  # type: ignore[arg-type]

@@ -181,6 +181,7 @@ class Client:
     #   exporters, like buildctl with $SOURCE_DATE_EPOCH), entitlements, progress: a handler of
     #   SolveStatus events, cancel: threading.Event, ref: the build reference,
     #   local_dirs: {name: dir or session.LocalDir}, secrets: {id: session.SecretSource},
+    #   ssh: {id: agent socket path or session.SshAgent} (forwarded to runs with ssh mounts),
     #   session: a session.Session of your own (None: one is made from local_dirs, secrets,
     #   the exporters' dest and the docker config.json credentials; False: no session),
     #   stdout: the binary stream a dest="-" export is written to (default sys.stdout.buffer).
@@ -188,7 +189,8 @@ class Client:
     @staticmethod
     def new_session(exports: Sequence[Export] = (), *, local_dirs: Optional[Mapping[str, Any]] = None,
                     secrets: Optional[Mapping[str, Any]] = None, auth: Any = True,
-                    content_stores: Optional[Mapping[str, Any]] = None, stdout: Any = None) -> Any:
+                    content_stores: Optional[Mapping[str, Any]] = None, stdout: Any = None,
+                    ssh: Optional[Mapping[str, Any]] = None) -> Any:
         """A session serving ``local_dirs``, ``secrets``, registry credentials (``auth``: the docker
         config.json by default), the file outputs of ``exports`` (by exporter index; ``dest="-"``
         streams to ``stdout``, default ``sys.stdout.buffer``) and OCI ``content_stores`` by id."""
@@ -207,7 +209,7 @@ class Client:
             else:
                 outputs[i] = FileOutput(e.dest, defer_commit=True)
         return Session(local_dirs=local_dirs, secrets=secrets, outputs=outputs, auth=auth,
-                       content_stores=content_stores)
+                       content_stores=content_stores, ssh=ssh)
 
     def solve(self, definition: Any, **kwargs: Any) -> SolveResult:
         """Plain ``Control.Solve`` of a definition (``llb.Definition`` or its bytes): what
@@ -297,6 +299,7 @@ class Client:
         session: Any = None,
         local_dirs: Optional[Mapping[str, Any]] = None,
         secrets: Optional[Mapping[str, Any]] = None,
+        ssh: Optional[Mapping[str, Any]] = None,
         progress: Optional[ProgressHandler] = None,
         cancel: Optional[threading.Event] = None,
         ref: Optional[str] = None,
@@ -310,15 +313,15 @@ class Client:
         cache_exports, cache_imports = stores.cache_exports, stores.cache_imports
         if session is None:
             session = self.new_session(exports, local_dirs=local_dirs, secrets=secrets,
-                                       content_stores=stores.stores, stdout=stdout)
+                                       content_stores=stores.stores, stdout=stdout, ssh=ssh)
         elif session is False:
             session = None
-            if local_dirs or secrets or stores.stores or any(e.needs_session for e in exports):
+            if local_dirs or secrets or ssh or stores.stores or any(e.needs_session for e in exports):
                 raise ExportSpecError("local directories, secrets, local caches and exporters with dest= "
                                       "need a session (session=False was given)")
         else:
-            if local_dirs or secrets:
-                raise ExportSpecError("pass local_dirs/secrets to the Session you give, not to the solve")
+            if local_dirs or secrets or ssh:
+                raise ExportSpecError("pass local_dirs/secrets/ssh to the Session you give, not to the solve")
             session.content_stores.update(stores.stores)
         attrs: Dict[str, str] = dict(frontend_attrs or {})
         if source_date_epoch is not None:

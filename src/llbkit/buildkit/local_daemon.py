@@ -10,6 +10,11 @@
     root/            its state (--root): the build cache survives restarts
     lock             held while starting, so concurrent runs start one daemon
 
+With ``entitlements`` (e.g. ``("network.host",)``) the daemon is started with
+``--allow-insecure-entitlement`` for each (listed in its buildkitd.toml as
+``insecure-entitlements``); a running daemon that does not allow them all is restarted once with
+them, so enabling an entitlement needs no manual step. Solves must still ask for them.
+
 The daemon outlives the process that started it (its own session) and is stopped by PID with
 ``LocalDaemon.stop()`` (``python -m llbkit daemon stop``, or kill the PID in the pid file).
 buildkitd is looked for in ``$LLBKIT_BUILDKIT_BIN``, ``$LLBKIT_CACHE/buildkit-v0.32.2/bin``, then
@@ -27,7 +32,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence, Tuple
 
 from llbkit.daemon import log_tail, running_pid, stop_pid
 from llbkit.errors import BuildKitError
@@ -82,8 +87,9 @@ class LocalDaemon:
     """One per-user buildkitd, found by its pid file and socket in ``state_dir``."""
 
     def __init__(self, state_dir: Optional[Path] = None, *, env: Optional[Mapping[str, str]] = None,
-                 startup_timeout: float = 30.0) -> None:
+                 startup_timeout: float = 30.0, entitlements: Sequence[str] = ()) -> None:
         self.env = dict(os.environ if env is None else env)
+        self.entitlements = tuple(sorted(set(entitlements)))
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir(self.env)
         self.startup_timeout = startup_timeout
 
@@ -102,6 +108,25 @@ class LocalDaemon:
     @property
     def log_path(self) -> Path:
         return self.state_dir / "buildkitd.log"
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "buildkitd.toml"
+
+    def allowed_entitlements(self) -> Tuple[str, ...]:
+        """The entitlements the daemon's config allows (what ``_start`` wrote there)."""
+        try:
+            text = self.config_path.read_text()
+        except OSError:
+            return ()
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() == "insecure-entitlements":
+                try:
+                    return tuple(json.loads(value.strip()))
+                except ValueError:
+                    return ()
+        return ()
 
     def pid(self) -> Optional[int]:
         """The PID of the running daemon, or ``None`` (a stale pid file counts as none)."""
@@ -130,6 +155,10 @@ class LocalDaemon:
             with open(self.state_dir / "lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 pid = self.pid()
+                if pid is not None and not set(self.entitlements) <= set(self.allowed_entitlements()):
+                    # Enabled since it started: restart it allowing them (its cache survives).
+                    stop_pid(pid, 15.0, self.pid_file)
+                    pid = None
                 if pid is not None:
                     deadline = time.monotonic() + self.startup_timeout
                     while time.monotonic() < deadline:
@@ -156,9 +185,11 @@ class LocalDaemon:
             raise LocalDaemonError("runc not found on PATH: buildkitd's OCI worker needs it (`apt-get install runc`)")
         if self.socket.exists():
             self.socket.unlink()
-        config = self.state_dir / "buildkitd.toml"
+        config = self.config_path
+        # Top-level keys come before the first table in TOML.
         config.write_text(
-            "# written by llbkit.buildkit.local_daemon\n[otel]\n"
+            "# written by llbkit.buildkit.local_daemon\n"
+            f"insecure-entitlements = {json.dumps(list(self.entitlements))}\n[otel]\n"
             f"  socketPath = {json.dumps(str(self.state_dir / 'otel.sock'))}\n[cdi]\n  disabled = true\n"
         )
         argv = [

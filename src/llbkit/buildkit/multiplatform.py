@@ -69,13 +69,16 @@ class PlatformJob:
     local_dirs: Optional[Mapping[str, Any]] = None
     secrets: Optional[Mapping[str, Any]] = None
     base_config: Any = None
+    ssh: Optional[Mapping[str, Any]] = None  # agent id -> socket path, for ssh mounts
+    entitlements: Tuple[str, ...] = ()  # e.g. network.host, asked of the daemon for this solve
 
     @classmethod
     def from_lowered(cls, lowered: Any, *, local_dirs: Optional[Mapping[str, Any]] = None,
-                     secrets: Optional[Mapping[str, Any]] = None) -> "PlatformJob":
+                     secrets: Optional[Mapping[str, Any]] = None, ssh: Optional[Mapping[str, Any]] = None,
+                     entitlements: Tuple[str, ...] = ()) -> "PlatformJob":
         """From a :class:`llbkit.image.Lowered` (``plan(spec, ...)`` gives one per platform)."""
         return cls(lowered.platform, lowered.definition, lowered.oci_config_bytes(), local_dirs, secrets,
-                   lowered.base_config_bytes())
+                   lowered.base_config_bytes(), ssh=ssh, entitlements=tuple(entitlements))
 
 
 @dataclass(frozen=True)
@@ -293,8 +296,8 @@ class _PlatformRunner:
         try:
             return lease.client.build(
                 fn, exports=[export], source_date_epoch=self.sde, progress=handler, cancel=self.stop, ref=ref,
-                local_dirs=job.local_dirs, secrets=job.secrets, cache_imports=self.cache_imports,
-                cache_exports=self.cache_exports, stdout=sink,
+                local_dirs=job.local_dirs, secrets=job.secrets, ssh=job.ssh, entitlements=job.entitlements,
+                cache_imports=self.cache_imports, cache_exports=self.cache_exports, stdout=sink,
             )
         except BuildKitError as e:
             e._llbkit_ref = ref  # type: ignore[attr-defined]

@@ -14,9 +14,10 @@ Docker's rules, applied without a daemon:
   far, the base's included; WORKDIR is created, 0755, owned by the user in effect), copies from
   the build context (one ``local`` source per context name, including exactly the paths
   copied; modes normalized from ``ContextSource.files``) or from another image's filesystem
-  (another spec lowered for the same platform, or a registry image pinned by digest), runs
-  with the env, cwd, user and mounts in effect; the last env, user and workdir set are the
-  config's;
+  (another spec lowered for the same platform, or a registry image pinned by digest), adds
+  (archives unpacked, URLs downloaded), runs with the env, cwd, user and mounts in effect
+  (bind, cache, secret, ssh, tmpfs); destinations and mount targets expand ``$VAR``; the last
+  env, user and workdir set are the config's;
 - a base's ONBUILD triggers are cleared (not run);
 - one history entry per step, no wall-clock times (the exporter fills ``created`` from
   SOURCE_DATE_EPOCH).
@@ -32,6 +33,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from urllib.parse import urlsplit
 
 from llbkit import llb
 from llbkit.jsonutil import parse_json_object
@@ -39,6 +41,8 @@ from llbkit.oci.imageconfig import DEFAULT_PATH, HistoryEntry, ImageConfig
 from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
 from llbkit.image.expand import ExpansionError, expand
 from llbkit.image.spec import (
+    AddStep,
+    BindMount,
     CacheMount,
     ContextSource,
     CopyStep,
@@ -52,7 +56,9 @@ from llbkit.image.spec import (
     ScratchBase,
     SecretMount,
     SpecBase,
+    SshMount,
     TmpfsMount,
+    UrlSource,
     normalize_platforms,
     parse_chmod,
     parse_port,
@@ -193,14 +199,64 @@ def _dest(dest: str, workdir: str) -> str:
     return path
 
 
-def _mount(m: Any) -> llb.Mount:
-    if isinstance(m, CacheMount):
-        return llb.cache(m.target, m.id, sharing=m.sharing)
-    if isinstance(m, SecretMount):
-        return llb.secret(m.path, m.id, uid=m.uid, gid=m.gid, mode=m.mode, optional=not m.required)
-    if isinstance(m, TmpfsMount):
-        return llb.tmpfs(m.target, size=m.size)
-    raise ImageSpecError(f"unsupported mount {m!r}")  # pragma: no cover - validated before
+class _Mounts:
+    """Lowers a run's mounts; the states of mounted images are lowered once per image."""
+
+    def __init__(self, spec: ImageSpec, platform: str, base_configs: Optional[BaseConfigs],
+                 source_date_epoch: Optional[int], contexts: Mapping[str, llb.State]) -> None:
+        self.spec, self.platform, self.base_configs = spec, platform, base_configs
+        self.source_date_epoch, self.contexts = source_date_epoch, contexts
+        self._images: Dict[int, llb.State] = {}
+
+    def source(self, src: Any, path: str) -> Tuple[llb.State, str]:
+        """The state and selector of a bind or cache mount source."""
+        if isinstance(src, ContextSource):
+            return self.contexts[src.context_name], "/" + posixpath.normpath(src.path)
+        if isinstance(src, RegistryBase):
+            state = llb.image(src.normalized, platform=self.platform,
+                              custom_name=f"[{self.spec.name}] load mounted image {src.ref}")
+        else:
+            assert isinstance(src, SpecBase)
+            key = id(src.spec)
+            if key not in self._images:
+                self._images[key] = llb.State(
+                    _lower_state(src.spec, self.platform, self.base_configs, self.source_date_epoch)[0].output
+                ).platform(self.platform)
+            state = self._images[key]
+        norm = posixpath.normpath(path or "/")
+        return state, "" if norm == "/" else norm
+
+    def mount(self, m: Any) -> Optional[llb.Mount]:
+        if isinstance(m, CacheMount):
+            if m.source is not None:
+                state, selector = self.source(m.source, m.path)
+                return llb.cache(m.target, m.id, sharing=m.sharing, source=state, selector=selector)
+            if m.sets_owner:
+                # As Docker's frontend: a new cache starts as a directory with this owner and mode.
+                mode = parse_chmod(m.mode) if m.mode is not None else 0o755
+                seed = llb.scratch().file(
+                    llb.mkdir("/cache", mode, owner=(m.uid or 0, m.gid or 0)),
+                    custom_name="[internal] settings cache mount permissions")
+                return llb.cache(m.target, m.id, sharing=m.sharing, source=seed, selector="/cache")
+            return llb.cache(m.target, m.id, sharing=m.sharing)
+        if isinstance(m, SecretMount):
+            if not m.as_file:
+                return None  # only an environment variable: see secret_envs
+            return llb.secret(m.path, m.id, uid=m.uid, gid=m.gid, mode=m.mode, optional=not m.required)
+        if isinstance(m, TmpfsMount):
+            return llb.tmpfs(m.target, size=m.size)
+        if isinstance(m, BindMount):
+            state, selector = self.source(m.source, m.path)
+            # Docker: read-only by default; a read-write bind mount's changes are dropped.
+            return llb.bind(m.target, state, selector=selector, readonly=not m.readwrite, no_output=m.readwrite)
+        if isinstance(m, SshMount):
+            return llb.ssh(m.target, id=m.id, uid=m.uid, gid=m.gid, mode=m.mode, optional=not m.required)
+        raise ImageSpecError(f"unsupported mount {m!r}")  # pragma: no cover - validated before
+
+
+def _secret_envs(step: RunStep) -> List[Any]:
+    return [llb.secret_env(m.env, m.id, optional=not m.required)
+            for m in step.all_mounts if isinstance(m, SecretMount) and m.env is not None]
 
 
 def _copy_history(step: CopyStep) -> str:
@@ -283,24 +339,61 @@ def _copy_action(
     return llb.copy(staged, staged_path, dest, owner=owner, mode=mode, **common)
 
 
+def _mount_history(m: Any) -> str:
+    if isinstance(m, CacheMount):
+        opts = f"type=cache,target={m.target}"
+        opts += "".join(f",{k}={v}" for k, v in (("uid", m.uid), ("gid", m.gid)) if v is not None)
+        if m.mode is not None:
+            opts += f",mode={parse_chmod(m.mode):o}"
+        return opts + (",from=..." if m.source is not None else "")
+    if isinstance(m, SecretMount):
+        return f"type=secret,id={m.id}" + (f",env={m.env}" if m.env else "")
+    if isinstance(m, BindMount):
+        return f"type=bind,target={m.target}" + (",rw" if m.readwrite else "")
+    if isinstance(m, SshMount):
+        return f"type=ssh,id={m.id}"
+    return f"type=tmpfs,target={m.target}"
+
+
 def _run_history(step: RunStep) -> str:
     cmd = step.command if isinstance(step.command, str) else json.dumps(list(step.command))
-    opts = "".join(f" --mount=type=cache,target={m.target}" for m in step.mounts if isinstance(m, CacheMount))
-    opts += "".join(f" --mount=type=secret,id={m.id}" for m in step.all_mounts if isinstance(m, SecretMount))
+    opts = "".join(f" --mount={_mount_history(m)}" for m in step.all_mounts if not isinstance(m, TmpfsMount))
     if step.network != "default":
         opts += f" --network={step.network}"
+    if step.security != "sandbox":
+        opts += f" --security={step.security}"
     return f"RUN{opts} {cmd}"
+
+
+def _add_history(step: AddStep) -> str:
+    opts = f" --chown={step.chown}" if step.chown is not None else ""
+    if step.chmod is not None:
+        opts += f" --chmod={parse_chmod(step.chmod):04o}"
+    src = step.source
+    if isinstance(src, UrlSource):
+        return f"ADD{opts} --checksum={src.checksum} {src.url} {step.dest}"
+    return f"ADD{opts} {src.context_name}:{src.path} {step.dest}"
+
+
+def _context_sources(spec: ImageSpec) -> List[ContextSource]:
+    """The build-context sources of the copies, adds and mounts of ``spec``'s steps, in order."""
+    out: List[ContextSource] = []
+    for step in spec.steps:
+        if isinstance(step, (CopyStep, AddStep)) and isinstance(step.source, ContextSource):
+            out.append(step.source)
+        elif isinstance(step, RunStep):
+            out.extend(m.source for m in step.all_mounts if isinstance(getattr(m, "source", None), ContextSource))
+    return out
 
 
 def _locals(spec: ImageSpec) -> Dict[str, llb.State]:
     """One local source per context name, including exactly the paths the copies name."""
     paths: Dict[str, List[str]] = {}
-    for step in spec.steps:
-        if isinstance(step, CopyStep) and isinstance(step.source, ContextSource):
-            norm = posixpath.normpath(step.source.path)
-            lst = paths.setdefault(step.source.context_name, [])
-            if norm not in lst:
-                lst.append(norm)
+    for source in _context_sources(spec):
+        norm = posixpath.normpath(source.path)
+        lst = paths.setdefault(source.context_name, [])
+        if norm not in lst:
+            lst.append(norm)
     return {
         name: llb.local(
             name,
@@ -310,6 +403,29 @@ def _locals(spec: ImageSpec) -> Dict[str, llb.State]:
         )
         for name, ps in sorted(paths.items())
     }
+
+
+def _lower_add(state: llb.State, step: AddStep, dest: str, contexts: Mapping[str, llb.State], prefix: str,
+               source_date_epoch: Optional[int]) -> llb.State:
+    """Docker's ADD: a context archive is unpacked into ``dest`` (the step's destination, expanded
+    and resolved against the working directory; anything else is copied); a URL is downloaded,
+    verified against its checksum, to ``dest`` (into it when ``dest`` ends in ``/``)."""
+    owner = step.chown if step.chown is not None else (0, 0)
+    mode = parse_chmod(step.chmod) if step.chmod is not None else None
+    created_by = _add_history(step)
+    src = step.source
+    if isinstance(src, UrlSource):
+        name = posixpath.basename(urlsplit(src.url).path.rstrip("/")) or "__unnamed__"
+        source = llb.http(src.url, checksum=src.checksum, filename=name, custom_name=prefix + created_by)
+        action = llb.copy(source, "/" + name, dest, owner=owner, mode=mode, create_dest_path=True,
+                          created_time=source_date_epoch)
+    else:
+        # Without chown, an archive's entries keep their owners (Docker); the build context's own
+        # files arrive as 0:0 either way.
+        action = llb.copy(contexts[src.context_name], "/" + posixpath.normpath(src.path), dest,
+                          owner=step.chown, mode=mode, follow_symlinks=True, dir_contents_only=True, attempt_unpack=True,
+                          create_dest_path=True, created_time=source_date_epoch)
+    return state.file(action, custom_name=prefix + created_by)
 
 
 def _lower_state(
@@ -357,6 +473,7 @@ def _lower_state(
     steps.extend((f"steps[{i}]", st) for i, st in enumerate(spec.steps))
 
     contexts = _locals(spec)
+    mounts = _Mounts(spec, platform, base_configs, source_date_epoch, contexts)
     shell = _shell(base_json)
     scratch_path = isinstance(base, ScratchBase)
     env_set: Dict[str, str] = {}  # what the steps set, in order: the config's Env on top of the base's
@@ -409,6 +526,10 @@ def _lower_state(
                 note(f"WORKDIR {workdir}", False)
             else:
                 note("WORKDIR /", True)
+        elif isinstance(step, AddStep):
+            dest = _dest(expanded(f"{where}.dest", step.dest), state.get_dir())
+            state = _lower_add(state, step, dest, contexts, prefix, source_date_epoch)
+            note(_add_history(step), False)
         elif isinstance(step, CopyStep):
             dest = _dest(expanded(f"{where}.dest", step.dest), state.get_dir())
             if step.chown is not None and "$" in step.chown:  # COPY --chown=$APP_UID expands too
@@ -428,10 +549,19 @@ def _lower_state(
             assert isinstance(step, RunStep)
             argv = list(shell) + [step.command] if isinstance(step.command, str) else list(step.command)
             created_by = _run_history(step)
+            lowered_mounts = []
+            for j, m in enumerate(step.all_mounts):
+                target = getattr(m, "target", None)
+                if isinstance(target, str) and "$" in target:
+                    # As Docker expands --mount options: against the environment so far.
+                    m = dataclasses.replace(m, target=expanded(f"{where}.mounts[{j}].target", target))
+                lowered_mounts.append(mounts.mount(m))
             state = state.run(
                 argv,
-                mounts=[_mount(m) for m in step.all_mounts],
+                mounts=[m for m in lowered_mounts if m is not None],
+                secret_env=_secret_envs(step),
                 network=None if step.network == "default" else step.network,
+                security=None if step.security == "sandbox" else step.security,
                 custom_name=prefix + created_by,
             ).root()
             note(created_by, False)

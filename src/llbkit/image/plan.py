@@ -11,26 +11,20 @@ from typing import List, Optional, Sequence, Tuple
 
 from llbkit.image.errors import ImageSpecError
 from llbkit.image.lower import BaseConfigs, Lowered, lower
-from llbkit.image.spec import ImageSpec, RegistryBase, image_sources, normalize_platforms, validate_spec
+from llbkit.image.spec import ImageSpec, RegistryBase, image_graph, normalize_platforms, validate_spec
 
 __all__ = ["plan", "registry_bases"]
 
 
 def registry_bases(spec: ImageSpec) -> List[str]:
-    """The normalized references of the registry images in ``spec``'s base chain (nearest first,
-    each once), then those of the images its copies read from: the configs ``lower`` and
-    ``plan`` need in ``base_configs``."""
+    """The normalized references of the registry images in ``spec``'s base chain and in the chains
+    of the images its copies read and its runs mount (:func:`~llbkit.image.spec.image_graph`;
+    nearest first, each once): the configs ``lower`` and ``plan`` need in ``base_configs``."""
     validate_spec(spec)
     out: List[str] = []
-
-    def walk(top: ImageSpec) -> None:
-        for s in top.base_chain():
-            if isinstance(s.base, RegistryBase) and s.base.normalized not in out:
-                out.append(s.base.normalized)
-            for other in image_sources(s):  # the images its copies read from need their bases too
-                walk(other)
-
-    walk(spec)
+    for s in image_graph(spec):
+        if isinstance(s.base, RegistryBase) and s.base.normalized not in out:
+            out.append(s.base.normalized)
     return out
 
 

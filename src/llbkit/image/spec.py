@@ -39,9 +39,16 @@ __all__ = [
     "CacheMount",
     "SecretMount",
     "TmpfsMount",
+    "BindMount",
+    "SshMount",
+    "MountSource",
     "RunMount",
+    "AddStep",
+    "UrlSource",
     "OUTPUT_FORMATS",
     "NETWORK_MODES",
+    "SECURITY_MODES",
+    "image_graph",
     "validate_spec",
     "parse_port",
     "parse_signal",
@@ -54,6 +61,7 @@ __all__ = [
 Pairs = Tuple[Tuple[str, str], ...]
 OUTPUT_FORMATS = ("oci", "docker")
 NETWORK_MODES = ("default", "none", "host")
+SECURITY_MODES = ("sandbox", "insecure")
 CACHE_SHARING = ("shared", "private", "locked")
 
 
@@ -209,16 +217,32 @@ class WorkdirStep:
 @dataclass(frozen=True)
 class CacheMount:
     """A cache directory at ``target`` kept by buildkitd between builds (``id`` defaults to
-    ``target``); ``sharing`` is ``shared``, ``private`` or ``locked``."""
+    ``target``); ``sharing`` is ``shared``, ``private`` or ``locked``.
+
+    ``uid``, ``gid`` and ``mode`` (an int or an octal string) set the owner and mode of the cache
+    directory when it is first made (Docker's ``uid=``/``gid=``/``mode=``; default 0:0 and 0755).
+    ``source`` seeds a new cache with the files at ``path`` of another image or of the build
+    context (Docker's ``from=``/``source=``); it cannot be combined with ``uid``/``gid``/``mode``."""
 
     target: str
     id: Optional[str] = None
     sharing: str = "shared"
+    uid: Optional[int] = None
+    gid: Optional[int] = None
+    mode: Union[int, str, None] = None
+    source: Optional["MountSource"] = None
+    path: str = "/"
+
+    @property
+    def sets_owner(self) -> bool:
+        return self.uid is not None or self.gid is not None or self.mode is not None
 
 
 @dataclass(frozen=True)
 class SecretMount:
-    """Secret ``id`` from the client, as a file at ``target`` (default ``/run/secrets/<id>``)."""
+    """Secret ``id`` from the client, as a file at ``target`` (default ``/run/secrets/<id>``)
+    and/or as the environment variable ``env`` of the run. As Docker's
+    ``--mount=type=secret,env=NAME``: with ``env`` and no ``target``, only the variable is set."""
 
     id: str
     target: Optional[str] = None
@@ -226,10 +250,16 @@ class SecretMount:
     mode: int = 0o400
     uid: int = 0
     gid: int = 0
+    env: Optional[str] = None
 
     @property
     def path(self) -> str:
         return self.target or f"/run/secrets/{self.id}"
+
+    @property
+    def as_file(self) -> bool:
+        """Whether the secret is mounted as a file (else it is only an environment variable)."""
+        return self.target is not None or self.env is None
 
 
 @dataclass(frozen=True)
@@ -240,20 +270,54 @@ class TmpfsMount:
     size: int = 0
 
 
-RunMount = Union[CacheMount, SecretMount, TmpfsMount]
+MountSource = Union[ContextSource, RegistryBase, SpecBase]
+"""What a bind or cache mount reads: build-context files, a registry image pinned by digest, or
+another image spec's filesystem (composed in the same graph, no registry)."""
+
+
+@dataclass(frozen=True)
+class BindMount:
+    """The files at ``path`` of ``source`` at ``target`` for one run (Docker's
+    ``--mount=type=bind,from=...,source=...``). Read-only unless ``readwrite``; as in Docker, what
+    a run writes to a read-write bind mount is discarded after the run. For a
+    :class:`ContextSource` the path is the source's own and ``path`` stays ``/``."""
+
+    target: str
+    source: MountSource
+    path: str = "/"
+    readwrite: bool = False
+
+
+@dataclass(frozen=True)
+class SshMount:
+    """The client's SSH agent ``id`` (``default`` unless named) as a socket at ``target``
+    (default ``/run/buildkit/ssh_agent.N``); ``SSH_AUTH_SOCK`` points at the first one."""
+
+    id: str = "default"
+    target: Optional[str] = None
+    required: bool = False
+    mode: int = 0o600
+    uid: int = 0
+    gid: int = 0
+
+
+RunMount = Union[CacheMount, SecretMount, TmpfsMount, BindMount, SshMount]
 
 
 @dataclass(frozen=True)
 class RunStep:
     """Run a command: ``command`` is an argv list (exec form) or a string run by the image's
     shell (``/bin/sh -c`` unless the base config sets ``Shell``). The image's env, working
-    directory and user apply. ``network`` is ``default``, ``none`` or ``host``; ``secrets`` are
-    secret mounts (the same as listing them in ``mounts``)."""
+    directory and user apply. ``network`` is ``default``, ``none`` or ``host``; ``security`` is
+    ``sandbox`` or ``insecure`` (privileged); ``host`` and ``insecure`` need the daemon to grant the
+    ``network.host`` / ``security.insecure`` entitlement (see :func:`required_entitlements`).
+    ``secrets`` are secret mounts (the same as listing them in ``mounts``)."""
 
     command: Union[str, Tuple[str, ...]]
     mounts: Tuple[RunMount, ...] = ()
     network: str = "default"
     secrets: Tuple[SecretMount, ...] = ()
+    security: str = "sandbox"
 
     def __post_init__(self) -> None:
         _freeze(self, tuples=("command", "mounts", "secrets"))
@@ -263,7 +327,29 @@ class RunStep:
         return tuple(self.mounts) + tuple(self.secrets)
 
 
-Step = Union[CopyStep, RunStep, EnvStep, UserStep, WorkdirStep]
+@dataclass(frozen=True)
+class UrlSource:
+    """A file downloaded over HTTP(S); ``checksum`` (``sha256:<64 hex>``) is required, so the
+    download is verified and the image stays a function of its content."""
+
+    url: str
+    checksum: str
+
+
+@dataclass(frozen=True)
+class AddStep:
+    """Docker's ``ADD``: like :class:`CopyStep`, but a build-context tar archive (plain, gzip,
+    bzip2 or xz) is unpacked into ``dest`` (other files are copied as they are), and a
+    :class:`UrlSource` is downloaded (never unpacked; mode 0600 unless ``chmod``, as Docker).
+    ``dest`` expands ``$VAR`` against the environment so far, as a copy's does."""
+
+    source: Union[ContextSource, UrlSource]
+    dest: str
+    chmod: Union[str, int, None] = None
+    chown: Optional[str] = None
+
+
+Step = Union[CopyStep, RunStep, AddStep, EnvStep, UserStep, WorkdirStep]
 
 
 # -- the image --------------------------------------------------------------------------------
@@ -507,16 +593,7 @@ def _check_user_or_variable(spec: "ImageSpec", where: str, value: Any) -> None:
 
 def _check_copy_source(spec: "ImageSpec", where: str, src: Any) -> None:
     if isinstance(src, ContextSource):
-        if not isinstance(src.context_name, str) or not src.context_name or "/" in src.context_name:
-            raise _err(spec.name, f"{where}.context_name", src.context_name,
-                       "invalid context name", "use a non-empty name without '/'")
-        _check_context_path(spec, f"{where}.path", src.path)
-        files = src.files
-        if files is not None and (not isinstance(files, tuple) or not all(
-                isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], str) and isinstance(f[1], bool)
-                and not f[0].startswith("/") for f in files)):
-            raise _err(spec.name, f"{where}.files", files, "invalid file list",
-                       "give (relative path, executable) pairs, or (('', executable),) for a file")
+        _check_context(spec, where, src)
         return
     if isinstance(src, ImageSource):
         image = src.image
@@ -539,22 +616,148 @@ def _check_copy_source(spec: "ImageSpec", where: str, src: Any) -> None:
         return
     raise _err(spec.name, where, src, "unsupported copy source",
                "use ContextSource(context_name, path) or ImageSource(image, path)")
+def _check_context(spec: "ImageSpec", where: str, src: Any) -> None:
+    """A build-context source of a copy, an add or a mount."""
+    if not isinstance(src.context_name, str) or not src.context_name or "/" in src.context_name:
+        raise _err(spec.name, f"{where}.context_name", src.context_name,
+                   "invalid context name", "use a non-empty name without '/'")
+    _check_context_path(spec, f"{where}.path", src.path)
+    files = src.files
+    if files is not None and (not isinstance(files, tuple) or not all(
+            isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], str) and isinstance(f[1], bool)
+            and not f[0].startswith("/") for f in files)):
+        raise _err(spec.name, f"{where}.files", files, "invalid file list",
+                   "give (relative path, executable) pairs, or (('', executable),) for a file")
+
+
+def _check_dest_chmod_chown(spec: "ImageSpec", where: str, step: Any) -> None:
+    if not isinstance(step.dest, str) or not step.dest or "\0" in step.dest:
+        raise _err(spec.name, f"{where}.dest", step.dest, "invalid copy destination",
+                   "use an absolute path, or a path relative to workdir; end it with '/' to copy into a directory")
+    if step.chmod is not None:
+        try:
+            parse_chmod(step.chmod)
+        except ValueError as e:
+            raise _err(spec.name, f"{where}.chmod", step.chmod, "invalid mode", str(e)) from None
+    if step.chown is not None:
+        _check_user_or_variable(spec, f"{where}.chown", step.chown)
+
+
+_SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _check_url(spec: "ImageSpec", where: str, src: "UrlSource") -> None:
+    from urllib.parse import urlsplit
+
+    url = src.url
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _err(spec.name, f"{where}.url", url, "not an http:// or https:// URL",
+                   "give the full URL, e.g. 'https://example.com/tool-1.2.tar.gz'")
+    if not isinstance(src.checksum, str) or not _SHA256_RE.match(src.checksum):
+        raise _err(spec.name, f"{where}.checksum", src.checksum, "a downloaded file needs its sha256 checksum, got",
+                   "pass checksum='sha256:<64 lowercase hex digits>' (e.g. from `sha256sum FILE`), so the "
+                   "image does not change when the server's file does")
+
+
+def _check_mount_source(spec: "ImageSpec", mw: str, src: Any, path: Any) -> None:
+    if isinstance(src, ContextSource):
+        _check_context(spec, f"{mw}.source", src)
+        if path not in ("/", "", None):
+            raise _err(spec.name, f"{mw}.path", path, "a build-context mount takes its path from the source, got",
+                       "leave path out, and name the file or directory in the source")
+        return
+    if isinstance(src, RegistryBase):
+        try:
+            norm = src.normalized
+        except ImageSpecError as e:
+            raise _err(spec.name, f"{mw}.source", src.ref, "invalid image reference", e.fix) from None
+        if "@sha256:" not in norm:
+            raise _err(spec.name, f"{mw}.source", src.ref, "a registry image mounted by a run must be pinned by digest, got",
+                       f"write it as '{src.ref.split('@')[0]}@sha256:<digest>' (`skopeo inspect` shows the digest)")
+    elif isinstance(src, SpecBase):
+        # The mounted spec itself is validated by _validate_tree (it is one of image_sources).
+        if not isinstance(src.spec, ImageSpec):
+            raise _err(spec.name, f"{mw}.source", src.spec, "not an image spec", "use SpecBase(ImageSpec(...))")
+    else:
+        raise _err(spec.name, f"{mw}.source", src, "unsupported mount source",
+                   "use ContextSource(...), RegistryBase('name@sha256:...') or SpecBase(spec)")
+    if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
+        raise _err(spec.name, f"{mw}.path", path, "the path inside the mounted image must be absolute, got",
+                   f"start it with '/', e.g. '/{str(path).lstrip('./')}'")
+
+
+def _check_ids(spec: "ImageSpec", mw: str, m: Any, names: Sequence[str]) -> None:
+    for label in names:
+        v = getattr(m, label)
+        hi = 0o7777 if label == "mode" else 4294967294
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+            raise _err(spec.name, f"{mw}.{label}", v, f"invalid {label}", f"use an int in 0..{hi}")
+
+
+def _check_mount(spec: "ImageSpec", mw: str, m: Any) -> Optional[str]:
+    """Check one mount; its target path (``None`` for one that occupies no path of its own)."""
+    if isinstance(m, CacheMount):
+        _check_abs(spec, f"{mw}.target", m.target, "a cache mount target")
+        if m.sharing not in CACHE_SHARING:
+            raise _err(spec.name, f"{mw}.sharing", m.sharing, "unknown cache sharing mode",
+                       f"choose one of {', '.join(CACHE_SHARING)}")
+        if m.id is not None and (not isinstance(m.id, str) or not m.id):
+            raise _err(spec.name, f"{mw}.id", m.id, "invalid cache id",
+                       "use a non-empty string or leave it out")
+        for label in ("uid", "gid"):
+            v = getattr(m, label)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 4294967294):
+                raise _err(spec.name, f"{mw}.{label}", v, f"invalid {label}", "use an int in 0..4294967294")
+        if m.mode is not None:
+            try:
+                parse_chmod(m.mode)
+            except ValueError as e:
+                raise _err(spec.name, f"{mw}.mode", m.mode, "invalid mode", f"{e}, e.g. 0o755") from None
+        if m.source is not None:
+            if m.sets_owner:
+                raise _err(spec.name, f"{mw}.source", m.source, "a seeded cache keeps its source's owners and modes; "
+                           "uid/gid/mode cannot be combined with", "leave out either source or uid/gid/mode")
+            _check_mount_source(spec, mw, m.source, m.path)
+        elif m.path not in ("/", ""):
+            raise _err(spec.name, f"{mw}.path", m.path, "a path needs a source", "add source=, or leave path out")
+        return m.target
+    if isinstance(m, SecretMount):
+        if not isinstance(m.id, str) or not m.id or "/" in m.id:
+            raise _err(spec.name, f"{mw}.id", m.id, "invalid secret id", "use a non-empty name without '/'")
+        if m.target is not None:
+            _check_abs(spec, f"{mw}.target", m.target, "a secret mount target")
+        if m.env is not None and (not isinstance(m.env, str) or not m.env or _ENV_BAD.search(m.env)):
+            raise _err(spec.name, f"{mw}.env", m.env, "invalid environment variable name",
+                       "names may not be empty or contain '=', whitespace or NUL, e.g. 'API_TOKEN'")
+        _check_ids(spec, mw, m, ("mode", "uid", "gid"))
+        return m.path if m.as_file else None
+    if isinstance(m, TmpfsMount):
+        _check_abs(spec, f"{mw}.target", m.target, "a tmpfs mount target")
+        if not isinstance(m.size, int) or isinstance(m.size, bool) or m.size < 0:
+            raise _err(spec.name, f"{mw}.size", m.size, "invalid tmpfs size", "use a number of bytes >= 0")
+        return m.target
+    if isinstance(m, BindMount):
+        _check_abs(spec, f"{mw}.target", m.target, "a bind mount target")
+        _check_mount_source(spec, mw, m.source, m.path)
+        return m.target
+    if isinstance(m, SshMount):
+        if not isinstance(m.id, str) or not m.id or not re.fullmatch(r"[A-Za-z0-9_.-]+", m.id):
+            raise _err(spec.name, f"{mw}.id", m.id, "invalid ssh agent id",
+                       "use a name of letters, digits, '_', '.' or '-', e.g. 'default'")
+        if m.target is not None:
+            _check_abs(spec, f"{mw}.target", m.target, "an ssh socket path")
+        _check_ids(spec, mw, m, ("mode", "uid", "gid"))
+        return m.target
+    raise _err(spec.name, mw, m, "unsupported mount",
+               "use CacheMount, SecretMount, TmpfsMount, BindMount or SshMount")
 
 
 def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
     where = f"steps[{i}]"
     if isinstance(step, CopyStep):
         _check_copy_source(spec, f"{where}.source", step.source)
-        if not isinstance(step.dest, str) or not step.dest or "\0" in step.dest:
-            raise _err(spec.name, f"{where}.dest", step.dest, "invalid copy destination",
-                       "use an absolute path, or a path relative to workdir; end it with '/' to copy into a directory")
-        if step.chmod is not None:
-            try:
-                parse_chmod(step.chmod)
-            except ValueError as e:
-                raise _err(spec.name, f"{where}.chmod", step.chmod, "invalid mode", str(e)) from None
-        if step.chown is not None:
-            _check_user_or_variable(spec, f"{where}.chown", step.chown)
+        _check_dest_chmod_chown(spec, where, step)
     elif isinstance(step, EnvStep):
         _check_env_pairs(spec, f"{where}.env", step.env)
     elif isinstance(step, UserStep):
@@ -572,34 +775,15 @@ def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
         if step.network not in NETWORK_MODES:
             raise _err(spec.name, f"{where}.network", step.network, "unknown network mode",
                        f"choose one of {', '.join(NETWORK_MODES)}")
+        if step.security not in SECURITY_MODES:
+            raise _err(spec.name, f"{where}.security", step.security, "unknown security mode",
+                       f"choose one of {', '.join(SECURITY_MODES)}")
         targets: List[str] = []
         for j, m in enumerate(step.all_mounts):
             mw = f"{where}.mounts[{j}]"
-            if isinstance(m, CacheMount):
-                _check_abs(spec, f"{mw}.target", m.target, "a cache mount target")
-                if m.sharing not in CACHE_SHARING:
-                    raise _err(spec.name, f"{mw}.sharing", m.sharing, "unknown cache sharing mode",
-                               f"choose one of {', '.join(CACHE_SHARING)}")
-                if m.id is not None and (not isinstance(m.id, str) or not m.id):
-                    raise _err(spec.name, f"{mw}.id", m.id, "invalid cache id",
-                               "use a non-empty string or leave it out")
-                target = m.target
-            elif isinstance(m, SecretMount):
-                if not isinstance(m.id, str) or not m.id or "/" in m.id:
-                    raise _err(spec.name, f"{mw}.id", m.id, "invalid secret id", "use a non-empty name without '/'")
-                if m.target is not None:
-                    _check_abs(spec, f"{mw}.target", m.target, "a secret mount target")
-                for label, v, hi in (("mode", m.mode, 0o7777), ("uid", m.uid, 4294967294), ("gid", m.gid, 4294967294)):
-                    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
-                        raise _err(spec.name, f"{mw}.{label}", v, f"invalid {label}", f"use an int in 0..{hi}")
-                target = m.path
-            elif isinstance(m, TmpfsMount):
-                _check_abs(spec, f"{mw}.target", m.target, "a tmpfs mount target")
-                if not isinstance(m.size, int) or isinstance(m.size, bool) or m.size < 0:
-                    raise _err(spec.name, f"{mw}.size", m.size, "invalid tmpfs size", "use a number of bytes >= 0")
-                target = m.target
-            else:
-                raise _err(spec.name, mw, m, "unsupported mount", "use CacheMount, SecretMount or TmpfsMount")
+            target = _check_mount(spec, mw, m)
+            if target is None:
+                continue
             norm = posixpath.normpath(target)
             if norm == "/":
                 raise _err(spec.name, f"{mw}.target", target, "cannot mount over the root filesystem",
@@ -607,9 +791,24 @@ def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
             if norm in targets:
                 raise _err(spec.name, f"{mw}.target", target, "two mounts at the same target", "use distinct targets")
             targets.append(norm)
+        envs = [m.env for m in step.all_mounts if isinstance(m, SecretMount) and m.env is not None]
+        for name in envs:
+            if envs.count(name) > 1:
+                raise _err(spec.name, f"{where}.secrets", name, "two secrets set the same variable",
+                           "give each secret its own variable name")
+    elif isinstance(step, AddStep):
+        src = step.source
+        if isinstance(src, UrlSource):
+            _check_url(spec, f"{where}.source", src)
+        elif isinstance(src, ContextSource):
+            _check_context(spec, f"{where}.source", src)
+        else:
+            raise _err(spec.name, f"{where}.source", src, "unsupported add source",
+                       "use ContextSource(context_name, path) or UrlSource(url, checksum)")
+        _check_dest_chmod_chown(spec, where, step)
     else:
         raise _err(spec.name, where, step, "unsupported step",
-                   "use CopyStep, RunStep, EnvStep, UserStep or WorkdirStep")
+                   "use CopyStep, AddStep, RunStep, EnvStep, UserStep or WorkdirStep")
 
 
 def _validate_one(spec: "ImageSpec") -> None:
@@ -690,16 +889,26 @@ def validate_spec(spec: "ImageSpec") -> None:
 
 
 def image_sources(spec: "ImageSpec") -> List["ImageSpec"]:
-    """The images ``spec``'s own copy steps read from (``ImageSource`` with an ``ImageSpec``)."""
-    return [st.source.image for st in spec.steps
-            if isinstance(st, CopyStep) and isinstance(st.source, ImageSource)
-            and isinstance(st.source.image, ImageSpec)]
+    """The image specs ``spec``'s own steps read, in step order: those its copies copy from
+    (``ImageSource`` of an ``ImageSpec``) and those its runs mount (a bind or cache mount's
+    ``SpecBase`` source). Its base chain is not included; :func:`image_graph` walks everything."""
+    out: List[ImageSpec] = []
+    for st in spec.steps:
+        if isinstance(st, CopyStep) and isinstance(st.source, ImageSource):
+            if isinstance(st.source.image, ImageSpec):
+                out.append(st.source.image)
+        elif isinstance(st, RunStep):
+            for m in st.all_mounts:
+                src = getattr(m, "source", None)
+                if isinstance(src, SpecBase) and isinstance(src.spec, ImageSpec):
+                    out.append(src.spec)
+    return out
 
 
 def _validate_tree(spec: "ImageSpec", seen: Tuple[str, ...]) -> None:
     if spec.name in seen:
         names = " -> ".join(seen + (spec.name,))
-        fix = "an image cannot copy from itself or from an image that copies from it"
+        fix = ("an image cannot copy from (or mount) itself or an image that copies from (or mounts) it")
         raise ImageSpecError(f"{seen[0]}: field 'steps': cyclic copy sources {names}: {fix}",
                              spec_name=seen[0], field="steps", value=names, problem="cyclic copy sources", fix=fix)
     for s in spec.base_chain():
@@ -707,3 +916,18 @@ def _validate_tree(spec: "ImageSpec", seen: Tuple[str, ...]) -> None:
         for other in image_sources(s):
             _validate_tree(other, seen + (s.name,))
 
+
+def image_graph(spec: "ImageSpec") -> List["ImageSpec"]:
+    """Every image spec solved with ``spec``: its base chain, and the specs its copies read and
+    its runs mount (:func:`image_sources`; their own chains and sources included), each once,
+    ``spec`` first."""
+    out: List[ImageSpec] = []
+    todo = [spec]
+    while todo:
+        s = todo.pop(0)
+        for link in s.base_chain():
+            if any(link is o for o in out):
+                continue
+            out.append(link)
+            todo.extend(image_sources(link))
+    return out

@@ -122,6 +122,27 @@ def golden_states():
     out["old_time"] = llb.scratch().file(
         llb.mkdir("/d", 0o777, created_time=-86400).mkfile("/d/f", 0o755, b"x")
     )
+    # What llbkit.image lowers RUN mounts and ADD to (see main.go's twin).
+    seed = llb.scratch().file(llb.mkdir("/cache", 0o750, owner=(1000, 1001)),
+                              custom_name="[internal] settings cache mount permissions")
+    rf = busybox.run(
+        ["/bin/sh", "-c", "true"],
+        mounts=[
+            llb.cache("/c", "c", sharing="locked", source=seed, selector="/cache"),
+            llb.bind("/ro", busybox, selector="/etc", readonly=True),
+            llb.bind("/rw", busybox, selector="/bin", no_output=True),
+            llb.ssh("/gh.sock", id="gh", uid=1, gid=2, mode=0o640),
+        ],
+        secret_env=[llb.secret_env("TOKEN", "token", optional=True)],
+        network="host",
+        security="insecure",
+    )
+    dl = llb.http("http://127.0.0.1:8000/t.sh", checksum="sha256:ab" + D64[:62], filename="t.sh")
+    out["run_features"] = busybox.file(
+        llb.copy(dl, "/t.sh", "/opt/", create_dest_path=True, owner=(0, 0)).copy(
+            rf.root(), "/x.tar", "/srv/", attempt_unpack=True, create_dest_path=True, follow_symlinks=True,
+            dir_contents_only=True)
+    )
     return out
 
 

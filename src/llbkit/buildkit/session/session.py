@@ -31,6 +31,7 @@ from llbkit.buildkit.session.services import (
 )
 from llbkit.buildkit.session.content import CONTENT, CONTENT_METHODS, content_handler
 from llbkit.buildkit.session.h2grpc import GrpcOverH2
+from llbkit.buildkit.session.ssh import SSH, SSH_METHODS, SshLike, ssh_handler
 from llbkit.buildkit.session.tunnel import SESSION_METHOD, Tunnel
 from llbkit.errors import SessionError
 
@@ -68,6 +69,7 @@ class Session:
         auth: Union[AuthProvider, bool, None] = True,
         outputs: Optional[Mapping[int, OutputLike]] = None,
         content_stores: Optional[Mapping[str, Any]] = None,
+        ssh: Optional[Mapping[str, SshLike]] = None,
         shared_key: str = "",
         name: str = "llbkit",
         session_id: Optional[str] = None,
@@ -94,6 +96,8 @@ class Session:
         #: OCI content stores buildkitd reaches by store id (``local:<dir>``: the local cache;
         #: ``export``: oci/docker exports with tar=false), each an ``llbkit.oci.store.OCIStore``.
         self.content_stores: Dict[str, Any] = dict(content_stores or {})
+        #: ssh agents forwarded to runs with ssh mounts, by id (``default``...): socket paths.
+        self.ssh: Dict[str, SshLike] = dict(ssh or {})
         self._lock = threading.Lock()
         self._server: Optional[GrpcOverH2] = None
         self._tunnel: Optional[Tunnel] = None
@@ -111,11 +115,13 @@ class Session:
         out.append((SECRETS, secrets_handler(self.secrets)))
         if self.content_stores:
             out.append((CONTENT, content_handler(self.content_stores)))
+        if self.ssh:
+            out.append((SSH, ssh_handler(self.ssh)))
         return out
 
     def methods(self) -> List[str]:
         """Every gRPC method this session serves, as announced to buildkitd."""
-        methods = dict(SERVICE_METHODS, **{CONTENT: CONTENT_METHODS})
+        methods = dict(SERVICE_METHODS, **{CONTENT: CONTENT_METHODS, SSH: SSH_METHODS})
         return method_paths((svc, methods[svc]) for svc, _ in self._services())
 
     def headers(self) -> List[Tuple[str, str]]:

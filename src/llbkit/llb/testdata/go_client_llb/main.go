@@ -124,6 +124,27 @@ func main() {
 		llb.Platform(ocispecs.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}))
 	old := time.Unix(-86400, 0).UTC()
 	write("old_time", llb.Scratch().File(llb.Mkdir("/d", 0o1777, llb.WithCreatedTime(old)).Mkfile("/d/f", 0o4755, []byte("x"))))
+
+	// What llbkit.image lowers RUN mounts and ADD to (issue 14): a cache seeded with its owner
+	// and mode, bind mounts read-only and read-write without output, an ssh socket with options,
+	// a secret as an environment variable, network host + security insecure, ADD of a URL and of
+	// an archive.
+	seed := llb.Scratch().File(llb.Mkdir("/cache", 0o750, llb.WithUIDGID(1000, 1001)),
+		llb.WithCustomName("[internal] settings cache mount permissions"))
+	rf := busybox.Network(llb.NetModeHost).Security(llb.SecurityModeInsecure).Run(
+		llb.Args([]string{"/bin/sh", "-c", "true"}),
+		llb.AddMount("/c", seed, llb.AsPersistentCacheDir("c", llb.CacheMountLocked), llb.SourcePath("/cache")),
+		llb.AddMount("/ro", busybox, llb.Readonly, llb.SourcePath("/etc")),
+		llb.AddMount("/rw", busybox, llb.SourcePath("/bin"), llb.ForceNoOutput),
+		llb.AddSSHSocket(llb.SSHID("gh"), llb.SSHSocketOpt("/gh.sock", 1, 2, 0o640)),
+		llb.AddSecret("TOKEN", llb.SecretID("token"), llb.SecretAsEnv(true), llb.SecretOptional),
+	)
+	dl := llb.HTTP("http://127.0.0.1:8000/t.sh", llb.Checksum(digest.Digest("sha256:"+"ab"+"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd")),
+		llb.Filename("t.sh"))
+	root := &llb.ChownOpt{User: &llb.UserOpt{UID: 0}, Group: &llb.UserOpt{UID: 0}}
+	write("run_features", busybox.File(llb.Copy(dl, "/t.sh", "/opt/", &llb.CopyInfo{CreateDestPath: true, ChownOpt: root}).
+		Copy(rf.Root(), "/x.tar", "/srv/", &llb.CopyInfo{AttemptUnpack: true, CreateDestPath: true, FollowSymlinks: true,
+			CopyDirContentsOnly: true})))
 	out, err := json.MarshalIndent(digests, "", "  ")
 	if err != nil {
 		panic(err)
