@@ -194,15 +194,17 @@ async def machine_channel(_: MachineChannelRequest, buildkit: BuildKitSubsystem,
     python, requirements = sys.executable, runtime_path()
     settings = machine_settings(buildkit, dict(env), build_root.path, f"{shlex.quote(python)} {requirements}")
     name = channel_name(settings, build_root.path)
-    # Uncached: it runs on every run (cheaply), so the settings are always this run's. Its env
-    # holds secret values; an uncached process is stored in no cache.
+    # Never stored in a cache (its env holds secret values): memoized by pantsd only, so it runs
+    # once per pantsd (every run without pantsd) and again whenever the settings change, which
+    # are its env: a changed secret, DOCKER_CONFIG or BUILDKIT_HOST is a new process. A no-op
+    # under pantsd thus runs no process at all.
     await Get(ProcessResult, Process(
         argv=(python, "-S", "-c", _WRITER, CHANNEL_DIR, SETTINGS_FILE, shlex.quote(python), requirements),
         env={"LLBKIT_SETTINGS": settings.to_json()},
         append_only_caches={name: CHANNEL_DIR},
         description="Write llbkit's machine settings",
         level=LogLevel.TRACE,
-        cache_scope=ProcessCacheScope.PER_SESSION,
+        cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
     ))
     configured = tuple(sorted((sid, f"env:{s.env}" if s.env else f"file:{s.file}") for sid, s in sources.items()))
     return MachineChannel(name, configured, frozenset(settings.secrets))
