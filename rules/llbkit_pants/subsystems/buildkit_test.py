@@ -12,7 +12,7 @@ from llbkit_pants.subsystems.buildkit import BuildKitOptionError, check_options
 
 
 def _options(**overrides: Any) -> SimpleNamespace:
-    values = dict(workers=[], platforms=["linux/amd64"], max_attempts=3, connect_timeout=5.0, concurrency=0,
+    values = dict(workers=[], platforms=["linux/amd64"], max_attempts=3, connect_timeout=5.0,
                   source_date_epoch=0, tls_dir=None, tls_ca=None, tls_cert=None, tls_key=None,
                   cache_from=[], cache_to=[], secrets=[], concurrency=0, entitlements=[], ssh=[])
     values.update(overrides)
