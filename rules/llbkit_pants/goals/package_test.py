@@ -55,7 +55,7 @@ def test_a_secret_from_an_unset_variable_is_named_not_read(rule_runner: RuleRunn
     ("--buildkit-secrets=['token']", "invalid [buildkit].secrets 'token': expected ID=env:VARIABLE"),
     ("--buildkit-max-attempts=0", "invalid [buildkit].max_attempts 0: it must be at least 1"),
     ("--buildkit-progress=tty", "Invalid choice 'tty'"),
-    ("--buildkit-platforms=['linux']", "invalid [buildkit].platforms"),
+    ("--buildkit-platforms=['linux']", "invalid [buildkit].platforms 'linux'"),
 ])
 def test_bad_options_are_clear_errors(rule_runner: RuleRunner, option: str, fragment: str) -> None:
     assert fragment in package_error(rule_runner, [option])
