@@ -40,6 +40,8 @@ def _all_bytes_of_image(image: Path) -> List[bytes]:
     out: List[bytes] = []
     with tarfile.open(image) as t:
         for member in t.getmembers():
+            if not member.isfile():
+                continue
             f = t.extractfile(member)
             if f is None:
                 continue
@@ -50,6 +52,8 @@ def _all_bytes_of_image(image: Path) -> List[bytes]:
                 out.append(raw)
                 with tarfile.open(fileobj=io.BytesIO(raw)) as layer:
                     for m in layer.getmembers():
+                        if not m.isfile():  # links and directories hold no bytes of their own
+                            continue
                         lf = layer.extractfile(m)
                         if lf is not None:
                             out.append(lf.read())
