@@ -53,7 +53,8 @@ def warm(request: pytest.FixtureRequest) -> Iterator[Checkout]:
             container_image(name="img{i}", base="{BUSYBOX}", platforms=["linux/amd64"],
                             steps=[copy("stamp.txt", "/"), run("echo {i} > /n")], cmd=["cat", "/n"])
             """) for i in range(IMAGES)))
-        co.pants("generate-lockfiles", "--resolve=container-images").check()
+        # The same log level as the runs below: pantsd keeps the level it started with.
+        co.pants("-ldebug", "generate-lockfiles", "--resolve=container-images").check()
         first = co.package("-ldebug", targets=["scenario::"]).check()
         # The log shows the processes that ran (else the no-op's check below would see none
         # whatever ran): here each image's build process.
