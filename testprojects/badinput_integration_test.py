@@ -26,7 +26,7 @@ from typing import Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 import pytest
 
 from checkout import Checkout, repo_root
-from llbkit.testutil.procs import make_temp_dir, remove_tree
+from llbkit.testutil.procs import make_temp_dir, remove_tree, silent_tcp_listener
 
 BUSYBOX = "127.0.0.1:5050/llbkit/busybox:latest"  # the samples' registry, started by ./pants
 GOOD = f'container_image(name="img", base="{BUSYBOX}", platforms=["linux/amd64"], steps=[run("true")])\n'
@@ -364,16 +364,8 @@ def test_the_catalogue_has_at_least_60_cases() -> None:
 
 @pytest.fixture
 def silent_worker() -> Iterator[str]:
-    """tcp://127.0.0.1:PORT that accepts connections and never answers."""
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(8)
-    try:
-        yield f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    finally:
-        s.close()
+    with silent_tcp_listener() as address:
+        yield address
 
 
 def test_a_worker_that_never_answers_is_named_with_the_timeout_option(checkout: Checkout, silent_worker: str,

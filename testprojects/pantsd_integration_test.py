@@ -29,7 +29,7 @@ from llbkit.testutil.fixtures import (  # noqa: F401 - pytest finds fixtures by 
     registry,
     registry_auth,
 )
-from llbkit.testutil.procs import make_temp_dir, remove_tree
+from llbkit.testutil.procs import make_temp_dir, pids_running, remove_tree
 from llbkit.testutil.registry import Registry
 from llbkit.testutil.run_image import run_image
 from llbkit.testutil.tools import find_tool
@@ -147,18 +147,6 @@ def test_a_base_tag_moved_between_two_runs_is_rebuilt_from_the_new_digest(checko
     assert second in llb and first not in llb
 
 
-def _pids_running(cmdline: str) -> List[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if (d / "cmdline").read_bytes().replace(b"\0", b" ").strip() == cmdline.encode():
-                    out.append(int(d.name))
-            except OSError:
-                pass
-    return out
-
-
 def _start_package(co: Checkout, pantsd: bool, target: str) -> subprocess.Popen:
     argv = ["./pants", "--pantsd" if pantsd else "--no-pantsd", "package", target]
     env = dict(os.environ, LLBKIT_CACHE=str(co.cache), **co.env)
@@ -169,7 +157,7 @@ def _start_package(co: Checkout, pantsd: bool, target: str) -> subprocess.Popen:
 
 def _wait_for_run(proc: subprocess.Popen, cmdline: str) -> None:
     deadline = time.monotonic() + 240
-    while not _pids_running(cmdline):
+    while not pids_running(cmdline):
         assert proc.poll() is None, f"Pants ended before the RUN started:\n{proc.communicate()[0].decode()[-3000:]}"
         assert time.monotonic() < deadline, "the RUN never started"
         time.sleep(0.2)
@@ -194,9 +182,9 @@ def test_ctrl_c_during_a_long_run_stops_it_on_the_daemon_and_writes_nothing(chec
         _wait_for_run(proc, f"sleep {seconds}")
         proc.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends
         interrupted = time.monotonic()
-        while _pids_running(f"sleep {seconds}") and time.monotonic() - interrupted < 5:
+        while pids_running(f"sleep {seconds}") and time.monotonic() - interrupted < 5:
             time.sleep(0.1)
-        assert not _pids_running(f"sleep {seconds}"), "the RUN still runs on the daemon 5 s after Ctrl-C"
+        assert not pids_running(f"sleep {seconds}"), "the RUN still runs on the daemon 5 s after Ctrl-C"
         # Promptly: well before the RUN would have ended by itself (it has a minute left).
         output = proc.communicate(timeout=30)[0].decode()
         assert proc.returncode != 0

@@ -23,6 +23,7 @@ from llbkit.errors import LlbkitError
 from llbkit.image import ImageSpec, RegistryBase, RunStep, plan
 from llbkit.testutil.buildkitd import Buildkitd
 from llbkit.testutil.registry import Registry
+from llbkit.testutil.procs import pids_running
 
 AMD64 = "linux/amd64"
 
@@ -76,18 +77,6 @@ def test_a_full_disk_is_a_clear_error_naming_target_path_and_space_and_leaves_no
     assert list(private_tmp.iterdir()) == [], "the build left temporary files"
 
 
-def _pids_running(cmdline: str) -> List[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if (d / "cmdline").read_bytes().replace(b"\0", b" ").strip() == cmdline.encode():
-                    out.append(int(d.name))
-            except OSError:
-                pass
-    return out
-
-
 @pytest.fixture
 def doomed_buildkitd() -> Iterator[Buildkitd]:
     daemon = Buildkitd(name="buildkitd(to be killed)").start()
@@ -106,7 +95,7 @@ def test_a_buildkitd_sigkilled_during_a_build_is_a_clear_error_and_leaves_nothin
 
     def kill_when_running() -> None:
         deadline = time.monotonic() + 120
-        while not _pids_running("sleep 53") and time.monotonic() < deadline:
+        while not pids_running("sleep 53") and time.monotonic() < deadline:
             time.sleep(0.1)
         os.kill(daemon.pid, signal.SIGKILL)
         killed.set()

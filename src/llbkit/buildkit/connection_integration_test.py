@@ -22,6 +22,7 @@ from llbkit.buildkit.errors import (
 )
 from llbkit.testutil.buildkitd import Buildkitd
 from llbkit.testutil.certs import make_tls_files
+from llbkit.testutil.procs import silent_tcp_listener
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +41,8 @@ def plain_tcp_buildkitd() -> Iterator[Buildkitd]:
 
 @pytest.fixture
 def silent_listener() -> Iterator[str]:
-    """tcp://127.0.0.1:PORT that accepts connections and never says a word."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(8)
-    try:
-        yield f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    finally:
-        s.close()
+    with silent_tcp_listener() as address:
+        yield address
 
 
 def test_a_client_certificate_from_another_ca_is_reported_as_rejected(buildkitd_arm64_tls, other_ca) -> None:

@@ -10,6 +10,7 @@ long-lived thread).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import errno
 import os
@@ -23,7 +24,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Iterator, List, Mapping, Optional, Sequence
 
 from llbkit.daemon import log_tail, pid_alive
 from llbkit.testutil.errors import FixtureError
@@ -34,6 +35,32 @@ MAX_UNIX_SOCKET_PATH = 107
 _lock = threading.Lock()
 _live: dict[int, "Daemon"] = {}
 _temp_dirs: list[Path] = []
+
+
+def pids_running(cmdline: str) -> List[int]:
+    """The processes whose command line (arguments joined by spaces) is exactly ``cmdline``: how a
+    test sees whether a RUN's process still runs on a daemon."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "cmdline").read_bytes().replace(b"\0", b" ").strip() == cmdline.encode():
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
+
+
+@contextlib.contextmanager
+def silent_tcp_listener() -> Iterator[str]:
+    """``tcp://127.0.0.1:PORT`` that accepts connections and never says a word (a hung worker)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    try:
+        yield f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    finally:
+        s.close()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
