@@ -4,7 +4,6 @@ that accepts TCP but never answers, and buildctl's alternative TLS directory nam
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 from typing import Iterator
 
