@@ -151,26 +151,22 @@ def build_job(
 def _build_into(job: SolveJob, workers: LazyPool, jobs: Any, tmp: Path, image_out: Path, record_out: Path,
                 opts: BuildOptions) -> Dict[str, Any]:
     from llbkit.buildkit.multiplatform import build_multiplatform
-    from llbkit.oci import open_layout, split, write_docker_archive
     from llbkit.atomic import write_bytes_atomic
     from llbkit.oci.metadata import dumps
 
     export = job.export
-    index_tar = tmp / "index.oci.tar"
+    docker = export.output_format == "docker"
+    out = tmp / ("image.docker.tar" if docker else "index.oci.tar")
     result = build_multiplatform(
-        workers.get(), jobs, index_tar, source_date_epoch=export.source_date_epoch,
+        workers.get(), jobs, out, source_date_epoch=export.source_date_epoch,
         allow_emulation=opts.allow_emulation, max_attempts=opts.max_attempts,
         ref_names=export.ref_names if export.output_format == "oci" else (),
         annotations=dict(export.annotations) or None,
         export_attrs={f"annotation.{k}": v for k, v in export.annotations},
         cache_imports=opts.cache_from, cache_exports=opts.cache_to,
-        log=_without_temp_paths(opts.log, str(index_tar)), progress=opts.progress,
+        log=_without_temp_paths(opts.log, str(out)), progress=opts.progress,
+        docker_tags=export.docker_tags if docker else None,
     )
-    out = index_tar
-    if export.output_format == "docker":
-        out = tmp / "image.docker.tar"
-        with open_layout(index_tar) as layout:
-            write_docker_archive(split(layout)[0], out, export.docker_tags)
     builds = [{"platform": b.platform, "worker": b.worker, "emulated": b.emulated,
                "attempts": [{"worker": a.worker, "error": a.error} for a in b.attempts]}
               for b in result.builds]

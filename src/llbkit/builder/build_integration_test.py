@@ -174,3 +174,40 @@ def test_a_failed_solve_leaves_nothing_in_the_output_directory(
     with pytest.raises(PlatformBuildError):
         _build(_job(failing, registry, "sha256:" + "c4" * 32), buildkitd_amd64, fresh, ctx)
     assert list(fresh.iterdir()) == []  # neither output, nor a partial or temporary file
+
+
+def test_a_docker_archive_is_written_in_one_pass_and_holds_what_the_converter_writes(
+    registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path
+) -> None:
+    """The docker archive is finished straight from the export (no OCI tar written first): its
+    members are those `write_docker_archive` writes from the OCI layout of the same build, and
+    its image is the OCI build's one platform."""
+    import tarfile
+
+    from llbkit.oci import open_layout, split, write_docker_archive
+
+    spec = ImageSpec(name="//it:docker", base=RegistryBase(registry.busybox_ref),
+                     steps=(CopyStep(ContextSource("context", "app/hello.txt"), "/app/"),), platforms=(AMD64,))
+    ctx = _context(tmp_path)
+    tags = ("it/docker:1.0", "it/docker:latest")
+    oci = _build(_job(spec, registry, "sha256:" + "d1" * 32, record_tags=tags), buildkitd_amd64,
+                 tmp_path / "oci", ctx)
+    docker = _build(_job(spec, registry, "sha256:" + "d1" * 32, output_format="docker", docker_tags=tags,
+                         record_tags=tags), buildkitd_amd64, tmp_path / "docker", ctx)
+    assert docker["format"] == "docker" and docker["index"] == oci["index"]
+    assert docker["platforms"] == oci["platforms"]
+    with open_layout(tmp_path / "oci" / "image.tar") as layout:
+        write_docker_archive(split(layout)[0], tmp_path / "converted.tar", tags)
+
+    def members(path: Path) -> Dict[str, bytes]:
+        with tarfile.open(path) as tf:
+            return {m.name: (tf.extractfile(m).read() if m.isfile() else b"")  # type: ignore[union-attr]
+                    for m in tf.getmembers()}
+
+    got, want = members(tmp_path / "docker" / "image.tar"), members(tmp_path / "converted.tar")
+    assert sorted(got) == sorted(want)
+    assert [n for n in sorted(got) if got[n] != want[n]] == [], {n: (got[n][:300], want[n][:300])
+                                                                 for n in got if got[n] != want[n]}
+    manifest = json.loads(got["manifest.json"])
+    assert manifest[0]["RepoTags"] == list(tags)
+    assert sorted(p.name for p in (tmp_path / "docker").iterdir()) == ["image.json", "image.tar"]

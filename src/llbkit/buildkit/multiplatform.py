@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from llbkit.buildkit.errors import (
@@ -157,6 +157,7 @@ def build_multiplatform(
     log: Optional[LogFunc] = None,
     progress: Optional[ProgressFactory] = None,
     cancel: Optional[threading.Event] = None,
+    docker_tags: Optional[Sequence[str]] = None,
 ) -> MultiPlatformResult:
     """Build every job's platform in parallel on ``pool`` and write one OCI index tar at ``dest``.
 
@@ -165,7 +166,9 @@ def build_multiplatform(
     that attempt's solve. ``max_attempts`` bounds the tries of a platform (each on another
     worker). ``export_attrs`` are added to each platform's OCI exporter (e.g. ``annotation.KEY``);
     ``cache_imports``/``cache_exports`` are :class:`~llbkit.buildkit.options.CacheOption` values
-    for every solve. ``cancel`` stops every solve when set.
+    for every solve. ``cancel`` stops every solve when set. With ``docker_tags`` (one
+    platform), ``dest`` is a ``docker load`` archive naming those tags instead of an OCI layout
+    (written in the same single pass; the result's index is the one a layout would hold).
     """
     if not jobs:
         raise BuildKitError("nothing to build: pass one PlatformJob per platform")
@@ -175,6 +178,9 @@ def build_multiplatform(
         if p in seen:
             raise BuildKitError(f"platform {p} is listed twice (jobs {seen[p]} and {i}); list each platform once")
         seen[p] = i
+    if docker_tags is not None and len(jobs) != 1:
+        raise BuildKitError(f"a docker archive holds one platform, not {len(jobs)}: build one platform, "
+                            "or write an OCI layout")
     if max_attempts < 1:
         raise BuildKitError(f"max_attempts must be at least 1, not {max_attempts}")
     dest = os.fspath(dest)
@@ -205,7 +211,7 @@ def build_multiplatform(
         if first_error is not None:
             raise first_error
         builds = tuple(r for r in results if r is not None)
-        assembled = _assemble(jobs, out, ref_names, annotations)
+        assembled = _assemble(jobs, out, ref_names, annotations, docker_tags)
     finally:
         stop.set()
         if watcher is not None:
@@ -313,7 +319,7 @@ class _PlatformRunner:
 
 
 def _assemble(jobs: Sequence[PlatformJob], out: Any, ref_names: Sequence[str],
-              annotations: Optional[Mapping[str, str]]) -> Any:
+              annotations: Optional[Mapping[str, str]], docker_tags: Optional[Sequence[str]] = None) -> Any:
     from llbkit.oci import assemble
 
     images = []
@@ -325,7 +331,10 @@ def _assemble(jobs: Sequence[PlatformJob], out: Any, ref_names: Sequence[str],
                                 f"instead of one {want} image")
         images.append(got[0])
     assembled = assemble(images, annotations)
-    out.commit(assembled, ref_names)
+    if docker_tags is None:
+        out.commit(assembled, ref_names)
+    else:
+        out.commit_docker(assembled.images[0], docker_tags)
     return assembled
 
 

@@ -54,13 +54,18 @@ def docker_index(image: PlatformImage, tags: Sequence[str]) -> bytes:
     return gojson.compact({"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": descs})
 
 
-def write_docker_archive(
-    image: PlatformImage, path: Union[str, "os.PathLike[str]"], tags: Sequence[str] = ()
-) -> None:
-    """Write ``image`` with ``tags`` (``NAME:TAG``) as a docker archive at ``path``, atomically."""
-    files = {
+def docker_files(image: PlatformImage, tags: Sequence[str] = ()) -> Dict[str, bytes]:
+    """The top-level files of a docker archive of ``image``: ``manifest.json``, ``index.json``
+    and ``oci-layout`` (its blobs are the image's own)."""
+    return {
         "manifest.json": docker_manifest(image, tags),
         "index.json": docker_index(image, tags),
         LAYOUT_FILE: OCI_LAYOUT_BYTES,
     }
-    write_layout_tar(path, files, image.blob_entries())
+
+
+def write_docker_archive(
+    image: PlatformImage, path: Union[str, "os.PathLike[str]"], tags: Sequence[str] = ()
+) -> None:
+    """Write ``image`` with ``tags`` (``NAME:TAG``) as a docker archive at ``path``, atomically."""
+    write_layout_tar(path, docker_files(image, tags), image.blob_entries())

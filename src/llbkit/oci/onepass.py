@@ -279,6 +279,7 @@ class OnePassLayoutTar:
         self._files: List[Optional[BinaryIO]] = [None] * count
         self._paths: List[Optional[Path]] = [None] * count
         self._committed = False
+        self._written: Dict[str, Tuple[int, int, int]] = {}
         self._receivers: List[ExportReceiver] = [
             ExportReceiver(lambda i=i: self._open(i), f"the export of platform {i + 1} to {self.dest}")
             for i in range(count)]
@@ -301,6 +302,28 @@ class OnePassLayoutTar:
         return [r.images() for r in self._receivers]
 
     def commit(self, assembled: AssembledIndex, ref_names: Sequence[str] = ()) -> None:
+        """Write the index and the layout files, and move the tar into place."""
+        out = self._append_blobs()
+        if assembled.descriptor.digest not in self._written:
+            data = assembled.index_bytes
+            name = _BLOB_PREFIX + assembled.descriptor.digest.split(":", 1)[1]
+            out.write(_header(name, _BLOB_MODE, len(data)) + data + bytes(-len(data) % BLOCK))
+        self._finish(out, layout_files(assembled.descriptor, ref_names))
+
+    def commit_docker(self, image: PlatformImage, tags: Sequence[str] = ()) -> None:
+        """Finish the tar as a ``docker load`` archive of ``image`` (the one platform built):
+        its blobs as they were written, ``manifest.json`` and an ``index.json`` naming the
+        image manifest per tag (see :mod:`llbkit.oci.docker_archive`), with no index blob, so
+        a docker archive is written once, like a layout."""
+        from llbkit.oci.docker_archive import docker_files
+
+        if len(self._receivers) != 1:
+            raise LayoutError(f"a docker archive holds one platform, not {len(self._receivers)}")
+        files = docker_files(image, tags)  # checks the tags before anything is finished
+        self._finish(self._append_blobs(), files)
+
+    def _append_blobs(self) -> BinaryIO:
+        """The output file, with the later platforms' blobs appended (shared ones once)."""
         out = self._files[0] or self._open(0)
         out.seek(0, os.SEEK_END)
         written = dict(self._receivers[0].blobs)
@@ -312,11 +335,10 @@ class OnePassLayoutTar:
                 if digest not in written:  # shared between platforms: once
                     _copy_range(f, out, start, end - start)
                     written[digest] = (size, 0, 0)
-        if assembled.descriptor.digest not in written:
-            data = assembled.index_bytes
-            name = _BLOB_PREFIX + assembled.descriptor.digest.split(":", 1)[1]
-            out.write(_header(name, _BLOB_MODE, len(data)) + data + bytes(-len(data) % BLOCK))
-        files = layout_files(assembled.descriptor, ref_names)
+        self._written = written
+        return out
+
+    def _finish(self, out: BinaryIO, files: Dict[str, bytes]) -> None:
         for name in sorted(files):
             data = files[name]
             out.write(_header(name, _FILE_MODES.get(name, 0o644), len(data)) + data + bytes(-len(data) % BLOCK))
