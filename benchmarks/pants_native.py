@@ -28,6 +28,20 @@ at the end; every pantsd and daemon is stopped by PID. `--quick` uses smaller co
    the images with remote cache reads: wall time and how many came "from cache"; checkout C,
    set up as B, packages the archives from the same cache: the reference. A, B and C run with
    Pants' remote RPC concurrency lowered to 4 + 4 (see RPC_LIMITS: the BuildGrid fixture's limit).
+4. Cold `package` against Pants' docker backend (`--docker`; without it, or when dockerd cannot
+   be had, the part says so and is skipped): for each K (50 and 200; `--cold-images`), K
+   `container_image` targets and K equivalent `docker_image` targets (one Dockerfile each: `FROM
+   busybox`, `COPY dock/f.txt /srv/i/`: the context is the repo root, `RUN echo TOKEN-i > /x`),
+   in one checkout with both backends enabled. dockerd is Debian's docker.io (installed with apt
+   when missing and run as root), started with a data root, exec root, socket and pid file of its
+   own under the temp dir, its BuildKit on (`DOCKER_BUILDKIT=1`); its RUNs need a bridge (Pants
+   2.17's `docker_image` cannot ask for `--network=none`), so it gets one of its own, made for
+   the run and deleted after it, with no iptables rules and no NAT (no route off the machine).
+   llbkit builds on one fixture buildkitd. A warm-up round of each side pulls the base; then R
+   (`--cold-rounds`, 2) alternating rounds, each with a fresh token so every RUN is a cache miss
+   on both sides: `./pants --no-pantsd package` of each set; medians and the ratio llbkit /
+   docker backend (goal <= 0.8). The two BuildKits differ (dockerd 20.10 embeds its own, older
+   one): the ratio is for what a user would switch between.
 """
 
 from __future__ import annotations
@@ -37,13 +51,16 @@ import json
 import os
 import platform as _platform
 import secrets
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from checkout import Checkout, Run
 from llbkit.testutil.buildkitd import Buildkitd
@@ -240,12 +257,136 @@ def part3(base: Path, workers_env: Dict[str, str], n: int) -> None:
     print(f"   /tmp/llbkit-* new during part 3 (A solved {n} images) and still there: {new_tmp(seen)}")
 
 
+# -- part 4: Pants' docker backend on its own dockerd ---------------------------------------
+
+DOCKER = "/usr/bin/docker"  # Debian's CLI, the same version as its dockerd (the BuildKit it drives)
+
+
+BRIDGE = f"llbkitb{os.getpid() % 1000}"
+BRIDGE_ADDRESS = f"10.213.{os.getpid() % 250}.1/24"
+
+
+def _bridge(up: bool) -> bool:
+    cmds = ([["ip", "link", "add", "name", BRIDGE, "type", "bridge"],
+             ["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], ["ip", "link", "set", BRIDGE, "up"]]
+            if up else [["ip", "link", "del", BRIDGE]])
+    return all(subprocess.run(c, capture_output=True).returncode == 0 for c in cmds)
+
+
+def start_dockerd(root: Path) -> "Tuple[Optional[subprocess.Popen], str]":
+    """dockerd with everything of its own under ``root``; (process, unix socket) or (None, why)."""
+    if shutil.which("dockerd") is None or not os.path.exists(DOCKER):
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            return None, "no dockerd here, and installing Debian's docker.io needs root and apt-get"
+        print("   installing Debian's docker.io with apt-get ...", flush=True)
+        for cmd in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"]):
+            done = subprocess.run(cmd, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                return None, f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-300:]}"
+    if os.geteuid() != 0:
+        return None, "dockerd needs root"
+    root.mkdir(parents=True, exist_ok=True)
+    if shutil.which("ip") is None or not _bridge(True):
+        _bridge(False)
+        return None, f"could not make the bridge {BRIDGE} for dockerd's RUNs (needs iproute2 and root)"
+    sock = root / "docker.sock"
+    log = open(root / "dockerd.log", "w")
+    proc = subprocess.Popen(
+        ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+         "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}", f"--bridge={BRIDGE}",
+         "--iptables=false", "--ip-masq=false", "--containerd-namespace=llbkit-bench",
+         "--containerd-plugins-namespace=llbkit-bench-plugins"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        ok = subprocess.run([DOCKER, "-H", f"unix://{sock}", "version"], capture_output=True).returncode == 0
+        if ok:
+            return proc, f"unix://{sock}"
+        time.sleep(0.5)
+    stop_dockerd(proc)
+    return None, f"dockerd did not come up in 60 s (see its log, {root / 'dockerd.log'})"
+
+
+def stop_dockerd(proc: "Optional[subprocess.Popen]") -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    _bridge(False)
+
+
+def write_cold_sets(co: Checkout, n: int, token: str) -> None:
+    """cold/: n container_image targets; dock/: n docker_image targets doing the same."""
+    for d in ("cold", "dock"):
+        write(co, f"{d}/f.txt", "a small file\n")
+    write(co, "cold/BUILD", 'files(name="f", sources=["f.txt"])\n' + "".join(
+        f'container_image(name="img{i}", base="{BUSYBOX}", platforms=["linux/amd64"],\n'
+        f'                steps=[copy("f.txt", "/srv/{i}/"), run("echo {token}-{i} > /x")])\n'
+        for i in range(n)))
+    write(co, "dock/BUILD", 'files(name="f", sources=["f.txt"])\n' + "".join(
+        f'docker_image(name="img{i}", source="Dockerfile.{i}", dependencies=[":f"])\n'
+        for i in range(n)))
+    for i in range(n):
+        write(co, f"dock/Dockerfile.{i}", f"FROM {BUSYBOX}\nCOPY dock/f.txt /srv/{i}/\nRUN echo {token}-{i} > /x\n")
+
+
+def part4(base: Path, worker: str, counts: Sequence[int], rounds: int, enabled: bool) -> None:
+    print("4. cold package vs Pants' docker backend")
+    if not enabled:
+        print("   skipped: run with --docker (it installs Debian's docker.io when missing, as root, and "
+              "starts a dockerd of its own)")
+        return
+    proc, where = start_dockerd(base / "dockerd")
+    if proc is None:
+        print(f"   skipped: {where}")
+        return
+    backends = '--backend-packages=+["pants.backend.docker"]'
+    env = {"PANTS_BUILDKIT_WORKERS": json.dumps([worker]), "PANTS_BUILDKIT_AUTO_START": "false",
+           "PANTS_DOCKER_EXECUTABLE_SEARCH_PATHS": '["/usr/bin"]',
+           "PANTS_DOCKER_ENV_VARS": json.dumps([f"DOCKER_HOST={where}", "DOCKER_BUILDKIT=1"])}
+    co = Checkout(base, "docker", own_store=True, env=env)
+    try:
+        version = subprocess.run([DOCKER, "-H", where, "version", "--format", "{{.Server.Version}}"],
+                                 capture_output=True, text=True).stdout.strip()
+        print(f"   dockerd {version} (pid {proc.pid}, BuildKit on) vs llbkit on one buildkitd; "
+              f"--no-pantsd, {rounds} alternating rounds after a warm-up (min / median / max)")
+        for n in counts:
+            write_cold_sets(co, n, "WARM-" + secrets.token_hex(6))
+            timed(co, backends, targets=["cold::"], timeout=3600)
+            timed(co, backends, targets=["dock::"], timeout=3600)
+            ours: List[float] = []
+            theirs: List[float] = []
+            for _ in range(rounds):
+                write_cold_sets(co, n, "TOKEN-" + secrets.token_hex(6))
+                t, run = timed(co, backends, targets=["cold::"], timeout=3600)
+                assert how_counts(run)["solved in"] == n, run.log[-4000:]
+                ours.append(t)
+                t, run = timed(co, backends, targets=["dock::"], timeout=3600)
+                theirs.append(t)
+            mo, mt = statistics.median(ours), statistics.median(theirs)
+            print(f"   {n:4d} images: llbkit {spread(ours)} s, docker backend {spread(theirs)} s; "
+                  f"ratio {mo / mt:.2f}x of the medians (goal <= 0.8)", flush=True)
+    finally:
+        co.close()
+        stop_dockerd(proc)
+
+
 def main(argv: Sequence[str] = ()) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller counts (8 x sleep 3; 10 targets; 3 runs)")
     ap.add_argument("--noop-images", type=int, default=None, help="images (and archives) of part 2 (default 50)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of part 1 (default 3)")
-    ap.add_argument("--skip", action="append", default=[], choices=["1", "2", "3"])
+    ap.add_argument("--skip", action="append", default=[], choices=["1", "2", "3", "4"])
+    ap.add_argument("--docker", action="store_true",
+                    help="run part 4 (Pants' docker backend on a dockerd of its own; installs docker.io if missing)")
+    ap.add_argument("--cold-images", type=int, action="append", default=None,
+                    help="images per set in part 4 (repeatable; default 50 and 200)")
+    ap.add_argument("--cold-rounds", type=int, default=2, help="rounds of part 4 (default 2)")
     args = ap.parse_args(list(argv) or None)
     n1, sleep, n, reps = (8, 3.0, 10, 3) if args.quick else (20, 5.0, 50, 5)
     n = args.noop_images or n
@@ -276,8 +417,10 @@ def main(argv: Sequence[str] = ()) -> int:
         if "3" not in args.skip:
             print(flush=True)
             part3(base, workers_env, n)
-        print("\ncold package vs Pants' docker backend: not measured in this run (this benchmark does "
-              "not set up dockerd and the docker backend yet); see RESULTS.md", flush=True)
+        if "4" not in args.skip:
+            print(flush=True)
+            part4(base, daemons[0].addr, args.cold_images or ([10] if args.quick else [50, 200]),
+                  args.cold_rounds, args.docker)
     finally:
         if co is not None:
             co.close()
