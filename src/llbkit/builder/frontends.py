@@ -132,7 +132,7 @@ def dockerfile_frontend(dockerfile: bytes, attrs: Sequence[Tuple[str, str]] = ()
     if SYNTAX_BUILD_ARG in opts:
         value = opts[SYNTAX_BUILD_ARG].strip()
         return gateway_frontend(value.split(" ", 1)[0], tuple(opts.items()), inputs, cmdline=opts[SYNTAX_BUILD_ARG],
-                                pins=pins, where=f"the build arg BUILDKIT_SYNTAX")
+                                pins=pins, where="the build arg BUILDKIT_SYNTAX")
     syntax = detect_syntax(dockerfile)
     if syntax is not None:
         return gateway_frontend(syntax.image, tuple(opts.items()), inputs, cmdline=syntax.cmdline, pins=pins,
