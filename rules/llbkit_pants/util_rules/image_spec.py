@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from pants.backend.python.goals.package_pex_binary import PexBinaryFieldSet
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.target_types import (
     FileSourceField,
@@ -58,6 +57,7 @@ from pants.engine.target import (
     WrappedTarget,
     WrappedTargetRequest,
 )
+from pants.engine.unions import UnionMembership
 from pants.util.strutil import softwrap
 
 from llbkit_pants import build_file_helpers as helpers
@@ -68,7 +68,7 @@ from llbkit_pants.util_rules.base_chain import (
     field_error,
     is_address,
 )
-from llbkit_pants.util_rules.pex_platforms import PexForPlatform, PexForPlatformRequest
+from llbkit_pants.util_rules.platform_packages import PlatformPackage, PlatformPackageRequest
 from llbkit_pants.target_types import (
     ContainerImageAnnotationsField,
     ContainerImageBaseField,
@@ -200,29 +200,31 @@ async def _package_in(prefix: str, digest: Digest) -> Tuple[str, Digest, Files, 
     return path, prefixed, _files_under(entries, path), sha
 
 
-async def _pex_per_platform(request: CopySourceRequest, field_set: PexBinaryFieldSet, prefix: str) -> CopySource:
-    """A pex_binary built for each of the image's platforms (see util_rules.pex_platforms); one
-    shared source when every platform's PEX has the same bytes (a pure-Python PEX)."""
+async def _per_platform(request: CopySourceRequest, field_set: PackageFieldSet, member: Any,
+                        prefix: str) -> CopySource:
+    """A package built for each of the image's platforms by a `PlatformPackageRequest` member
+    (see util_rules.platform_packages); one shared source when every platform's build has the
+    same bytes (a pure-Python PEX)."""
     files_by_platform = dict(request.complete_platforms)
-    pexes = await MultiGet(Get(PexForPlatform, PexForPlatformRequest(
+    builds = await MultiGet(Get(PlatformPackage, PlatformPackageRequest, member(
         field_set, request.address, request.index, p, request.base, files_by_platform.get(p)))
         for p in request.platforms)
-    shared = len({x.digest for x in pexes}) == 1
+    shared = len({x.digest for x in builds}) == 1
     if shared:
-        placed = [await _package_in(prefix, pexes[0].digest)] * len(pexes)
+        placed = [await _package_in(prefix, builds[0].digest)] * len(builds)
     else:
-        placed = [await _package_in(posixpath.join(prefix, x.platform.replace("/", "_")), x.digest) for x in pexes]
+        placed = [await _package_in(posixpath.join(prefix, x.platform.replace("/", "_")), x.digest) for x in builds]
     record = json.dumps({
         "image": str(request.address), "step": request.index, "target": str(field_set.address),
         "shared": shared,
         "platforms": [{"platform": x.platform, "path": path, "sha256": sha, "built_for": json.loads(x.origin)}
-                      for x, (path, _, _, sha) in zip(pexes, placed)],
+                      for x, (path, _, _, sha) in zip(builds, placed)],
     }, sort_keys=True)
     digest = await Get(Digest, MergeDigests(d for _, d, _, _ in placed))
     if shared:
         path, _, files, _ = placed[0]
         return CopySource(path, digest, files, record=record)
-    return CopySource(prefix, digest, (), tuple((x.platform, path, files) for x, (path, _, files, _) in zip(pexes, placed)),
+    return CopySource(prefix, digest, (), tuple((x.platform, path, files) for x, (path, _, files, _) in zip(builds, placed)),
                       record=record)
 
 
@@ -246,6 +248,17 @@ def symlink_problem(message: str, repo_path: str) -> Optional[Tuple[str, str]]:
                 link = link[at + 1:] if at >= 0 else posixpath.basename(link)
             return link, m.group("target")
     return None
+
+
+def _host_platform() -> str:
+    """This machine's platform, as an image platform (`linux/amd64`)."""
+    from pants.engine.platform import Platform
+
+    os_name, _, arch = Platform.create_for_localhost().value.partition("_")
+    return f"{os_name}/{_ARCHES.get(arch, arch)}"
+
+
+_ARCHES = {"x86_64": "amd64", "arm64": "arm64"}  # Pants' platform names -> OCI's
 
 
 def _target_dir(address: Address) -> str:
@@ -297,7 +310,7 @@ def _check_relative(address: Address, index: int, source: str) -> str:
 
 
 @rule(desc="Resolve a copy() source of a container_image")
-async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
+async def resolve_copy_source(request: CopySourceRequest, union_membership: UnionMembership) -> CopySource:
     address, source = request.address, request.source
     where = f"steps[{request.index}] copy() source {source!r}"
     if is_address(source):
@@ -324,9 +337,20 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
                 """))
         prefix = _target_dir(tgt.address)
         field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [tgt]))
-        if field_sets.field_sets and request.platforms and isinstance(field_sets.field_sets[0], PexBinaryFieldSet):
-            # Built for each platform's interpreter: never a host-built PEX in a foreign image.
-            return await _pex_per_platform(request, field_sets.field_sets[0], prefix)
+        members = [m for m in union_membership.get(PlatformPackageRequest)
+                   if field_sets.field_sets and m.is_for(field_sets.field_sets[0])]
+        if members and request.platforms:
+            # Built for each platform (a PEX for each platform's interpreter): never a host-built
+            # artifact in a foreign image.
+            return await _per_platform(request, field_sets.field_sets[0], members[0], prefix)
+        foreign = [p for p in request.platforms if p != _host_platform()]
+        if field_sets.field_sets and foreign and tgt.alias == "pex_binary":
+            raise _field_error(address, "steps", softwrap(
+                f"""
+                {where} is a `pex_binary`, which must be built for {', '.join(foreign)} (a PEX
+                built here is for this machine's interpreter), but llbkit's Python support is not enabled: add
+                "llbkit_pants.python" to [GLOBAL].backend_packages (after "pants.backend.python").
+                """))
         if field_sets.field_sets:
             built = await Get(BuiltPackage, PackageFieldSet, field_sets.field_sets[0])
             snapshot = await Get(Snapshot, Digest, built.digest)

@@ -1,10 +1,11 @@
 """A `pex_binary` built for one platform of a container image, through Pants' own pex rules.
 
-`PexForPlatformRequest(field_set, image, index, platform, base, file)` -> `PexForPlatform`:
+`PexForPlatformRequest` (a `PlatformPackageRequest`, see `util_rules.platform_packages`) ->
+`PlatformPackage`:
 the `pex_binary` package rule's own request (`PexFromTargetsRequestForBuiltPackage`: entry
 point, layout, args, env, the resolve's lockfile and every other `pex_binary` field), with its
 platforms replaced by the complete platform of the image's variant (see
-`util_rules.complete_platforms`), built by Pants' `Pex` rule and cached as any PEX. A
+`llbkit_pants.python.complete_platforms`), built by Pants' `Pex` rule and cached as any PEX. A
 `pex_binary` that names its own `platforms` or `complete_platforms` says what it is built for:
 it is built once, as its package rule builds it, and shared by every variant.
 
@@ -19,18 +20,18 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
 from pants.backend.python.goals.package_pex_binary import PexBinaryFieldSet, PexFromTargetsRequestForBuiltPackage
 from pants.backend.python.util_rules.pex import Pex, PexPlatforms
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
-from pants.core.goals.package import BuiltPackage
-from pants.engine.addresses import Address
-from pants.engine.fs import Digest
+from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.engine.process import ProcessExecutionFailure
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.unions import UnionRule
 
-from llbkit_pants.util_rules.complete_platforms import ImageCompletePlatform, ImageCompletePlatformRequest
+from llbkit_pants.python.complete_platforms import ImageCompletePlatform, ImageCompletePlatformRequest
+from llbkit_pants.util_rules.platform_packages import PlatformPackage, PlatformPackageRequest, describe
 
 
 class PexPlatformError(Exception):
@@ -43,24 +44,12 @@ class PexPlatformError(Exception):
 
 
 @dataclass(frozen=True)
-class PexForPlatformRequest:
+class PexForPlatformRequest(PlatformPackageRequest):
     field_set: PexBinaryFieldSet
-    image: Address
-    index: int  # the image's copy step, for errors
-    platform: str
-    base: Optional[str]  # the registry base at the root of the image's chain
-    file: Optional[str] = None  # the image's `complete_platforms` entry for the platform
 
-
-@dataclass(frozen=True)
-class PexForPlatform:
-    """The PEX (`digest`, one file or a packed/loose directory named `output_filename`) and how
-    it was built: `origin` is JSON for image.json."""
-
-    platform: str
-    digest: Digest
-    output_filename: str
-    origin: str
+    @classmethod
+    def is_for(cls, field_set: PackageFieldSet) -> bool:
+        return isinstance(field_set, PexBinaryFieldSet)
 
 
 # pex's words for a requirement with no distribution for a target (pex 2.x), e.g.
@@ -97,12 +86,11 @@ def _stderr_of(e: BaseException) -> Optional[str]:
 
 
 @rule(desc="Build a pex_binary for a platform of a container_image")
-async def pex_for_platform(request: PexForPlatformRequest) -> PexForPlatform:
+async def pex_for_platform(request: PexForPlatformRequest) -> PlatformPackage:
     fs = request.field_set
     if fs.platforms.value or fs.complete_platforms.value:
         built = await Get(BuiltPackage, PexBinaryFieldSet, fs)
-        name = built.artifacts[0].relpath or ""
-        return PexForPlatform(request.platform, built.digest, name, json.dumps(
+        return PlatformPackage(request.platform, built.digest, json.dumps(
             {"source": "pex_binary", "target": str(fs.address)}, sort_keys=True))
     cp = await Get(ImageCompletePlatform, ImageCompletePlatformRequest(
         request.image, request.platform, request.base, request.file))
@@ -118,20 +106,15 @@ async def pex_for_platform(request: PexForPlatformRequest) -> PexForPlatform:
             raise
         names = ", ".join(missing)
         raise PexPlatformError(
-            f"{request.image}: steps[{request.index}] copies {fs.address} into its {request.platform} image, but "
-            f"{names} has no distribution for {request.platform} (Python {_python(cp)}) in the lockfile of "
-            f"{fs.address}'s resolve, and a source distribution cannot be built for another platform. Use a "
-            f"version of {names} that publishes a wheel for that platform and regenerate the lockfile "
-            f"(`pants generate-lockfiles`), or drop {request.platform} from the image's platforms.",
+            f"{request.image}: steps[{request.index}] copies {fs.address} into its {request.platform} variant, "
+            f"but {names} has no wheel for that platform's interpreter ({describe(cp.origin)}) in the lockfile "
+            f"of {fs.address}'s resolve, and a source distribution cannot be built for another platform. Use a "
+            f"version of {names} that publishes a wheel for {request.platform} and regenerate the lockfile "
+            f"(`pants generate-lockfiles`), or drop {request.platform} from the image's `platforms`.",
             image=str(request.image), target=str(fs.address), platform=request.platform,
             distributions=missing) from None
-    return PexForPlatform(request.platform, pex.digest, pft.output_filename, cp.origin)
-
-
-def _python(cp: ImageCompletePlatform) -> str:
-    origin = json.loads(cp.origin)
-    return str(origin.get("python") or origin.get("target") or "?")
+    return PlatformPackage(request.platform, pex.digest, cp.origin)
 
 
 def rules():
-    return collect_rules()
+    return [*collect_rules(), UnionRule(PlatformPackageRequest, PexForPlatformRequest)]

@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 from pants.backend.python.util_rules.pex import CompletePlatforms
 from pants.backend.python.util_rules.pex_cli import PexCli
 from pants.core.util_rules.external_tool import DownloadedExternalTool, ExternalToolRequest
-from pants.engine.addresses import Address, UnparsedAddressInputs
+from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs
 from pants.engine.platform import Platform
 from pants.engine.process import FallibleProcessResult, Process
@@ -131,11 +131,17 @@ async def inspect_interpreter(request: InspectedInterpreterRequest, pex_cli: Pex
 @rule(desc="Find the Python interpreter of a container_image's platform")
 async def image_complete_platform(request: ImageCompletePlatformRequest) -> ImageCompletePlatform:
     if request.file:
-        cps = await Get(CompletePlatforms, UnparsedAddressInputs(
-            [request.file], owning_address=request.address,
-            description_of_origin=f"the `complete_platforms` field of {request.address} ({request.platform})"))
+        named = UnparsedAddressInputs([request.file], owning_address=request.address,
+                                      description_of_origin=f"the `complete_platforms` field of {request.address} "
+                                      f"({request.platform})")
+        addresses = await Get(Addresses, UnparsedAddressInputs, named)
+        cps = await Get(CompletePlatforms, UnparsedAddressInputs, named)
+        if not cps:
+            raise InterpreterInspectionError(
+                f"{request.address}: the `complete_platforms` entry for {request.platform}, {addresses[0]}, has no "
+                "file: name a `file` target whose source is the JSON of `pex3 interpreter inspect --markers --tags`.")
         return ImageCompletePlatform(request.platform, cps, json.dumps(
-            {"source": "file", "target": request.file}, sort_keys=True))
+            {"source": "file", "target": str(addresses[0])}, sort_keys=True))
     if request.base is None:
         raise InterpreterInspectionError(
             f"{request.address} copies a PEX into an image built from scratch for {request.platform}: there is "
