@@ -577,7 +577,7 @@ def _complete_platform_files(address: Address, value: Optional[Dict[str, str]],
     from llbkit.image import ImageSpecError, normalize_platforms
 
     out = []
-    for key, target in sorted((value or {}).items()):
+    for key, target in (value or {}).items():
         try:
             (platform,) = normalize_platforms([key], spec_name=str(address))
         except ImageSpecError as e:
@@ -592,8 +592,11 @@ def _complete_platform_files(address: Address, value: Optional[Dict[str, str]],
         if not is_address(target):
             raise _field_error(address, "complete_platforms", f"the value for {key!r}, {target!r}, must be the "
                                'address of a `file` target, e.g. "//3rdparty/platforms:linux_arm64"')
+        if platform in dict(out):
+            raise _field_error(address, "complete_platforms", f"{key!r} names {platform} again: give each "
+                               "platform one entry")
         out.append((platform, target))
-    return tuple(out)
+    return tuple(sorted(out))
 
 
 @rule(desc="Compile a container_image target's fields to an image spec")

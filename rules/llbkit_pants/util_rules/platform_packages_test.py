@@ -24,6 +24,7 @@ def test_platforms_are_normalized_and_sorted() -> None:
                                  "linux/amd64, linux/arm64"]),
     ({"linux": ":x"}, ["`complete_platforms`", "'linux' is not a platform", "linux/arm64"]),
     ({"linux/arm64": "platform.json"}, ["must be the address of a `file` target"]),
+    ({"linux/arm64": ":a", "linux/aarch64": ":b"}, ["names linux/arm64 again"]),
 ])
 def test_bad_entries_name_the_field_the_target_and_the_fix(value: dict, fragments: list) -> None:
     with pytest.raises(InvalidFieldException) as e:
