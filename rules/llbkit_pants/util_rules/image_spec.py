@@ -14,7 +14,10 @@ image's spec in (its context files join this one's; cycles are errors naming the
 In the build context, a path source keeps its path from the build root
 (`copy("conf/app.yaml", ...)` in `svc/BUILD` is `svc/conf/app.yaml`); a target source lives in
 `.llbkit-targets/<address>/`: its package's files, or its files/resources sources relative to
-the target's directory.
+the target's directory. A package built for each platform of the image (a `pex_binary`, see
+`util_rules.platform_packages`) lives in `.llbkit-targets/<address>/<os>_<arch>/` for each
+platform and is copied as a `PlatformSource`, unless every platform's build has the same bytes:
+then it is there once, shared.
 """
 
 from __future__ import annotations
