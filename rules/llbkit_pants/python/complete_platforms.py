@@ -42,6 +42,11 @@ RECORD_OUT = "out/image.json"
 PLATFORMS_DIR = "__llbkit_complete_platforms"
 
 
+# What `platform.machine()` says on each platform (Linux), to check an inspection ran there.
+_MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/s390x": "s390x",
+             "linux/ppc64le": "ppc64le", "linux/riscv64": "riscv64"}
+
+
 class InterpreterInspectionError(Exception):
     """The interpreter of an image's base could not be inspected (the message says which and why)."""
 
@@ -123,6 +128,14 @@ async def inspect_interpreter(request: InspectedInterpreterRequest, pex_cli: Pex
         raise InterpreterInspectionError(f"{request.address}: inspecting the python3 of {base} on {platform}: {e}") from None
     resolved = bases.configs().get((registry_bases(spec)[0], platform))
     markers = doc["marker_environment"]
+    expected = _MACHINES.get(platform)
+    if expected is not None and markers.get("platform_machine") != expected:
+        # A worker that ran another machine's binary (a misconfigured emulator) must not decide
+        # which wheels an image gets.
+        raise InterpreterInspectionError(
+            f"{request.address}: the python3 of {base} inspected for {platform} reports the machine "
+            f"{markers.get('platform_machine')!r}, not {expected!r}: check the worker's emulation for {platform}, "
+            f'or name a complete platform: complete_platforms={{"{platform}": "//path/to:platform_json"}}.')
     origin = {"source": "inspected", "base": base, "base_digest": getattr(resolved, "digest", None),
               "machine": markers.get("platform_machine"), "python": markers.get("python_full_version")}
     return InspectedInterpreter(json.dumps(doc, sort_keys=True, indent=1).encode(), json.dumps(origin, sort_keys=True))
