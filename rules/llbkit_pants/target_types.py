@@ -277,6 +277,26 @@ class ContainerImagePlatformsField(StringSequenceField):
     )
 
 
+class ContainerImageCompletePlatformsField(DictStringToStringField):
+    alias = "complete_platforms"
+    help = softwrap(
+        """
+        The Python interpreter of each platform, for the `pex_binary` targets this image copies:
+        a platform -> the address of a `file` target holding a pex complete platform (the JSON of
+        `pex3 interpreter inspect --markers --tags`), e.g.
+        `complete_platforms={"linux/arm64": "//3rdparty/platforms:debian12_py311_arm64"}`.
+
+        Every PEX copied with `copy()` is built for each platform of the image, through the
+        `pex_binary`'s own package rule (its lockfile, fields and caching), resolved for that
+        platform's interpreter. A platform not listed here takes its interpreter from the image
+        itself: the base image's `python3` is inspected on a worker of that platform (native or
+        emulated) once per base digest, and the result cached. `image.json` (`copies`) and
+        `pants peek` show which was used. A PEX whose requirements have no wheel for a
+        platform is an error naming the target, the platform and the distribution.
+        """
+    )
+
+
 class ContainerImageRepositoryField(StringField):
     alias = "repository"
     help = softwrap(
@@ -406,6 +426,7 @@ class ContainerImageTarget(Target):
         ContainerImageVolumesField,
         ContainerImageStopSignalField,
         ContainerImagePlatformsField,
+        ContainerImageCompletePlatformsField,
         ContainerImageRepositoryField,
         ContainerImageTagsField,
         ContainerImageRegistriesField,

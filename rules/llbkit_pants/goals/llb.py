@@ -6,8 +6,9 @@ printed is what would be solved, op digests included.
 
 from __future__ import annotations
 
+import json
 from enum import Enum
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, List, Sequence
 
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem, Outputting
@@ -18,6 +19,7 @@ from pants.util.strutil import softwrap
 
 from llbkit_pants.target_types import ContainerImageBaseField
 from llbkit_pants.util_rules.lowering import LoweredImage, LoweredImageRequest
+from llbkit_pants.util_rules.platform_packages import describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from llbkit import llb  # imported by render(): loading the plugin must not load the compiler
@@ -40,7 +42,8 @@ class LlbSubsystem(Outputting, GoalSubsystem):
         object per op, the last one the terminal op. `--format=dot` prints a Graphviz graph
         (`pants llb --format=dot path:img | dot -Tsvg > img.svg`). With several targets or
         platforms, each definition is preceded by a `# ADDRESS PLATFORM` line (Graphviz
-        ignores such lines). A registry base given by tag is resolved to its digest, as
+        ignores such lines); so is each package copied into a platform's variant that was built
+        for that platform (a `pex_binary`: what its interpreter was). A registry base given by tag is resolved to its digest, as
         `package` does, so that needs the registry (or a worker) to answer.
         """
     )
@@ -62,6 +65,21 @@ def render(definition: llb.Definition, fmt: LlbFormat) -> str:
     return llb.to_dot(definition) if fmt == LlbFormat.dot else llb.dump(definition)
 
 
+def copy_notes(copies: Sequence[str], platform: str) -> List[str]:
+    """One line per package copied for `platform` that was built for it (a PEX per platform):
+    what it was built for (see `util_rules.pex_platforms`)."""
+    out = []
+    for doc in map(json.loads, copies):
+        for p in doc["platforms"]:
+            if p["platform"] != platform:
+                continue
+            what = describe(json.dumps(p["built_for"]))
+            shared = ", shared by every platform" if doc["shared"] else ""
+            out.append(f"{doc['image']} steps[{doc['step']}] copies {doc['target']} built for {platform}: "
+                       f"{what}{shared}")
+    return out
+
+
 @goal_rule
 async def print_llb(console: Console, subsystem: LlbSubsystem, targets: Targets) -> Llb:
     images = [t for t in targets if t.has_field(ContainerImageBaseField)]
@@ -74,10 +92,11 @@ async def print_llb(console: Console, subsystem: LlbSubsystem, targets: Targets)
     chunks: List[str] = []
     lowered_all = [(t.address, r.lowered) for t, r in zip(images, results)]
     several = len(lowered_all) > 1 or any(len(lowered) > 1 for _, lowered in lowered_all)
-    for address, lowered in lowered_all:
+    for (address, lowered), result in zip(lowered_all, results):
         for lw in lowered:
             if several:
                 chunks.append(f"# {address} {lw.platform}\n")
+            chunks.extend(f"# {line}\n" for line in copy_notes(result.image.copies, lw.platform))
             chunks.append(render(lw.definition, subsystem.format))
     with subsystem.output(console) as write_stdout:
         write_stdout("".join(chunks))

@@ -23,6 +23,7 @@ them before they reach `dist/` (Pants' local store does not check what it reads;
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Tuple
@@ -247,11 +248,16 @@ async def package_container_image(
                 f"Pants' store ({stored.problem}): Pants' local store ([GLOBAL].local_store_dir = "
                 f"{global_options.local_store_dir}) is damaged: stop pantsd, delete that directory and run again.")
     assert stored.image is not None and stored.record_entry is not None
-    digest = await Get(Digest, CreateDigest([
-        FileEntry(image_path, stored.image.file_digest),
-        FileEntry(record_path, stored.record_entry.file_digest),
-    ]))
     record = stored.record
+    record_file: object = FileEntry(record_path, stored.record_entry.file_digest)
+    if lowered.image.copies:
+        # What the copies built per platform (a PEX per platform, or one shared), beside what the
+        # build process recorded (see util_rules.pex_platforms).
+        from llbkit.oci.metadata import dumps
+
+        record = {**record, "copies": [json.loads(c) for c in lowered.image.copies]}
+        record_file = FileContent(record_path, dumps(record))
+    digest = await Get(Digest, CreateDigest([FileEntry(image_path, stored.image.file_digest), record_file]))
     workers_used = sorted({p["worker"] for p in record["platforms"] if p.get("worker")})
     how = (f"solved in {result.metadata.total_elapsed_ms / 1000:.1f}s" if solved and result.metadata.total_elapsed_ms
            is not None else "solved" if solved else "from cache")

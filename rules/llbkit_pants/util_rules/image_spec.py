@@ -14,11 +14,15 @@ image's spec in (its context files join this one's; cycles are errors naming the
 In the build context, a path source keeps its path from the build root
 (`copy("conf/app.yaml", ...)` in `svc/BUILD` is `svc/conf/app.yaml`); a target source lives in
 `.llbkit-targets/<address>/`: its package's files, or its files/resources sources relative to
-the target's directory.
+the target's directory. A package built for each platform of the image (a `pex_binary`, see
+`util_rules.platform_packages`) lives in `.llbkit-targets/<address>/<os>_<arch>/` for each
+platform and is copied as a `PlatformSource`, unless every platform's build has the same bytes:
+then it is there once, shared.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from dataclasses import dataclass, replace
@@ -56,6 +60,7 @@ from pants.engine.target import (
     WrappedTarget,
     WrappedTargetRequest,
 )
+from pants.engine.unions import UnionMembership
 from pants.util.strutil import softwrap
 
 from llbkit_pants import build_file_helpers as helpers
@@ -66,10 +71,12 @@ from llbkit_pants.util_rules.base_chain import (
     field_error,
     is_address,
 )
+from llbkit_pants.util_rules.platform_packages import PlatformPackage, PlatformPackageRequest
 from llbkit_pants.target_types import (
     ContainerImageAnnotationsField,
     ContainerImageBaseField,
     ContainerImageCmdField,
+    ContainerImageCompletePlatformsField,
     ContainerImageEntrypointField,
     ContainerImageEnvField,
     ContainerImageExposedPortsField,
@@ -118,6 +125,9 @@ class ContainerImageSpecRequest:
     address: Address
     # The images whose copy_from() steps led here, to report a cycle instead of Pants' rule-graph error.
     copied_by: Tuple[Address, ...] = ()
+    # The platforms the image is lowered for (those of the image that copies from this one);
+    # empty: the target's own `platforms`, else `[buildkit].platforms`. PEX copies are built for them.
+    platforms: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,8 @@ class ContainerImageSpec:
     context: Digest
     context_digest: Optional[str]
     chain: Tuple[Address, ...]
+    # What the copies built per platform (PEXes), as JSON documents for image.json (see CopySource.record).
+    copies: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,16 +151,30 @@ class CopySourceRequest:
     index: int
     source: str
     dest: str = ""
+    # For a package built per platform (a pex_binary): the image's platforms, the registry base
+    # at the root of its chain (whose interpreter is inspected) and its `complete_platforms`.
+    platforms: Tuple[str, ...] = ()
+    base: Optional[str] = None
+    complete_platforms: Tuple[Tuple[str, str], ...] = ()
+
+
+Files = Tuple[Tuple[str, bool], ...]
 
 
 @dataclass(frozen=True)
 class CopySource:
     """Where a `copy()` source is in the build context, the files it adds there, and what Pants
-    knows of those files: `(path relative to `path`, executable)` pairs (`""` for a file)."""
+    knows of those files: `(path relative to `path`, executable)` pairs (`""` for a file).
+
+    A package built per platform has `per_platform`: `(platform, path, files)` for each platform
+    (`path` is then unused), unless every platform's build gave the same bytes: then it is one
+    shared source. `record` says which, for image.json (JSON)."""
 
     path: str
     digest: Digest
-    files: Tuple[Tuple[str, bool], ...] = ()
+    files: Files = ()
+    per_platform: Tuple[Tuple[str, str, Files], ...] = ()
+    record: Optional[str] = None
 
 
 def _files_under(entries: DigestEntries, path: str) -> Tuple[Tuple[str, bool], ...]:
@@ -164,6 +190,45 @@ def _files_under(entries: DigestEntries, path: str) -> Tuple[Tuple[str, bool], .
 async def _with_files(path: str, digest: Digest) -> CopySource:
     entries = await Get(DigestEntries, Digest, digest)
     return CopySource(path, digest, _files_under(entries, path))
+
+
+async def _package_in(prefix: str, digest: Digest) -> Tuple[str, Digest, Files, Optional[str]]:
+    """A package's output under `prefix`: its path (the file, when it is one), digest, files,
+    and the sha256 of its one file (None for a directory)."""
+    snapshot = await Get(Snapshot, Digest, digest)
+    prefixed = await Get(Digest, AddPrefix(digest, prefix))
+    path = posixpath.join(prefix, snapshot.files[0]) if len(snapshot.files) == 1 else prefix
+    entries = await Get(DigestEntries, Digest, prefixed)
+    sha = next((e.file_digest.fingerprint for e in entries if isinstance(e, FileEntry) and e.path == path), None)
+    return path, prefixed, _files_under(entries, path), sha
+
+
+async def _per_platform(request: CopySourceRequest, field_set: PackageFieldSet, member: Any,
+                        prefix: str) -> CopySource:
+    """A package built for each of the image's platforms by a `PlatformPackageRequest` member
+    (see util_rules.platform_packages); one shared source when every platform's build has the
+    same bytes (a pure-Python PEX)."""
+    files_by_platform = dict(request.complete_platforms)
+    builds = await MultiGet(Get(PlatformPackage, PlatformPackageRequest, member(
+        field_set, request.address, request.index, p, request.base, files_by_platform.get(p)))
+        for p in request.platforms)
+    shared = len({x.digest for x in builds}) == 1
+    if shared:
+        placed = [await _package_in(prefix, builds[0].digest)] * len(builds)
+    else:
+        placed = [await _package_in(posixpath.join(prefix, x.platform.replace("/", "_")), x.digest) for x in builds]
+    record = json.dumps({
+        "image": str(request.address), "step": request.index, "target": str(field_set.address),
+        "shared": shared,
+        "platforms": [{"platform": x.platform, "path": path, "sha256": sha, "built_for": json.loads(x.origin)}
+                      for x, (path, _, _, sha) in zip(builds, placed)],
+    }, sort_keys=True)
+    digest = await Get(Digest, MergeDigests(d for _, d, _, _ in placed))
+    if shared:
+        path, _, files, _ = placed[0]
+        return CopySource(path, digest, files, record=record)
+    return CopySource(prefix, digest, (), tuple((x.platform, path, files) for x, (path, _, files, _) in zip(builds, placed)),
+                      record=record)
 
 
 _LINK_ERRORS = (
@@ -186,6 +251,17 @@ def symlink_problem(message: str, repo_path: str) -> Optional[Tuple[str, str]]:
                 link = link[at + 1:] if at >= 0 else posixpath.basename(link)
             return link, m.group("target")
     return None
+
+
+def _host_platform() -> str:
+    """This machine's platform, as an image platform (`linux/amd64`)."""
+    from pants.engine.platform import Platform
+
+    os_name, _, arch = Platform.create_for_localhost().value.partition("_")
+    return f"{os_name}/{_ARCHES.get(arch, arch)}"
+
+
+_ARCHES = {"x86_64": "amd64", "arm64": "arm64"}  # Pants' platform names -> OCI's
 
 
 def _target_dir(address: Address) -> str:
@@ -237,7 +313,7 @@ def _check_relative(address: Address, index: int, source: str) -> str:
 
 
 @rule(desc="Resolve a copy() source of a container_image")
-async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
+async def resolve_copy_source(request: CopySourceRequest, union_membership: UnionMembership) -> CopySource:
     address, source = request.address, request.source
     where = f"steps[{request.index}] copy() source {source!r}"
     if is_address(source):
@@ -264,6 +340,20 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
                 """))
         prefix = _target_dir(tgt.address)
         field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [tgt]))
+        members = [m for m in union_membership.get(PlatformPackageRequest)
+                   if field_sets.field_sets and m.is_for(field_sets.field_sets[0])]
+        if members and request.platforms:
+            # Built for each platform (a PEX for each platform's interpreter): never a host-built
+            # artifact in a foreign image.
+            return await _per_platform(request, field_sets.field_sets[0], members[0], prefix)
+        foreign = [p for p in request.platforms if p != _host_platform()]
+        if field_sets.field_sets and foreign and tgt.alias == "pex_binary":
+            raise _field_error(address, "steps", softwrap(
+                f"""
+                {where} is a `pex_binary`, which must be built for {', '.join(foreign)} (a PEX
+                built here is for this machine's interpreter), but llbkit's Python support is not enabled: add
+                "llbkit_pants.python" to [GLOBAL].backend_packages (after "pants.backend.python").
+                """))
         if field_sets.field_sets:
             built = await Get(BuiltPackage, PackageFieldSet, field_sets.field_sets[0])
             snapshot = await Get(Snapshot, Digest, built.digest)
@@ -329,7 +419,7 @@ async def resolve_copy_source(request: CopySourceRequest) -> CopySource:
 
 
 async def _other_image(address: Address, where: str, other: Address,
-                       copied_by: Tuple[Address, ...]) -> ContainerImageSpec:
+                       copied_by: Tuple[Address, ...], platforms: Tuple[str, ...] = ()) -> ContainerImageSpec:
     """The spec of another container_image that a copy_from() reads or a run mounts: composed
     into this image's graph, so a cycle through copies and mounts is an error naming it."""
     if other in copied_by:
@@ -339,7 +429,7 @@ async def _other_image(address: Address, where: str, other: Address,
             {where}: cyclic copy_from() {names}: an image cannot copy from (or mount) itself or
             an image built from it; copy from an image that does not depend on this one.
             """))
-    return await Get(ContainerImageSpec, ContainerImageSpecRequest(other, copied_by))
+    return await Get(ContainerImageSpec, ContainerImageSpecRequest(other, copied_by, platforms))
 
 
 @dataclass(frozen=True)
@@ -349,6 +439,7 @@ class MountSourceRequest:
     source: str
     # The images whose copy_from() steps and image mounts led here (see ContainerImageSpecRequest).
     copied_by: Tuple[Address, ...] = ()
+    platforms: Tuple[str, ...] = ()  # those of the image being lowered
 
 
 @dataclass(frozen=True)
@@ -381,7 +472,7 @@ async def resolve_mount_source(request: MountSourceRequest) -> ResolvedMountSour
         wrapped = await Get(WrappedTarget, WrappedTargetRequest(addresses[0], description_of_origin=str(address)))
         if wrapped.target.has_field(ContainerImageBaseField):
             # Another image: its filesystem, composed in the same graph (no package, no registry).
-            other = await _other_image(address, where, addresses[0], request.copied_by)
+            other = await _other_image(address, where, addresses[0], request.copied_by, request.platforms)
             return ResolvedMountSource(SpecBase(other.spec), other.context)
     copied = await Get(CopySource, CopySourceRequest(address, request.index, source))
     return ResolvedMountSource(ContextSource(CONTEXT_NAME, copied.path), copied.digest)
@@ -462,7 +553,7 @@ def _lib_step(step: Any, context_source: Optional[ContextSource], image: Any,
 
 
 async def _copy_from_image(address: Address, index: int, step: helpers.CopyFromStep,
-                           copied_by: Tuple[Address, ...]) -> Any:
+                           copied_by: Tuple[Address, ...], platforms: Tuple[str, ...]) -> Any:
     """The image a `copy_from()` reads: another container_image's spec, or a registry reference
     (the library checks that it is pinned by digest)."""
     where = f"steps[{index}] copy_from() image {step.image!r}"
@@ -480,7 +571,35 @@ async def _copy_from_image(address: Address, index: int, step: helpers.CopyFromS
             reads another image's filesystem; to copy a target's files or package, use
             copy({step.image!r}, {step.dest!r}).
             """))
-    return await _other_image(address, where, other, copied_by)
+    return await _other_image(address, where, other, copied_by, platforms)
+
+
+def _complete_platform_files(address: Address, value: Optional[Dict[str, str]],
+                             platforms: Tuple[str, ...]) -> Tuple[Tuple[str, str], ...]:
+    """The `complete_platforms` field: normalized platform -> `file` target address."""
+    from llbkit.image import ImageSpecError, normalize_platforms
+
+    out = []
+    for key, target in (value or {}).items():
+        try:
+            (platform,) = normalize_platforms([key], spec_name=str(address))
+        except ImageSpecError as e:
+            raise _field_error(address, "complete_platforms", f"{key!r} is not a platform ({e.problem or e}): "
+                               'use os/arch, e.g. "linux/arm64"') from None
+        if platform not in platforms:
+            raise _field_error(address, "complete_platforms", softwrap(
+                f"""
+                {key!r} is not one of the platforms the image is built for ({', '.join(platforms)}):
+                fix the platform, or drop the entry.
+                """))
+        if not is_address(target):
+            raise _field_error(address, "complete_platforms", f"the value for {key!r}, {target!r}, must be the "
+                               'address of a `file` target, e.g. "//3rdparty/platforms:linux_arm64"')
+        if platform in dict(out):
+            raise _field_error(address, "complete_platforms", f"{key!r} names {platform} again: give each "
+                               "platform one entry")
+        out.append((platform, target))
+    return tuple(sorted(out))
 
 
 @rule(desc="Compile a container_image target's fields to an image spec")
@@ -496,31 +615,40 @@ async def container_image_spec(request: ContainerImageSpecRequest, buildkit: Bui
             cyclic copy_from() {names}: {request.address} is built on {looped[0]}, which copies
             from it; copy from an image that does not depend on this one.
             """))
+    from llbkit_pants.util_rules.lowering import declared_platforms
+
+    platforms = request.platforms or declared_platforms(
+        request.address, chain[0][ContainerImagePlatformsField].value or (), buildkit)
+    root_base = chain[-1][ContainerImageBaseField].value or ""
+    interpreter_base = None if root_base in ("", SCRATCH) else root_base
     spec: Optional[ImageSpec] = None
     digests: List[Digest] = []
+    records: List[str] = []
     for tgt in reversed(chain):  # the root base first
         address = tgt.address
         steps = tgt[ContainerImageStepsField].value or ()
         copies = [(i, s) for i, s in enumerate(steps) if isinstance(s, helpers.CopyStep)
                   or (isinstance(s, helpers.AddStep) and not s.is_url)]
-        sources = await MultiGet(Get(CopySource, CopySourceRequest(address, i, s.source, s.dest)) for i, s in copies)
+        cp_files = _complete_platform_files(address, tgt[ContainerImageCompletePlatformsField].value, platforms)
+        sources = await MultiGet(Get(CopySource, CopySourceRequest(
+            address, i, s.source, s.dest, platforms, interpreter_base, cp_files)) for i, s in copies)
         # A copy's files carry what Pants knows of their modes (see ContextSource.files); an
         # add() unpacks archives or copies files as they are, as Docker's ADD does.
-        context_sources = {i: ContextSource(CONTEXT_NAME, src.path,
-                                            files=src.files if isinstance(s, helpers.CopyStep) else None)
-                           for (i, s), src in zip(copies, sources)}
+        context_sources = {i: _context_source(src, isinstance(s, helpers.CopyStep)) for (i, s), src in zip(copies, sources)}
         digests.extend(src.digest for src in sources)
+        records.extend(src.record for src in sources if src.record)
         # copy_from() another container_image, or a mount of one: its spec is composed in; its
         # copies read the same build context, so its files join this one's.
         copied_by = request.copied_by + tuple(t.address for t in chain[:chain.index(tgt) + 1])
         image_sources = {}
         for i, s in enumerate(steps):
             if isinstance(s, helpers.CopyFromStep):
-                image_sources[i] = await _copy_from_image(address, i, s, copied_by)
+                image_sources[i] = await _copy_from_image(address, i, s, copied_by, platforms)
         others = [img for img in image_sources.values() if isinstance(img, ContainerImageSpec)]
         digests.extend(img.context for img in others)
+        records.extend(r for img in others for r in img.copies)
         mount_keys = [(i, j, src) for i, s in enumerate(steps) for j, src in _mount_sources(s)]
-        mounted = await MultiGet(Get(ResolvedMountSource, MountSourceRequest(address, i, src, copied_by))
+        mounted = await MultiGet(Get(ResolvedMountSource, MountSourceRequest(address, i, src, copied_by, platforms))
                                  for i, _, src in mount_keys)
         digests.extend(m.digest for m in mounted)
         mount_sources: Dict[int, Dict[int, object]] = {}
@@ -566,7 +694,19 @@ async def container_image_spec(request: ContainerImageSpecRequest, buildkit: Bui
     context = await Get(Digest, MergeDigests(digests))
     snapshot = await Get(Snapshot, Digest, context)
     context_digest = f"sha256:{context.fingerprint}" if snapshot.files else None
-    return ContainerImageSpec(request.address, spec, context, context_digest, tuple(t.address for t in chain))
+    return ContainerImageSpec(request.address, spec, context, context_digest, tuple(t.address for t in chain),
+                              tuple(records))
+
+
+def _context_source(src: CopySource, is_copy: bool) -> Any:
+    """A resolved copy()/add() source as the library's value: a `PlatformSource` for a package
+    built per platform."""
+    from llbkit.image import ContextSource, PlatformSource
+
+    if src.per_platform:
+        return PlatformSource(tuple((p, ContextSource(CONTEXT_NAME, path, files=files if is_copy else None))
+                                    for p, path, files in src.per_platform))
+    return ContextSource(CONTEXT_NAME, src.path, files=src.files if is_copy else None)
 
 
 def rules():

@@ -19,7 +19,9 @@ USER, WORKDIR; values expand ``$VAR`` against the env so far), ``CopyStep`` from
 context (``ContextSource``; with ``files`` given, modes come from the executable bit alone) or
 from another image (``ImageSource``: another spec, or a registry image pinned by digest, like
 ``COPY --from``), and ``RunStep``. ``dockerfile_parity_integration_test`` checks them against
-BuildKit's Dockerfile frontend.
+BuildKit's Dockerfile frontend. A ``PlatformSource`` is a context source per platform (a PEX
+built for each platform's interpreter): each platform's variant copies its own
+(``for_platform``).
 
 A registry base's config is resolved by the caller (the client's ``resolve_image_config``) and
 passed in ``base_configs``: lowering never touches the network.
@@ -31,6 +33,7 @@ from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
 from llbkit.image.expand import ExpansionError, expand
 from llbkit.image.lower import BaseConfigs, Lowered, ResolvedBase, local_unique_id_for, lower
 from llbkit.image.plan import plan, registry_bases
+from llbkit.image.platform_sources import MissingPlatformSourceError, for_platform, platform_copies
 from llbkit.image.spec import (
     AddStep,
     Base,
@@ -41,6 +44,7 @@ from llbkit.image.spec import (
     EnvStep,
     ImageSource,
     ImageSpec,
+    PlatformSource,
     RegistryBase,
     RunMount,
     RunStep,
@@ -73,6 +77,10 @@ __all__ = [
     "LayoutBase",
     "ContextSource",
     "ImageSource",
+    "PlatformSource",
+    "for_platform",
+    "platform_copies",
+    "MissingPlatformSourceError",
     "CopyStep",
     "EnvStep",
     "UserStep",

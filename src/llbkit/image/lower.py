@@ -40,6 +40,7 @@ from llbkit.jsonutil import parse_json_object
 from llbkit.oci.imageconfig import DEFAULT_PATH, HistoryEntry, ImageConfig
 from llbkit.image.errors import ImageSpecError, MissingBaseConfigError
 from llbkit.image.expand import ExpansionError, expand
+from llbkit.image.platform_sources import for_platform
 from llbkit.image.spec import (
     AddStep,
     BindMount,
@@ -647,7 +648,8 @@ def lower(
     ):
         raise ImageSpecError(f"source_date_epoch must be a non-negative int (seconds), got {source_date_epoch!r}")
     try:
-        state, config, base_json = _lower_state(spec, plat, base_configs, source_date_epoch)
+        # A per-platform copy source (a PEX built for each platform) becomes this platform's.
+        state, config, base_json = _lower_state(for_platform(spec, plat), plat, base_configs, source_date_epoch)
         unique = local_unique_id_for(context_digest)
         definition = state.marshal(plat, local_unique_id=unique)
     except llb.LLBError as e:

@@ -30,6 +30,7 @@ __all__ = [
     "SpecBase",
     "LayoutBase",
     "ContextSource",
+    "PlatformSource",
     "ImageSource",
     "CopyStep",
     "EnvStep",
@@ -181,7 +182,28 @@ class ImageSource:
     path: str
 
 
-CopySource = Union[ContextSource, ImageSource]
+@dataclass(frozen=True)
+class PlatformSource:
+    """A build-context source that differs per platform: ``sources`` holds ``(platform,
+    ContextSource)`` pairs, and the image's variant for a platform copies that platform's source
+    (e.g. a PEX built for each platform's interpreter). Every platform the image is lowered for
+    must have one; two platforms may share one path (the same bytes serve both)."""
+
+    sources: Tuple[Tuple[str, ContextSource], ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sources, (list, dict)):
+            items = self.sources.items() if isinstance(self.sources, dict) else self.sources
+            object.__setattr__(self, "sources", tuple(tuple(x) for x in items))
+
+    def for_platform(self, platform: str) -> Optional[ContextSource]:
+        for p, src in self.sources:
+            if p == platform:
+                return src
+        return None
+
+
+CopySource = Union[ContextSource, ImageSource, PlatformSource]
 
 
 @dataclass(frozen=True)
@@ -359,7 +381,7 @@ class AddStep:
     :class:`UrlSource` is downloaded (never unpacked; mode 0600 unless ``chmod``, as Docker).
     ``dest`` expands ``$VAR`` against the environment so far, as a copy's does."""
 
-    source: Union[ContextSource, UrlSource]
+    source: Union[ContextSource, UrlSource, PlatformSource]
     dest: str
     chmod: Union[str, int, None] = None
     chown: Optional[str] = None
@@ -607,9 +629,32 @@ def _check_user_or_variable(spec: "ImageSpec", where: str, value: Any) -> None:
     _check_user(spec, where, value)
 
 
+def _check_platform_source(spec: "ImageSpec", where: str, src: Any) -> None:
+    if not isinstance(src.sources, tuple) or not src.sources:
+        raise _err(spec.name, f"{where}.sources", src.sources, "a per-platform source needs at least one platform",
+                   "give (platform, ContextSource) pairs, e.g. (('linux/amd64', ContextSource('context', 'a.pex')),)")
+    seen: List[str] = []
+    for k, pair in enumerate(src.sources):
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], ContextSource)):
+            raise _err(spec.name, f"{where}.sources[{k}]", pair, "invalid per-platform source",
+                       "give a (platform, ContextSource) pair")
+        platform = normalize_platforms([pair[0]], spec_name=spec.name)[0]
+        if platform != pair[0]:
+            raise _err(spec.name, f"{where}.sources[{k}]", pair[0], "a per-platform source's platform must be normalized",
+                       f"write {platform!r}")
+        if platform in seen:
+            raise _err(spec.name, f"{where}.sources[{k}]", platform, "two sources for one platform",
+                       "give each platform one source")
+        seen.append(platform)
+        _check_context(spec, f"{where}.sources[{k}]", pair[1])
+
+
 def _check_copy_source(spec: "ImageSpec", where: str, src: Any) -> None:
     if isinstance(src, ContextSource):
         _check_context(spec, where, src)
+        return
+    if isinstance(src, PlatformSource):
+        _check_platform_source(spec, where, src)
         return
     if isinstance(src, ImageSource):
         image = src.image
@@ -818,6 +863,8 @@ def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
             _check_url(spec, f"{where}.source", src)
         elif isinstance(src, ContextSource):
             _check_context(spec, f"{where}.source", src)
+        elif isinstance(src, PlatformSource):
+            _check_platform_source(spec, f"{where}.source", src)
         else:
             raise _err(spec.name, f"{where}.source", src, "unsupported add source",
                        "use ContextSource(context_name, path) or UrlSource(url, checksum)")
