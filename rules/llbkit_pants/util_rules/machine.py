@@ -44,6 +44,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CHANNEL_DIR = ".llbkit-machine"
 PYTHON = f"./{CHANNEL_DIR}/python"
+# A per-machine copy of the build code, whose bytecode is kept between processes (see
+# `llbkit.code_cache`); a named cache, so outside the key, shared by every repo on the machine.
+CODE_CACHE = "llbkit_code"
+CODE_CACHE_DIR = ".llbkit-code-cache"
+_BOOT = f"from llbkit.code_cache import boot; boot('llbkit.builder.process', {CODE_DIR!r}, {CODE_CACHE_DIR!r})"
 
 
 @dataclass(frozen=True)
@@ -63,15 +68,16 @@ class MachineChannel:
                 description: str, output_files: Tuple[str, ...] = (),
                 cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL,
                 level: LogLevel = LogLevel.DEBUG, extra_env: Optional[Mapping[str, str]] = None) -> Process:
-        """A build process: `python -m llbkit.builder.process COMMAND... --settings .llbkit-machine`.
+        """A build process: `python -m llbkit.builder.process COMMAND... --settings .llbkit-machine`
+        (run through `llbkit.code_cache`, so its bytecode is compiled once per machine).
         Its argv, env and inputs are content only; `input_digest` must include `code.digest`."""
         return Process(
-            argv=(PYTHON, "-s", "-B", "-m", "llbkit.builder.process", *command, "--settings", CHANNEL_DIR),
+            argv=(PYTHON, "-s", "-B", "-c", _BOOT, *command, "--settings", CHANNEL_DIR),
             env={"PYTHONPATH": CODE_DIR, "PYTHONNOUSERSITE": "1", "LLBKIT_RUNTIME": code.runtime,
                  **(extra_env or {})},
             input_digest=input_digest,
             output_files=output_files,
-            append_only_caches={self.cache_name: CHANNEL_DIR},
+            append_only_caches={self.cache_name: CHANNEL_DIR, CODE_CACHE: CODE_CACHE_DIR},
             description=description,
             level=level,
             cache_scope=cache_scope,
