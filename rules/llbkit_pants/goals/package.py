@@ -44,7 +44,7 @@ from pants.engine.process import (
     ProcessResult,
     ProcessResultMetadata,
 )
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.engine.unions import UnionRule
 from pants.option.global_options import GlobalOptions
@@ -69,7 +69,7 @@ from llbkit_pants.util_rules.stored_image import StoredImage, StoredImageRequest
 
 # The library is imported where it is used: loading the plugin must not load it (see register.py).
 if TYPE_CHECKING:  # pragma: no cover
-    from llbkit.builder.job import SolveJob
+    from llbkit.builder.job import ExportOptions, SolveJob
 
 logger = logging.getLogger(__name__)
 
@@ -155,23 +155,34 @@ def check_secrets(address: str, lowered: LoweredImage, channel: MachineChannel) 
     return tuple(sorted({m.id: m.required for m in mounts}.items()))
 
 
-def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], ...],
-         source_date_epoch: int) -> SolveJob:
-    from llbkit.builder.job import ExportOptions, SolveJob
+def export_options(address: str, output_format: str, repository: str, tags: Tuple[str, ...],
+                   registries: Tuple[str, ...], platforms: Tuple[str, ...],
+                   annotations: Tuple[Tuple[str, str], ...], source_date_epoch: int,
+                   kind: str = "container_image") -> ExportOptions:
+    """What the build process writes for an image (`container_image` or `dockerfile_image`)."""
+    from llbkit.builder.job import ExportOptions
 
-    spec = lowered.image.spec
-    if spec.output_format == "docker" and len(lowered.platforms) != 1:
+    if output_format == "docker" and len(platforms) != 1:
         raise InvalidFieldException(
-            f"Invalid field `output_format` in container_image target {address}: a docker archive holds "
-            f"one platform, but it is built for {list(lowered.platforms)}; build one platform, or use "
+            f"Invalid field `output_format` in {kind} target {address}: a docker archive holds "
+            f"one platform, but it is built for {list(platforms)}; build one platform, or use "
             f'output_format="oci" (one index over all platforms).'
         )
-    references = image_references(spec.repository or "", spec.tags, spec.registries)
-    export = ExportOptions(
-        output_format=spec.output_format, ref_names=spec.tags if spec.output_format == "oci" else (),
-        docker_tags=references if spec.output_format == "docker" else (), record_tags=references,
-        annotations=spec.annotations, source_date_epoch=source_date_epoch,
+    references = image_references(repository, tags, registries)
+    return ExportOptions(
+        output_format=output_format, ref_names=tags if output_format == "oci" else (),
+        docker_tags=references if output_format == "docker" else (), record_tags=references,
+        annotations=annotations, source_date_epoch=source_date_epoch,
     )
+
+
+def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], ...],
+         source_date_epoch: int) -> SolveJob:
+    from llbkit.builder.job import SolveJob
+
+    spec = lowered.image.spec
+    export = export_options(address, spec.output_format, spec.repository or "", spec.tags, spec.registries,
+                            lowered.platforms, spec.annotations, source_date_epoch)
     return SolveJob.of(address, lowered.lowered, export, secrets, has_context=lowered.image.context_digest is not None)
 
 
@@ -196,9 +207,25 @@ def _report(address: str, result: FallibleProcessResult, channel: MachineChannel
     return solved
 
 
+@dataclass(frozen=True)
+class ImageBuildRequest:
+    """One image's build process: its solve job's files, the directories it reads (`locals`:
+    `(name, digest)`, each put at `name/` in the sandbox and passed as `--local name=name`; the
+    `context` of a container_image is passed as `--context`, as before), and where it goes in
+    dist/. Both image targets build through it: one process, one cache, the same outputs."""
+
+    address: str
+    job_files: Tuple[Tuple[str, bytes], ...]
+    platforms: Tuple[str, ...]
+    image_path: str
+    record_path: str
+    context: Digest = EMPTY_DIGEST  # a container_image's build context (`--context`)
+    locals: Tuple[Tuple[str, Digest], ...] = ()
+
+
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
 async def package_container_image(
-    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, global_options: GlobalOptions
+    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem
 ) -> BuiltPackage:
     address = str(field_set.address)
     image_path, record_path = field_set.output_paths()
@@ -209,15 +236,28 @@ async def package_container_image(
     for event in lowered.events:
         logger.info(f"{address}: {event}")
     channel = await Get(MachineChannel, MachineChannelRequest())
-    code = await Get(SolverCode)
     job = _job(address, lowered, check_secrets(address, lowered, channel), buildkit.source_date_epoch)
-    job_digest = await Get(Digest, CreateDigest(FileContent(f"{JOB_DIR}/{p}", b) for p, b in job.files().items()))
     has_context = lowered.image.context_digest is not None
-    context = await Get(Digest, AddPrefix(lowered.image.context, CONTEXT_DIR)) if has_context else EMPTY_DIGEST
-    input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context]))
-    platforms = ", ".join(lowered.platforms)
+    return await Get(BuiltPackage, ImageBuildRequest(
+        address, tuple(sorted(job.files().items())), lowered.platforms, image_path, record_path,
+        context=lowered.image.context if has_context else EMPTY_DIGEST))
+
+
+@rule(desc="Build an image with BuildKit", level=LogLevel.DEBUG)
+async def build_image(request: ImageBuildRequest, buildkit: BuildKitSubsystem,
+                      global_options: GlobalOptions) -> BuiltPackage:
+    address, image_path, record_path = request.address, request.image_path, request.record_path
+    channel = await Get(MachineChannel, MachineChannelRequest())
+    code = await Get(SolverCode)
+    job_digest = await Get(Digest, CreateDigest(FileContent(f"{JOB_DIR}/{p}", b) for p, b in request.job_files))
+    has_context = request.context != EMPTY_DIGEST
+    context = await Get(Digest, AddPrefix(request.context, CONTEXT_DIR)) if has_context else EMPTY_DIGEST
+    local_digests = await MultiGet(Get(Digest, AddPrefix(d, name)) for name, d in request.locals)
+    input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context, *local_digests]))
+    platforms = ", ".join(request.platforms)
     command = ("solve", JOB_DIR, "--image", IMAGE_OUT, "--record", RECORD_OUT,
-               *(("--context", CONTEXT_DIR) if has_context else ()))
+               *(("--context", CONTEXT_DIR) if has_context else ()),
+               *(a for name, _ in request.locals for a in ("--local", f"{name}={name}")))
     result = await Get(FallibleProcessResult, Process, channel.process(
         code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
         description=f"Building {address} for {platforms}", level=LogLevel.INFO,
