@@ -32,7 +32,7 @@ from llbkit.builder.job import SolveJob
 from llbkit.builder.lazy_pool import LazyPool
 from llbkit.errors import LlbkitError
 
-__all__ = ["BuildOptions", "DiskFullError", "build_job"]
+__all__ = ["BuildOptions", "DiskFullError", "MissingInputError", "build_job"]
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _DISK_FULL_TEXT = re.compile(r"no space left on device|disk quota exceeded", re.I)
@@ -113,9 +113,13 @@ def build_job(
     record_out: "str | os.PathLike[str]",
     *,
     context_dir: "Optional[str | os.PathLike[str]]" = None,
+    local_dirs: "Optional[Mapping[str, str | os.PathLike[str]]]" = None,
+    oci_layouts: "Optional[Mapping[str, str | os.PathLike[str]]]" = None,
     opts: BuildOptions = BuildOptions(),
 ) -> Dict[str, Any]:
     """Solve ``job`` on ``workers`` and write ``image_out`` and ``record_out``; returns the record.
+    ``local_dirs`` gives the directory of each local dir the job reads (``context_dir`` is
+    ``local_dirs["context"]``), ``oci_layouts`` the OCI layout tar of each layout it reads.
     A full disk is a :class:`DiskFullError`; whatever way it ends, the build's temporary files
     are gone and the outputs are either both complete or untouched."""
     from llbkit.buildkit.multiplatform import PlatformJob
@@ -126,17 +130,23 @@ def build_job(
         raise ValueError(f"unknown output format {export.output_format!r}: use 'oci' or 'docker'")
     if export.output_format == "docker" and len(job.platforms) != 1:
         raise ValueError("a docker archive holds one platform: build one platform, or use the oci format")
-    local_dirs = {"context": str(context_dir)} if context_dir is not None else None
-    jobs = [PlatformJob(p.platform, Definition.from_bytes(p.definition), p.config,
-                        local_dirs=local_dirs, secrets=dict(opts.secrets) or None,
-                        base_config=p.base_config or None, ssh=dict(opts.ssh) or None,
-                        entitlements=tuple(opts.entitlements))
-            for p in job.platforms]
+    dirs = {str(k): str(v) for k, v in (local_dirs or {}).items()}
+    if context_dir is not None:
+        dirs["context"] = str(context_dir)
+    _check_given(job.name, "local dir", job.local_dirs, dirs, "--local NAME=DIR")
+    layouts = {str(k): str(v) for k, v in (oci_layouts or {}).items()}
+    _check_given(job.name, "OCI layout", job.oci_layouts, layouts, "--oci-layout NAME=TAR")
     image_out, record_out = Path(image_out), Path(record_out)
     image_out.parent.mkdir(parents=True, exist_ok=True)
     record_out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".llbkit-build-", dir=image_out.parent))
     try:
+        stores = _layout_stores(layouts, tmp) or None
+        jobs = [PlatformJob(p.platform, Definition.from_bytes(p.definition) if p.frontend is None else None,
+                            p.config or None, local_dirs=dirs or None, secrets=dict(opts.secrets) or None,
+                            base_config=p.base_config or None, ssh=dict(opts.ssh) or None,
+                            entitlements=tuple(opts.entitlements), frontend=p.frontend, content_stores=stores)
+                for p in job.platforms]
         return _build_into(job, workers, jobs, tmp, image_out, record_out, opts)
     except BaseException as e:
         if not _is_disk_full(e):
@@ -146,6 +156,31 @@ def build_job(
         raise DiskFullError(job.name, str(image_out.parent.resolve()), written, _free(image_out.parent)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # every exit path, interrupts included
+
+
+class MissingInputError(LlbkitError):
+    """A job reads a local dir or an OCI layout the build was not given."""
+
+    def __init__(self, target: str, kind: str, name: str, flag: str) -> None:
+        super().__init__(f"{target}: the job reads {kind} {name!r}, which was not given: pass it ({flag})")
+        self.target = target
+        self.kind = kind
+        self.name = name
+
+
+def _check_given(target: str, kind: str, needed: Tuple[str, ...], given: Mapping[str, str], flag: str) -> None:
+    for name in needed:
+        if name not in given:
+            raise MissingInputError(target, kind, name, flag)
+
+
+def _layout_stores(layouts: Mapping[str, str], tmp: Path) -> Dict[str, Any]:
+    """Each OCI layout tar, unpacked under ``tmp`` and served read-only as a session content
+    store under its name (the store id its ``oci-layout://`` sources name)."""
+    from llbkit.builder.oci_layouts import layout_store, store_id
+
+    return {store_id(name): layout_store(tar, tmp / f"layout-{i}")
+            for i, (name, tar) in enumerate(sorted(layouts.items()))}
 
 
 def _build_into(job: SolveJob, workers: LazyPool, jobs: Any, tmp: Path, image_out: Path, record_out: Path,

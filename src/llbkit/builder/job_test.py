@@ -12,7 +12,7 @@ from typing import Dict
 
 import pytest
 
-from llbkit.builder.job import JOB_FILE, ExportOptions, JobError, SolveJob
+from llbkit.builder.job import JOB_FILE, ExportOptions, FrontendCall, JobError, JobPlatform, SolveJob
 from llbkit.image import (
     CacheMount,
     ContextSource,
@@ -84,6 +84,56 @@ def test_files_round_trip_through_a_directory(tmp_path: Path) -> None:
     assert doc["platforms"][1] == {"platform": "linux/amd64", "definition": "1.pb", "config": "1.config.json",
                                    "base_config": "1.base-config.json"}
     assert json.loads(files["1.config.json"])["architecture"] == "amd64"
+
+
+def frontend_job() -> SolveJob:
+    """A Dockerfile job: two platforms run BuildKit's Dockerfile frontend, with a named context
+    from another image's LLB (an input), and read the local dirs context and dockerfile."""
+    from llbkit import llb
+
+    base = llb.image("docker.io/library/busybox@sha256:" + "ab" * 32).marshal().to_bytes()
+    calls = [FrontendCall("dockerfile.v0", (("target", "app"), ("build-arg:V", "1"), ("platform", p),
+                                            ("context:base", "input:base")), (("base", base),))
+             for p in ("linux/amd64", "linux/arm64")]
+    return SolveJob("//app:df", tuple(JobPlatform(c.opts["platform"], b"", b"", frontend=c) for c in calls),
+                    ExportOptions(ref_names=("1",)), secrets=(("token", False),),
+                    local_dirs=("dockerfile", "context"), oci_layouts=("lib",))
+
+
+def test_a_frontend_job_round_trips_and_its_options_are_in_its_files(tmp_path: Path) -> None:
+    job = frontend_job()
+    files = job.files()
+    assert sorted(files) == sorted(["0.pb", "0.config.json", "0.input-0.pb", "1.pb", "1.config.json",
+                                    "1.input-0.pb", JOB_FILE])
+    loaded = SolveJob.load(_write(files, tmp_path / "job"))
+    assert loaded == job and loaded.files() == files
+    assert loaded.local_dirs == ("context", "dockerfile") and loaded.has_context  # context is a local dir
+    assert loaded.oci_layouts == ("lib",)
+    call = loaded.platforms[1].frontend
+    assert call is not None and call.name == "dockerfile.v0"
+    assert call.opts == {"build-arg:V": "1", "context:base": "input:base", "platform": "linux/arm64",
+                         "target": "app"}
+    assert dict(call.inputs)["base"] == files["1.input-0.pb"]
+    # the options are the content key: another build arg gives other job files
+    other = FrontendCall("dockerfile.v0", tuple(dict(call.attrs, **{"build-arg:V": "2"}).items()), call.inputs)
+    changed = SolveJob(job.name, (job.platforms[0], JobPlatform("linux/arm64", b"", b"", frontend=other)),
+                       job.export, job.secrets, local_dirs=job.local_dirs, oci_layouts=job.oci_layouts)
+    assert changed.files()[JOB_FILE] != files[JOB_FILE]
+    # the order options are given in does not matter
+    shuffled = FrontendCall(call.name, tuple(reversed(call.attrs)), call.inputs)
+    assert shuffled == call
+
+
+def test_a_frontend_option_given_twice_is_an_error() -> None:
+    with pytest.raises(JobError, match="option 'target' is given twice"):
+        FrontendCall("dockerfile.v0", (("target", "a"), ("target", "b")))
+
+
+def test_has_context_and_local_dirs_agree() -> None:
+    job = SolveJob("//a:b", (), ExportOptions(), has_context=True)
+    assert job.local_dirs == ("context",) and job.has_context
+    assert SolveJob("//a:b", (), ExportOptions(), local_dirs=("context",)).has_context
+    assert not SolveJob("//a:b", (), ExportOptions(), local_dirs=("dockerfile",)).has_context
 
 
 def test_export_options_round_trip() -> None:

@@ -1,7 +1,10 @@
 """The build processes the Pants backend runs: ``python -m llbkit.builder.process COMMAND``.
 
-- ``solve JOB_DIR --image OUT --record OUT [--context DIR]``: build a solve job (see
-  :mod:`llbkit.builder.job`) on the machine's workers.
+- ``solve JOB_DIR --image OUT --record OUT [--context DIR] [--local NAME=DIR]...
+  [--oci-layout NAME=TAR]...``: build a solve job (see :mod:`llbkit.builder.job`) on the
+  machine's workers; ``--local`` gives each local dir it reads (``--context DIR`` is
+  ``--local context=DIR``), ``--oci-layout`` each OCI layout tar its ``oci-layout://`` bases
+  read.
 - ``resolve-bases --platform P... REF...``: print the registry bases resolved (digest, and the
   config per platform) as JSON on stdout.
 - ``lock-bases REF=PLATFORM[,PLATFORM...]...``: print what each tag names in its registry now
@@ -92,8 +95,17 @@ def job_needs(job: Any) -> Tuple[Tuple[str, ...], Dict[str, bool]]:
 
     entitlements = set()
     ssh: Dict[str, bool] = {}
+    definitions = []
     for p in job.platforms:
-        for op in Definition.from_bytes(p.definition).ops:
+        if p.frontend is None:
+            definitions.append(p.definition)
+            continue
+        # A frontend's own runs are not known before it runs; what its options ask for is.
+        definitions += [data for _, data in p.frontend.inputs]
+        if p.frontend.opts.get("force-network-mode") == "host":
+            entitlements.add("network.host")
+    for data in definitions:
+        for op in Definition.from_bytes(data).ops:
             if op.kind != "exec":
                 continue
             if op.body.get("network") == 1:  # pb.NetMode.HOST
@@ -203,11 +215,19 @@ def _solve(args: argparse.Namespace, settings: Any, job: Any, configured: Any, e
         log=_event,
     )
     with _pool(settings, args.settings) as workers:
-        record = build_job(job, workers, args.image, args.record, context_dir=args.context, opts=opts)
+        record = build_job(job, workers, args.image, args.record, context_dir=args.context,
+                           local_dirs=dict(args.local or ()), oci_layouts=dict(args.oci_layout or ()), opts=opts)
     for b in record.get("builds", []):
         if b.get("emulated") and len(b.get("attempts") or []) > 1:
             _event(f"{b['platform']}: emulated on {b['worker']} after its native worker failed")
     return 0
+
+
+def _name_value(text: str) -> Tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=PATH")
+    return name, value
 
 
 def cmd_resolve_bases(args: argparse.Namespace) -> int:
@@ -276,6 +296,8 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--image", required=True)
     solve.add_argument("--record", required=True)
     solve.add_argument("--context")
+    solve.add_argument("--local", action="append", type=_name_value, metavar="NAME=DIR")
+    solve.add_argument("--oci-layout", action="append", type=_name_value, metavar="NAME=TAR")
     solve.set_defaults(handler=cmd_solve)
     res = sub.add_parser("resolve-bases")
     res.add_argument("refs", nargs="+")

@@ -184,7 +184,8 @@ class Client:
     #   ssh: {id: agent socket path or session.SshAgent} (forwarded to runs with ssh mounts),
     #   session: a session.Session of your own (None: one is made from local_dirs, secrets,
     #   the exporters' dest and the docker config.json credentials; False: no session),
-    #   stdout: the binary stream a dest="-" export is written to (default sys.stdout.buffer).
+    #   stdout: the binary stream a dest="-" export is written to (default sys.stdout.buffer),
+    #   content_stores: {store id: session content store} read by oci-layout:// sources.
 
     @staticmethod
     def new_session(exports: Sequence[Export] = (), *, local_dirs: Optional[Mapping[str, Any]] = None,
@@ -304,6 +305,7 @@ class Client:
         cancel: Optional[threading.Event] = None,
         ref: Optional[str] = None,
         stdout: Any = None,
+        content_stores: Optional[Mapping[str, Any]] = None,
     ) -> Any:
         from llbkit._proto import control_pb2
         from llbkit.buildkit.localstores import plan_local_stores
@@ -311,6 +313,11 @@ class Client:
 
         stores = plan_local_stores(exports, cache_exports, cache_imports)
         cache_exports, cache_imports = stores.cache_exports, stores.cache_imports
+        if content_stores:  # oci-layout:// sources read these (store id -> content store)
+            clash = sorted(set(content_stores) & set(stores.stores))
+            if clash:
+                raise ExportSpecError(f"content store id {clash[0]!r} is used by a local cache or export too")
+            stores.stores.update(content_stores)
         if session is None:
             session = self.new_session(exports, local_dirs=local_dirs, secrets=secrets,
                                        content_stores=stores.stores, stdout=stdout, ssh=ssh)

@@ -71,6 +71,12 @@ class PlatformJob:
     base_config: Any = None
     ssh: Optional[Mapping[str, Any]] = None  # agent id -> socket path, for ssh mounts
     entitlements: Tuple[str, ...] = ()  # e.g. network.host, asked of the daemon for this solve
+    # A frontend to run instead of solving ``definition`` (an llbkit.builder.job.FrontendCall:
+    # ``name``, ``attrs`` and ``inputs`` pairs); it makes the image config itself.
+    frontend: Any = None
+    # OCI layouts the definition reads through ``oci-layout://`` sources: store id -> a
+    # llbkit.buildkit.session content store (e.g. an OCI layout tar served read-only).
+    content_stores: Optional[Mapping[str, Any]] = None
 
     @classmethod
     def from_lowered(cls, lowered: Any, *, local_dirs: Optional[Mapping[str, Any]] = None,
@@ -288,6 +294,9 @@ class _PlatformRunner:
         handler = self.progress(lease.platform, lease.name) if self.progress else None
 
         def fn(gw: Gateway) -> BuildResult:
+            if job.frontend is not None:
+                return BuildResult.forward(gw.solve_frontend(job.frontend.name, self._frontend_opts(job),
+                                                             dict(job.frontend.inputs)))
             return BuildResult.of(gw.solve(job.definition), job.config, base_config=job.base_config)
 
         export = Export.oci("-", rewrite_timestamp=True)  # streamed into `sink`
@@ -298,10 +307,20 @@ class _PlatformRunner:
                 fn, exports=[export], source_date_epoch=self.sde, progress=handler, cancel=self.stop, ref=ref,
                 local_dirs=job.local_dirs, secrets=job.secrets, ssh=job.ssh, entitlements=job.entitlements,
                 cache_imports=self.cache_imports, cache_exports=self.cache_exports, stdout=sink,
+                content_stores=job.content_stores,
             )
         except BuildKitError as e:
             e._llbkit_ref = ref  # type: ignore[attr-defined]
             raise
+
+    def _frontend_opts(self, job: PlatformJob) -> Dict[str, str]:
+        """The frontend's options as ``buildctl build --frontend NAME --opt ...`` with
+        ``$SOURCE_DATE_EPOCH`` gives them: the platform this solve is for, and the epoch as the
+        ``SOURCE_DATE_EPOCH`` build arg (the frontend dates the config and history by it)."""
+        opts = dict(job.frontend.attrs)
+        opts.setdefault("platform", normalize_platform(job.platform))
+        opts.setdefault("build-arg:SOURCE_DATE_EPOCH", str(self.sde))
+        return opts
 
     def _worker_failed(self, lease: Lease, err: BaseException) -> bool:
         """Whether ``err`` came from the worker (unreachable, died) rather than from the build."""

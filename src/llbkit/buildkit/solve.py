@@ -35,6 +35,7 @@ __all__ = [
     "GatewayRef",
     "ResolvedImage",
     "BuildResult",
+    "FrontendResult",
     "new_build_ref",
 ]
 
@@ -94,6 +95,16 @@ class BuildResult:
         self.single: Optional[Tuple[Optional[GatewayRef], Optional[bytes]]] = None
         self.platforms: List[Tuple[str, Optional[GatewayRef], Optional[bytes]]] = []
         self.metadata: Dict[str, bytes] = {}
+        self.forwarded: Any = None  # a frontend's own gateway Result, returned as it came
+
+    @classmethod
+    def forward(cls, result: "FrontendResult") -> "BuildResult":
+        """Return what a frontend returned (its refs, its image config and every other metadata
+        key, e.g. the base image's config), so the exporters write what they write when that
+        frontend is the build's own frontend (``buildctl build --frontend ...``)."""
+        r = cls()
+        r.forwarded = result.pb
+        return r
 
     @classmethod
     def of(cls, ref: Optional[GatewayRef], config: ConfigLike = None, *,
@@ -124,6 +135,11 @@ class BuildResult:
 
     def _to_pb(self, gw_pb: Any) -> Any:
         res = gw_pb.Result()
+        if self.forwarded is not None:
+            res.CopyFrom(self.forwarded)
+            for k, v in self.metadata.items():
+                res.metadata[k] = v
+            return res
         for k, v in self.metadata.items():
             res.metadata[k] = v
         if self.single is not None:
@@ -159,6 +175,34 @@ def _definition_pb(definition: Any) -> Any:
     msg = ops_pb2.Definition()
     msg.ParseFromString(bytes(data))
     return msg
+
+
+@dataclass(frozen=True)
+class FrontendResult:
+    """What a frontend run through :meth:`Gateway.solve_frontend` returned: its refs and its
+    ``metadata`` (``containerimage.config``, ``containerimage.base.config``...), and the gateway
+    message itself (``pb``), which :meth:`BuildResult.forward` returns unchanged."""
+
+    pb: Any = field(repr=False)
+
+    @property
+    def metadata(self) -> Dict[str, bytes]:
+        return {k: bytes(v) for k, v in self.pb.metadata.items()}
+
+    @property
+    def ref(self) -> Optional[GatewayRef]:
+        """The single ref, or ``None`` for a per-platform result (see :attr:`refs`)."""
+        if self.pb.WhichOneof("result") != "ref":
+            return None
+        r = self.pb.ref
+        return GatewayRef(r.id, getattr(r, "def") if r.HasField("def") else None)
+
+    @property
+    def refs(self) -> Dict[str, GatewayRef]:
+        if self.pb.WhichOneof("result") != "refs":
+            return {}
+        return {k: GatewayRef(r.id, getattr(r, "def") if r.HasField("def") else None)
+                for k, r in self.pb.refs.refs.items()}
 
 
 class Gateway:
@@ -209,6 +253,26 @@ class Gateway:
             pb_ref = resp.result.ref
             return GatewayRef(pb_ref.id, getattr(pb_ref, "def") if pb_ref.HasField("def") else None)
         return GatewayRef(resp.ref)
+
+    def solve_frontend(self, frontend: str, opts: Optional[Mapping[str, str]] = None,
+                       inputs: Optional[Mapping[str, Any]] = None) -> FrontendResult:
+        """Run ``frontend`` (``dockerfile.v0``, ``gateway.v0``...) with options ``opts`` and
+        ``inputs`` (name -> ``llb.Definition`` or its bytes) as part of this build, on the
+        build's session (its local dirs, secrets, ssh agents): what Go's ``client.Build``
+        callers (buildx) do with ``c.Solve(ctx, SolveRequest{Frontend: ...})``. The frontend's
+        errors (a Dockerfile syntax error at its file and line...) are BuildKit's own."""
+        req = self._pb.SolveRequest(Frontend=frontend, allowResultReturn=True, allowResultArrayRef=True)
+        for k, v in {**self._frontend_opts, **dict(opts or {})}.items():
+            req.FrontendOpt[k] = v
+        for name, definition in (inputs or {}).items():
+            req.FrontendInputs[name].CopyFrom(_definition_pb(definition))
+        for c in self._cache_imports:
+            req.CacheImports.add(Type=c.type, Attrs=dict(c.attrs))
+        resp = self._call("Solve", req, f"frontend {frontend}")
+        if not resp.HasField("result"):
+            raise BuildKitError(f"frontend {frontend} returned no result (buildkitd too old for "
+                                "allowResultReturn?)")
+        return FrontendResult(resp.result)
 
     def resolve_image_config(self, ref: str, *, platform: Optional[str] = None,
                              resolve_mode: str = "default") -> ResolvedImage:
