@@ -33,6 +33,7 @@ from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
     Digest,
+    Directory,
     FileContent,
     FileEntry,
     MergeDigests,
@@ -253,7 +254,9 @@ async def build_image(request: ImageBuildRequest, buildkit: BuildKitSubsystem,
     has_context = request.context != EMPTY_DIGEST
     context = await Get(Digest, AddPrefix(request.context, CONTEXT_DIR)) if has_context else EMPTY_DIGEST
     local_digests = await MultiGet(Get(Digest, AddPrefix(d, name)) for name, d in request.locals)
-    input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context, *local_digests]))
+    # Each local dir exists even when empty (a Dockerfile that copies nothing).
+    local_dirs = await Get(Digest, CreateDigest(Directory(name) for name, _ in request.locals))
+    input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context, local_dirs, *local_digests]))
     platforms = ", ".join(request.platforms)
     command = ("solve", JOB_DIR, "--image", IMAGE_OUT, "--record", RECORD_OUT,
                *(("--context", CONTEXT_DIR) if has_context else ()),
