@@ -38,7 +38,7 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 
 from llbkit_pants.dockerfile.context import DockerfileContext, DockerfileContextRequest
 from llbkit_pants.dockerfile.model import Dockerfile, DockerfileProblem, StageBase
-from llbkit_pants.dockerfile.parser import DockerfileError, problem_error
+from llbkit_pants.dockerfile.parser import DockerfileError, ParsedDockerfile, ParsedDockerfileRequest, problem_error
 from llbkit_pants.dockerfile.subsystem import DockerfileSubsystem
 from llbkit_pants.dockerfile.target_types import (
     BUILTIN_FRONTEND,
@@ -105,6 +105,29 @@ def input_metadata(config: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class DockerfilePlanRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class DockerfilePlan:
+    """What the Dockerfile and the target say before anything is resolved: the build arguments
+    (values), the stage bases per platform, the registry images named by reference
+    (`(normalized, as written)`), the frontend image, and `refs`: every registry reference to
+    pin (normalized), which both the build and the base-image lockfile use."""
+
+    address: Address
+    parsed: ParsedDockerfile
+    platforms: Tuple[str, ...]
+    build_args: Tuple[Tuple[str, str], ...]
+    stage: Optional[str]
+    stage_bases: Tuple[Tuple[str, Tuple[StageBase, ...]], ...]
+    written: Tuple[Tuple[str, str], ...]
+    frontend: Optional[str]
+    refs: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DockerfileJobRequest:
     address: Address
 
@@ -127,16 +150,14 @@ def _image_refs(df: Dockerfile, bases: Sequence[StageBase]) -> List[Tuple[str, i
     return refs + list(df.copy_from_images())
 
 
-@rule(desc="Plan a dockerfile_image's frontend solve")
-async def dockerfile_job(request: DockerfileJobRequest, buildkit: BuildKitSubsystem,
-                         subsystem: DockerfileSubsystem) -> DockerfileJob:
-    from llbkit.builder.job import FrontendCall
-    from llbkit.errors import LlbkitError
+@rule(desc="Read a dockerfile_image's build arguments and FROM images")
+async def dockerfile_plan(request: DockerfilePlanRequest, buildkit: BuildKitSubsystem,
+                          subsystem: DockerfileSubsystem) -> DockerfilePlan:
     from llbkit.image import ImageSpecError, RegistryBase
 
     address = request.address
-    ctx = await Get(DockerfileContext, DockerfileContextRequest(address))
-    df = ctx.parsed.dockerfile
+    parsed = await Get(ParsedDockerfile, ParsedDockerfileRequest(address))
+    df = parsed.dockerfile
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin=str(address)))
     tgt = wrapped.target
     platforms = declared_platforms(address, tgt[ContainerImagePlatformsField].value or (), buildkit)
@@ -170,7 +191,7 @@ async def dockerfile_job(request: DockerfileJobRequest, buildkit: BuildKitSubsys
             try:
                 written.setdefault(RegistryBase(ref).normalized, ref)
             except ImageSpecError as e:
-                raise DockerfileError(f"dockerfile_image {address}: {ctx.parsed.path}:{line}: {e.problem} "
+                raise DockerfileError(f"dockerfile_image {address}: {parsed.path}:{line}: {e.problem} "
                                       f"{ref!r}: {e.fix}") from None
     frontend_ref = tgt[DockerfileImageFrontendField].value or df.syntax
     frontend_norm = None
@@ -181,6 +202,26 @@ async def dockerfile_job(request: DockerfileJobRequest, buildkit: BuildKitSubsys
             raise DockerfileError(f"dockerfile_image {address}: frontend image {frontend_ref!r}: {e.problem}: "
                                   f"{e.fix}") from None
     refs = tuple(sorted(set(written) | ({frontend_norm} if frontend_norm else set())))
+    return DockerfilePlan(address, parsed, platforms, tuple(sorted(values.items())), stage,
+                          tuple((p, per_platform[p]) for p in platforms), tuple(sorted(written.items())),
+                          frontend_norm, refs)
+
+
+@rule(desc="Plan a dockerfile_image's frontend solve")
+async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
+    from llbkit.builder.job import FrontendCall
+    from llbkit.errors import LlbkitError
+
+    address = request.address
+    plan = await Get(DockerfilePlan, DockerfilePlanRequest(address))
+    ctx = await Get(DockerfileContext, DockerfileContextRequest(address))
+    platforms, refs, stage, frontend_norm = plan.platforms, plan.refs, plan.stage, plan.frontend
+    df = ctx.parsed.dockerfile
+    values = dict(plan.build_args)
+    written = dict(plan.written)
+    per_platform = dict(plan.stage_bases)
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin=str(address)))
+    tgt = wrapped.target
     bases = await Get(ImageBases, ImageBasesRequest(address, refs, platforms)) if refs else ImageBases((), ())
     pinned = {ref: base.digest for ref, _, base in bases.bases if base.digest}
 
