@@ -51,7 +51,7 @@ from llbkit_pants.dockerfile.target_types import (
 )
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import ContainerImageBaseField, ContainerImagePlatformsField
-from llbkit_pants.util_rules.bases import ImageBases, ImageBasesRequest
+from llbkit_pants.util_rules.bases import ImageBases, ImageBasesRequest, UnlockedBaseError
 from llbkit_pants.util_rules.lowering import LoweredImage, LoweredImageRequest, declared_platforms
 
 # The library is imported where it is used: loading the plugin must not load it (see register.py).
@@ -222,7 +222,10 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
     per_platform = dict(plan.stage_bases)
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin=str(address)))
     tgt = wrapped.target
-    bases = await Get(ImageBases, ImageBasesRequest(address, refs, platforms)) if refs else ImageBases((), ())
+    try:
+        bases = await Get(ImageBases, ImageBasesRequest(address, refs, platforms)) if refs else ImageBases((), ())
+    except UnlockedBaseError as e:  # its message names the target as a container_image
+        raise UnlockedBaseError(str(e).replace("container_image ", "dockerfile_image ", 1)) from None
     pinned = {ref: base.digest for ref, _, base in bases.bases if base.digest}
 
     def pin(ref: str) -> str:
