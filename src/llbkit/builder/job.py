@@ -128,12 +128,13 @@ class SolveJob:
 
     @classmethod
     def of(cls, name: str, lowered: Sequence[Any], export: ExportOptions,
-           secrets: Sequence[Tuple[str, bool]] = (), has_context: bool = False) -> "SolveJob":
+           secrets: Sequence[Tuple[str, bool]] = (), has_context: bool = False,
+           oci_layouts: Sequence[str] = ()) -> "SolveJob":
         """From ``llbkit.image.plan(...)``'s ``Lowered`` values (one per platform)."""
         return cls(name, tuple(JobPlatform(lw.platform, lw.definition.to_bytes(), lw.oci_config_bytes(),
                                            lw.base_config_bytes() or b"")
                                for lw in lowered),
-                   export, tuple(sorted(dict(secrets).items())), has_context)
+                   export, tuple(sorted(dict(secrets).items())), has_context, oci_layouts=tuple(oci_layouts))
 
     def files(self) -> Dict[str, bytes]:
         out: Dict[str, bytes] = {}

@@ -5,9 +5,10 @@ LLB exists only inside the frontend that made it) starts from BuildKit's ``oci-l
 rather than from a registry: the client serves the built OCI layout tar through the session's
 content service, as content store ``oci:NAME``, and the child's LLB names the image by digest::
 
-    base = layout_base("base.oci.tar", "linux/amd64")     # manifest digest and config, per platform
-    state = oci_layout_state("app-base", base)            # llb.oci_layout("app-base@sha256:...", store_id=...)
-    stores = {"app-base": "base.oci.tar"}                 # build_job(..., oci_layouts=stores)
+    spec = ImageSpec(name="//app:img", base=image.LayoutBase("app-base"), steps=(...))
+    bases = layout_base_configs("app-base", "base.oci.tar", spec.platforms)   # digest + config per platform
+    job = SolveJob.of(spec.name, plan(spec, base_configs=bases), export, oci_layouts=["app-base"])
+    build_job(job, workers, ..., oci_layouts={"app-base": "base.oci.tar"})
 
 The source is what Go's ``llb.OCILayout("NAME@DIGEST", llb.OCIStore("", "NAME"))`` marshals:
 identifier ``oci-layout://NAME@DIGEST`` and attr ``oci.store`` = NAME, no session id (the daemon
@@ -23,12 +24,12 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Sequence, Tuple
 
 from llbkit.errors import LlbkitError
 
-__all__ = ["LayoutBase", "LayoutBaseError", "STORE_PREFIX", "layout_base", "layout_store", "oci_layout_state",
-           "store_id"]
+__all__ = ["LayoutBase", "LayoutBaseError", "STORE_PREFIX", "layout_base", "layout_base_configs", "layout_store",
+           "oci_layout_state", "store_id"]
 
 STORE_PREFIX = "oci:"  # the session content store id BuildKit asks for: "oci:" + the oci.store attr
 _BLOB = re.compile(r"blobs/sha256/[0-9a-f]{64}")
@@ -71,6 +72,19 @@ def layout_base(tar: "str | os.PathLike[str]", platform: str) -> LayoutBase:
             return LayoutBase(want, image.manifest.digest, read_verified(layout, image.config))
     except OCIError as e:
         raise LayoutBaseError(str(tar), str(e)) from None
+
+
+def layout_base_configs(name: str, tar: "str | os.PathLike[str]", platforms: Sequence[str]) -> Dict[Tuple[str, str], Any]:
+    """What lowering needs for an image whose base is ``LayoutBase(name)`` read from ``tar``:
+    ``{(base.key, platform): ResolvedBase(config, manifest digest)}`` for each platform."""
+    from llbkit.image import LayoutBase, ResolvedBase
+
+    key = LayoutBase(name).key
+    out: Dict[Tuple[str, str], Any] = {}
+    for p in platforms:
+        b = layout_base(tar, p)
+        out[(key, p)] = ResolvedBase(b.config, b.digest)
+    return out
 
 
 def oci_layout_state(name: str, base: LayoutBase, constraints: Any = None) -> Any:

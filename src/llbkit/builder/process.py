@@ -20,7 +20,10 @@ its argv, environment or inputs, which are the content that Pants caches the res
 stderr carries one ``[llbkit] `` line per scheduling event (which worker builds which platform,
 retries) and, with ``progress = "plain"``, BuildKit's step log. A failure ends with one
 ``[llbkit-error] {JSON}`` line: ``{"kind", "message", ...fields}``, so the backend reports it
-with its own hints without parsing text. Exit codes: 0 done, 1 failed, 130 interrupted.
+with its own hints without parsing text (a local dir or layout the job reads but was not given
+is ``missing_input``; a failed build whose error points into its sources, e.g. a Dockerfile
+syntax error, carries ``"sources": [[file, first line, last line]]``). Exit codes: 0 done, 1
+failed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -314,7 +317,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _source_fields(e: BaseException) -> Dict[str, Any]:
+    """Where a failed build's error points in its sources (a Dockerfile's file and lines, as
+    BuildKit's frontend reports them): ``{"sources": [[file, first line, last line], ...]}``."""
+    cause = getattr(e, "cause", e)
+    sources = getattr(cause, "sources", ())
+    out = [[s.filename, s.start_line, s.end_line] for s in sources if hasattr(s, "start_line")]
+    return {"sources": out} if out else {}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from llbkit.builder.build import MissingInputError
     from llbkit.buildkit.errors import NoWorkerError
     from llbkit.errors import LlbkitError
 
@@ -326,8 +339,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NoWorkerError as e:
         return _error("no_worker", str(e), platform=e.platform,
                       workers=[[w.worker, w.reason, w.kind.name] for w in e.workers])
+    except MissingInputError as e:
+        return _error("missing_input", str(e), input=e.name, input_kind=e.kind)
     except LlbkitError as e:
-        return _error(type(e).__name__, str(e))
+        return _error(type(e).__name__, str(e), **_source_fields(e))
     except (OSError, ValueError) as e:
         return _error(type(e).__name__, " ".join(str(e).split()))
     except Exception as e:  # a bug: still one line, with the type

@@ -204,3 +204,42 @@ def test_sigkill_mid_run_leaves_no_output_and_the_run_is_gone_from_the_daemon(
     while _sleeping(["sleep", seconds], buildkitd_amd64.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _sleeping(["sleep", seconds], buildkitd_amd64.pid), "the RUN outlived its build process"
+
+
+def test_a_dockerfile_job_is_solved_with_its_local_dirs_given_by_flag(
+    registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path
+) -> None:
+    from llbkit.builder.job import FrontendCall, JobPlatform
+
+    df_dir, ctx = tmp_path / "df", _context(tmp_path)
+    df_dir.mkdir()
+    (df_dir / "app.Dockerfile").write_text(f"FROM {registry.busybox_ref}\nCOPY app/hello.txt /hello.txt\n")
+    call = FrontendCall("dockerfile.v0", (("filename", "app.Dockerfile"),))
+    job = SolveJob("//app:df", (JobPlatform(AMD64, b"", b"", frontend=call),), ExportOptions(),
+                   local_dirs=("context", "dockerfile"))
+    d = tmp_path / "job"
+    d.mkdir()
+    for name, data in job.files().items():
+        (d / name).write_bytes(data)
+    settings = _settings_dir(tmp_path, buildkitd_amd64.addr)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "llbkit.builder.process", "solve", str(d), "--settings", str(settings),
+            "--image", str(out / "image.tar"), "--record", str(out / "image.json"),
+            "--local", f"context={ctx}", "--local", f"dockerfile={df_dir}"]
+    res = subprocess.run(argv, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    record = json.loads((out / "image.json").read_text())
+    assert record["platforms"][0]["platform"] == AMD64
+    # without the dockerfile dir: a typed error naming it, and no outputs
+    out2 = tmp_path / "out2"
+    argv2 = [a.replace(str(out), str(out2)) for a in argv[:-2]]
+    res = subprocess.run(argv2, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1
+    err = _error_line(res.stderr)
+    assert err["kind"] == "missing_input" and err["input"] == "dockerfile" and "--local" in err["message"]
+    assert not (out2 / "image.tar").exists()
+    # a Dockerfile syntax error: BuildKit's message, and where it points as fields
+    (df_dir / "app.Dockerfile").write_text(f"FROM {registry.busybox_ref}\nBOGUS x\n")
+    res = subprocess.run(argv, env=_env(), capture_output=True, text=True, timeout=300)
+    err = _error_line(res.stderr)
+    assert "unknown instruction: BOGUS" in err["message"] and err["sources"] == [["app.Dockerfile", 2, 2]]

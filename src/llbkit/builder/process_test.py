@@ -21,3 +21,16 @@ def test_entitlements_and_ssh_agents_of_a_job() -> None:
 def test_a_plain_job_needs_nothing() -> None:
     # A daemon refuses a solve that asks for an entitlement it does not allow: ask for none.
     assert job_needs(_job(RunStep(["/x"], network="none"))) == ((), {})
+
+
+def test_a_frontend_job_needs_what_its_options_and_inputs_ask_for() -> None:
+    from llbkit.builder.job import FrontendCall, JobPlatform
+
+    named = _job(RunStep(["/x"], network="host"))  # another image's LLB, given as a named context
+    call = FrontendCall("dockerfile.v0", (("force-network-mode", "host"), ("context:base", "input:base")),
+                        (("base", named.platforms[0].definition),))
+    job = SolveJob("//app:df", (JobPlatform("linux/amd64", b"", b"", frontend=call),), ExportOptions())
+    assert job_needs(job) == (("network.host",), {})
+    plain = SolveJob("//app:df", (JobPlatform("linux/amd64", b"", b"", frontend=FrontendCall("dockerfile.v0")),),
+                     ExportOptions())
+    assert job_needs(plain) == ((), {})

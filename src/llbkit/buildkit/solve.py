@@ -298,6 +298,8 @@ class Gateway:
         elif error is not None:
             req.error.code = 2  # UNKNOWN
             req.error.message = str(error) or type(error).__name__
+            if isinstance(error, _RpcFailure):  # the daemon's own words, for its build history
+                req.error.message = error.err.details() or error.what
         else:
             req.result.CopyFrom(self._pb.Result())
         self._call("Return", req, "return of the result")
@@ -453,7 +455,9 @@ class SolveRun:
             wrapped.__cause__ = gw
             return wrapped
         what = "solve"
-        if err is None and isinstance(gw, _RpcFailure):
+        # A gateway call that failed (a frontend run through it, its Dockerfile wrong) carries
+        # the real error and its typed details; the Solve then fails only with what Return said.
+        if isinstance(gw, _RpcFailure) and (err is None or gw.err.code() != grpc.StatusCode.UNAVAILABLE):
             err, what = gw.err, gw.what
         if err is None:
             return SolveCancelledError(f"build {self.ref} was cancelled")

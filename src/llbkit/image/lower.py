@@ -56,6 +56,7 @@ from llbkit.image.spec import (
     ScratchBase,
     SecretMount,
     SpecBase,
+    LayoutBase,
     SshMount,
     TmpfsMount,
     UrlSource,
@@ -145,6 +146,22 @@ def _find_base_config(
         f"{spec.name}: no config for base image {base.ref!r} on {platform}: resolve it (e.g. with the "
         f"client's resolve_image_config) and pass it in base_configs[({norm!r}, {platform!r})]"
     )
+
+
+def _find_layout_config(
+    spec: ImageSpec, base: LayoutBase, platform: str, base_configs: Optional[BaseConfigs]
+) -> Tuple[Dict[str, Any], str]:
+    value = (base_configs or {}).get((base.key, platform))
+    if value is None:
+        raise MissingBaseConfigError(
+            f"{spec.name}: no config for base {base.key} on {platform}: read it from the layout "
+            f"(llbkit.builder.oci_layouts.layout_base_configs) and pass it in "
+            f"base_configs[({base.key!r}, {platform!r})]")
+    config, digest = _parse_config(value, base.key, platform)
+    if not digest:
+        raise ImageSpecError(f"{spec.name}: base {base.key} on {platform}: its manifest digest is needed "
+                             "(pass ResolvedBase(config, digest))")
+    return config, digest
 
 
 def _pinned_ref(norm: str, digest: Optional[str]) -> str:
@@ -448,6 +465,14 @@ def _lower_state(
         base_json = _without_onbuild(base_json)
         ref = _pinned_ref(base.normalized, digest)
         state = llb.image(ref, platform=platform, custom_name=f"[{spec.name}] FROM {base.ref}")
+        state = _apply_config(state, base_json)
+    elif isinstance(base, LayoutBase):
+        base_json, digest = _find_layout_config(spec, base, platform, base_configs)
+        base_json = _without_onbuild(base_json)
+        # As Go's llb.OCILayout("docker.io/library/NAME@DIGEST", llb.OCIStore("", NAME), ...):
+        # no session id, so the op (and the cache key) is the same on every run.
+        state = llb.oci_layout(f"{base.name}@{digest}", store_id=base.name, platform=platform,
+                               custom_name=f"[{spec.name}] FROM {base.key}")
         state = _apply_config(state, base_json)
     else:
         assert isinstance(base, SpecBase)

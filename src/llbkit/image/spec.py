@@ -28,6 +28,7 @@ __all__ = [
     "ScratchBase",
     "RegistryBase",
     "SpecBase",
+    "LayoutBase",
     "ContextSource",
     "ImageSource",
     "CopyStep",
@@ -122,7 +123,22 @@ class SpecBase:
     spec: "ImageSpec"
 
 
-Base = Union[ScratchBase, RegistryBase, SpecBase]
+@dataclass(frozen=True)
+class LayoutBase:
+    """An image built elsewhere (e.g. by a Dockerfile frontend, whose LLB the client never
+    sees), read by buildkitd from the OCI layout the client serves as content store ``name``
+    (an ``oci-layout://`` source). Its manifest digest and config per platform are passed in
+    ``base_configs[(base.key, platform)]`` as a ``ResolvedBase(config, digest)``; the config is
+    inherited and the base's layers are kept as they are, as for a registry base."""
+
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"oci-layout://{self.name}"
+
+
+Base = Union[ScratchBase, RegistryBase, SpecBase, LayoutBase]
 
 
 # -- copy sources and steps -----------------------------------------------------------------------
@@ -811,6 +827,9 @@ def _check_step(spec: "ImageSpec", i: int, step: Any) -> None:
                    "use CopyStep, AddStep, RunStep, EnvStep, UserStep or WorkdirStep")
 
 
+_LAYOUT_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+
+
 def _validate_one(spec: "ImageSpec") -> None:
     if not isinstance(spec.name, str):
         raise ImageSpecError(f"image name must be a string, got {spec.name!r}")
@@ -821,9 +840,13 @@ def _validate_one(spec: "ImageSpec") -> None:
         except ImageSpecError as e:
             raise ImageSpecError(f"{spec.name}: field 'base': {e}", spec_name=spec.name, field="base",
                                  value=base.ref, problem=e.problem, fix=e.fix) from None
+    elif isinstance(base, LayoutBase):
+        if not isinstance(base.name, str) or not _LAYOUT_NAME.fullmatch(base.name):
+            raise _err(spec.name, "base", base.name, "invalid OCI layout store name",
+                       "use lowercase letters, digits and . _ - (an image name component)")
     elif not isinstance(base, (ScratchBase, SpecBase)):
         raise _err(spec.name, "base", base, "unsupported base",
-                   "use ScratchBase(), RegistryBase(ref) or SpecBase(spec)")
+                   "use ScratchBase(), RegistryBase(ref), SpecBase(spec) or LayoutBase(name)")
     if not isinstance(spec.steps, tuple):
         raise _err(spec.name, "steps", spec.steps, "expected a list of steps, got", "use a list of copy/run steps")
     for i, step in enumerate(spec.steps):
