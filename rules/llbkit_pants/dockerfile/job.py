@@ -41,7 +41,6 @@ from llbkit_pants.dockerfile.model import Dockerfile, DockerfileProblem, StageBa
 from llbkit_pants.dockerfile.parser import DockerfileError, ParsedDockerfile, ParsedDockerfileRequest, problem_error
 from llbkit_pants.dockerfile.subsystem import DockerfileSubsystem
 from llbkit_pants.dockerfile.target_types import (
-    BUILTIN_FRONTEND,
     DockerfileImageBuildArgsField,
     DockerfileImageBuildNetworkField,
     DockerfileImageFrontendField,
@@ -58,7 +57,6 @@ from llbkit_pants.util_rules.lowering import LoweredImage, LoweredImageRequest, 
 if TYPE_CHECKING:  # pragma: no cover
     from llbkit.builder.job import FrontendCall
 
-GATEWAY_FRONTEND = "gateway.v0"
 TARGET_PREFIX = "llbkit-target"
 
 
@@ -123,7 +121,8 @@ class DockerfilePlan:
     stage: Optional[str]
     stage_bases: Tuple[Tuple[str, Tuple[StageBase, ...]], ...]
     written: Tuple[Tuple[str, str], ...]
-    frontend: Optional[str]
+    frontend: Optional[str]  # normalized
+    frontend_written: Optional[str]  # as the field, the directive or BUILDKIT_SYNTAX names it
     refs: Tuple[str, ...]
 
 
@@ -143,6 +142,17 @@ class DockerfileJob:
     # dir `context` too, so their files join the Dockerfile's context.
     target_contexts: Tuple[Digest, ...]
     events: Tuple[str, ...]
+
+
+def _syntax_image(text: str, build_args: Mapping[str, str]) -> Optional[str]:
+    """The custom frontend image a `BUILDKIT_SYNTAX` build argument or a `# syntax=` directive
+    names (found as BuildKit finds it, see `llbkit.builder.frontends`)."""
+    from llbkit.builder.frontends import detect_syntax
+
+    if build_args.get("BUILDKIT_SYNTAX"):
+        return build_args["BUILDKIT_SYNTAX"].strip().split(" ", 1)[0]
+    syntax = detect_syntax(text.encode())
+    return syntax.image if syntax else None
 
 
 def _image_refs(df: Dockerfile, bases: Sequence[StageBase]) -> List[Tuple[str, int]]:
@@ -165,7 +175,7 @@ async def dockerfile_plan(request: DockerfilePlanRequest, buildkit: BuildKitSubs
     global_args = tuple(subsystem.build_args)
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(env_names(target_args + global_args)))
     declared = set(df.declared_args())
-    args = {k: v for k, v in parse_build_args(global_args, env).items() if k in declared}
+    args = {k: v for k, v in parse_build_args(global_args, env).items() if k in declared or k.startswith("BUILDKIT_")}
     args.update(parse_build_args(target_args, env))
     stage = tgt[DockerfileImageTargetStageField].value
     try:
@@ -193,7 +203,7 @@ async def dockerfile_plan(request: DockerfilePlanRequest, buildkit: BuildKitSubs
             except ImageSpecError as e:
                 raise DockerfileError(f"dockerfile_image {address}: {parsed.path}:{line}: {e.problem} "
                                       f"{ref!r}: {e.fix}") from None
-    frontend_ref = tgt[DockerfileImageFrontendField].value or df.syntax
+    frontend_ref = tgt[DockerfileImageFrontendField].value or _syntax_image(parsed.text, values)
     frontend_norm = None
     if frontend_ref:
         try:
@@ -204,12 +214,12 @@ async def dockerfile_plan(request: DockerfilePlanRequest, buildkit: BuildKitSubs
     refs = tuple(sorted(set(written) | ({frontend_norm} if frontend_norm else set())))
     return DockerfilePlan(address, parsed, platforms, tuple(sorted(values.items())), stage,
                           tuple((p, per_platform[p]) for p in platforms), tuple(sorted(written.items())),
-                          frontend_norm, refs)
+                          frontend_norm, frontend_ref, refs)
 
 
 @rule(desc="Plan a dockerfile_image's frontend solve")
 async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
-    from llbkit.builder.job import FrontendCall
+    from llbkit.builder.frontends import dockerfile_frontend, gateway_frontend
     from llbkit.errors import LlbkitError
 
     address = request.address
@@ -263,7 +273,10 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
     network = tgt[DockerfileImageBuildNetworkField].value
     calls: List[Tuple[str, FrontendCall]] = []
     for p in platforms:
-        attrs: Dict[str, str] = {"filename": ctx.parsed.path.rsplit("/", 1)[-1], "platform": p}
+        attrs: Dict[str, str] = {"platform": p}
+        filename = ctx.parsed.path.rsplit("/", 1)[-1]
+        if filename != "Dockerfile":  # the frontend's default, which buildctl leaves unsaid too
+            attrs["filename"] = filename
         if stage:
             attrs["target"] = stage
         if network and network != "default":
@@ -285,14 +298,17 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
             attrs[f"context:{name}"] = f"input:{name}"
             attrs[f"input-metadata:{name}"] = input_metadata(lw.oci_config_bytes())
             inputs[name] = lw.definition.to_bytes()
-        frontend = BUILTIN_FRONTEND
-        if frontend_norm:
-            frontend = GATEWAY_FRONTEND
-            attrs["source"] = pin(frontend_norm)
+        pins = {plan.frontend_written: pinned[frontend_norm]} if frontend_norm in pinned else {}
         try:
-            calls.append((p, FrontendCall(frontend, tuple(attrs.items()), tuple(inputs.items()))))
+            if tgt[DockerfileImageFrontendField].value:
+                call = gateway_frontend(tgt[DockerfileImageFrontendField].value, tuple(attrs.items()),
+                                        tuple(inputs.items()), pins=pins, where="the `frontend_image` field")
+            else:
+                call = dockerfile_frontend(ctx.parsed.text.encode(), tuple(attrs.items()), tuple(inputs.items()),
+                                           pins=pins, filename=ctx.parsed.path)
         except LlbkitError as e:
             raise DockerfileError(f"dockerfile_image {address}: {e}") from None
+        calls.append((p, call))
     events = bases.events + tuple(e for lw in lowered for e in lw.events)
     target_contexts = tuple(lw.image.context for lw in lowered if lw.image.context_digest is not None)
     return DockerfileJob(address, platforms, tuple(calls), tuple(sorted(secrets.items())), ctx, target_contexts,

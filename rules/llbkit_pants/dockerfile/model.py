@@ -10,8 +10,8 @@ module reads them the way BuildKit's Dockerfile frontend does where it matters b
 * the `COPY`/`ADD` sources read from the build context (not `--from`, URLs or heredocs), which
   decide the dependencies and the context's files;
 * the images `COPY --from=IMAGE` reads, which must be pinned like any `FROM`;
-* the ARGs declared anywhere (a build argument naming none is an error), the secret ids
-  `RUN --mount=type=secret` reads, and the `# syntax=` directive.
+* the ARGs declared anywhere (a build argument naming none is an error) and the secret ids
+  `RUN --mount=type=secret` reads.
 
 Everything the frontend decides itself (instruction semantics, `$VAR` in other instructions) is
 left to it: it is the oracle, and its own error messages reach the user.
@@ -81,29 +81,12 @@ class StageBase:
 
 
 _ADDRESS_RE = re.compile(r"^(?://[^:#@ ]*)?:[A-Za-z0-9._@#=,+-]+$|^//[^:#@ ]+$")
-_DIRECTIVE_RE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 
 
 def is_address(value: str) -> bool:
     """A base that names a target: `:name`, `//path:name` or `//path` (as `container_image`'s
     `base`); `path/to:name` is not one, since it also reads as an image reference with a tag."""
     return bool(_ADDRESS_RE.match(value))
-
-
-def parse_directives(text: str) -> Tuple[Tuple[str, str], ...]:
-    """The parser directives (`# syntax=...`, `# escape=...`) at the top of a Dockerfile, as
-    BuildKit reads them: consecutive comment lines of `key=value` before anything else."""
-    out: List[Tuple[str, str]] = []
-    seen = set()
-    for line in text.splitlines():
-        if line.startswith("#!") and not out:  # a shebang line is allowed first
-            continue
-        m = _DIRECTIVE_RE.match(line.strip())
-        if not m or m.group(1).lower() in seen:
-            break
-        seen.add(m.group(1).lower())
-        out.append((m.group(1).lower(), m.group(2)))
-    return tuple(out)
 
 
 _VAR_RE = re.compile(r"\\\$|\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-+])(?P<word>[^}]*))?\}"
@@ -178,7 +161,6 @@ _REMOTE_PREFIXES = ("http://", "https://", "git@", "git://")
 class Dockerfile:
     path: str  # from the build root, for messages
     instructions: Tuple[Instruction, ...]
-    directives: Tuple[Tuple[str, str], ...] = ()
     _stages: Tuple[Stage, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
@@ -199,15 +181,11 @@ class Dockerfile:
             stages.append(Stage(len(stages), name, value[0], ins.line, ins.flag("platform")))
         if not stages:
             raise DockerfileProblem(path, 0, "no FROM instruction", "a Dockerfile starts with FROM (after ARGs)")
-        return cls(path, instructions, parse_directives(text), tuple(stages))
+        return cls(path, instructions, tuple(stages))
 
     @property
     def stages(self) -> Tuple[Stage, ...]:
         return self._stages
-
-    @property
-    def syntax(self) -> Optional[str]:
-        return dict(self.directives).get("syntax")
 
     def meta_args(self) -> Tuple[Tuple[str, Optional[str]], ...]:
         """The ARGs before the first FROM (what FROM lines may use), with their defaults."""
@@ -260,7 +238,8 @@ class Dockerfile:
     def check_build_args(self, names: Iterable[str], where: str) -> None:
         """Every build argument the target sets must be declared by an ARG."""
         declared = set(self.declared_args()) | set(platform_args("linux/amd64", "linux/amd64"))
-        unknown = sorted(set(names) - declared)
+        # BuildKit's own build arguments (BUILDKIT_SYNTAX, BUILDKIT_INLINE_CACHE, ...) need no ARG.
+        unknown = sorted(n for n in set(names) - declared if not n.startswith("BUILDKIT_"))
         if unknown:
             have = ", ".join(self.declared_args()) or "none"
             raise DockerfileProblem(self.path, 0, f"build argument {unknown[0]!r} ({where}) is declared by no ARG "

@@ -1,6 +1,6 @@
 import pytest
 
-from llbkit_pants.dockerfile.model import Dockerfile, DockerfileProblem, expand, is_address, parse_directives
+from llbkit_pants.dockerfile.model import Dockerfile, DockerfileProblem, expand, is_address
 
 
 def cmd(cmd, *value, flags=(), line=1, original=""):
@@ -84,9 +84,6 @@ def test_no_from_is_a_problem():
         dockerfile(cmd("ARG", "A"))
 
 
-def test_directives_and_addresses():
-    assert parse_directives("# syntax=docker/dockerfile:1.7\n# escape=`\nFROM x\n") == (
-        ("syntax", "docker/dockerfile:1.7"), ("escape", "`"))
-    assert parse_directives("FROM x\n# syntax=y\n") == ()
+def test_addresses():
     assert is_address(":base") and is_address("//images/base:base") and is_address("//images/base")
     assert not is_address("registry:5000/base") and not is_address("images/base:1.0")

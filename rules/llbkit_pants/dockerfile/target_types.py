@@ -38,8 +38,6 @@ from llbkit_pants.target_types import (
 )
 
 DEFAULT_DOCKERFILE = "Dockerfile"
-# The frontend that runs when neither the field nor a `# syntax=` directive names another.
-BUILTIN_FRONTEND = "dockerfile.v0"
 
 
 class DockerfileImageSourceField(OptionalSingleSourceField):
