@@ -118,7 +118,8 @@ async def package_dockerfile_image(field_set: DockerfileImagePackageFieldSet,
         context = await Get(Digest, MergeDigests([context, *job.target_contexts]))
     return await Get(BuiltPackage, ImageBuildRequest(
         address, tuple(sorted(solve_job.files().items())), job.platforms, image_path, record_path,
-        locals=((CONTEXT_DIR, context), (DOCKERFILE_DIR, job.context.dockerfile))))
+        locals=((CONTEXT_DIR, context), (DOCKERFILE_DIR, job.context.dockerfile)),
+        source_paths=((posixpath.basename(job.context.parsed.path), job.context.parsed.path),)))
 
 
 def rules():

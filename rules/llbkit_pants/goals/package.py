@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Mapping, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.engine.fs import (
@@ -121,8 +121,21 @@ def explain_no_worker(failure: ProcessFailure, allow_emulation: bool) -> str:
     return failure.message + ("\nTo fix: " + "; ".join(hints) + "." if hints else "")
 
 
+def source_locations(failure: ProcessFailure, paths: Mapping[str, str]) -> str:
+    """Where a failed build's error points (a Dockerfile's lines, from the frontend), each file
+    named by its path in the repository (`paths`: the frontend's file name -> repo path)."""
+    out = []
+    for entry in failure.fields.get("sources", []) or []:
+        try:
+            name, first, last = str(entry[0]), int(entry[1]), int(entry[2])
+        except (IndexError, TypeError, ValueError):
+            continue
+        out.append(f"{paths.get(name, name)}:{first}" + (f"-{last}" if last != first else ""))
+    return f" (at {', '.join(out)})" if out else ""
+
+
 def _failure_message(address: str, failure: ProcessFailure, channel: MachineChannel,
-                     buildkit: BuildKitSubsystem) -> str:
+                     buildkit: BuildKitSubsystem, paths: Mapping[str, str] = {}) -> str:
     if failure.kind == "no_worker":
         return f"failed to build {address}: {explain_no_worker(failure, buildkit.allow_emulation)}"
     if failure.kind == "missing_secret":
@@ -131,7 +144,8 @@ def _failure_message(address: str, failure: ProcessFailure, channel: MachineChan
         fix = (f"its source is {source!r} in [buildkit].secrets: fix that" if source else
                f'add it to [buildkit].secrets, e.g. "{sid}=env:VARIABLE" or "{sid}=file:PATH"')
         return f"failed to build {address}: {failure.message}: {fix} (or make the mount optional)."
-    return f"failed to build {address}: {failure.message}"
+    where = source_locations(failure, paths)
+    return f"failed to build {address}{where}: {failure.message}"
 
 
 def check_secrets(address: str, lowered: LoweredImage, channel: MachineChannel) -> Tuple[Tuple[str, bool], ...]:
@@ -188,7 +202,7 @@ def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], .
 
 
 def _report(address: str, result: FallibleProcessResult, channel: MachineChannel,
-            buildkit: BuildKitSubsystem) -> bool:
+            buildkit: BuildKitSubsystem, paths: Mapping[str, str] = {}) -> bool:
     """Log what the build process said; raise its failure. Whether it ran now (not a cache hit)."""
     # Not `metadata.source(run_id)`: asking for the RunId would make the package rule re-run on
     # every run, so a no-op under pantsd could not be served from pantsd's memory (then nothing
@@ -202,7 +216,7 @@ def _report(address: str, result: FallibleProcessResult, channel: MachineChannel
         failure = process_failure(result)
         if log and buildkit.progress == Progress.plain:
             logger.info(f"{address}: BuildKit log:\n{log}")
-        raise ContainerImageBuildError(_failure_message(address, failure, channel, buildkit))
+        raise ContainerImageBuildError(_failure_message(address, failure, channel, buildkit, paths))
     if solved and buildkit.progress == Progress.plain and build_log(result.stderr).strip():
         logger.info(f"{address}: BuildKit log:\n{build_log(result.stderr).strip()}")
     return solved
@@ -222,6 +236,8 @@ class ImageBuildRequest:
     record_path: str
     context: Digest = EMPTY_DIGEST  # a container_image's build context (`--context`)
     locals: Tuple[Tuple[str, Digest], ...] = ()
+    # The frontend's names of source files -> their paths in the repo, for error locations.
+    source_paths: Tuple[Tuple[str, str], ...] = ()
 
 
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
@@ -265,7 +281,7 @@ async def build_image(request: ImageBuildRequest, buildkit: BuildKitSubsystem,
         code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
         description=f"Building {address} for {platforms}", level=LogLevel.INFO,
     ))
-    solved = _report(address, result, channel, buildkit)
+    solved = _report(address, result, channel, buildkit, dict(request.source_paths))
     stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT))
     if stored.problem is not None:
         # A damaged result in Pants' store (see util_rules.stored_image). Pants writes a file into
@@ -282,7 +298,7 @@ async def build_image(request: ImageBuildRequest, buildkit: BuildKitSubsystem,
             code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
             description=f"Rebuilding {address} for {platforms}", level=LogLevel.INFO,
             extra_env={"LLBKIT_REBUILD_OF": result.output_digest.fingerprint}))
-        solved = _report(address, result, channel, buildkit)
+        solved = _report(address, result, channel, buildkit, dict(request.source_paths))
         stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT, attempt=1))
         if stored.problem is not None:
             raise ContainerImageBuildError(
