@@ -22,7 +22,7 @@ from llbkit.buildkit.local_daemon import LocalDaemon
 from llbkit.daemon import pid_alive, stop_pid
 from llbkit.testutil.tools import cache_dir
 
-IMAGES = ["chain/app1/app1", "chain/app2/app2", "chain/base/base", "dockerfile/image", "dockerfile/on-target",
+IMAGES = ["chain/app1/app1", "chain/app2/app2", "chain/base/base", "dockerfile/image", "dockerfile/on-dockerfile", "dockerfile/on-target",
           "hello/hello", "multiarch/multiarch", "pyapp/pyapp"]
 PRIVATE_CACHE_ENTRIES = ("buildkitd",)  # everything else is shared with the real cache
 COPY_SKIP = {".git", ".pants.d", ".pids", "dist", "__pycache__", ".pytest_cache"}

@@ -10,6 +10,7 @@ from llbkit_pants.build_file_helpers import BUILD_FILE_HELPERS
 from llbkit_pants.dockerfile import context as dockerfile_context
 from llbkit_pants.dockerfile import dependencies as dockerfile_dependencies
 from llbkit_pants.dockerfile import job as dockerfile_job
+from llbkit_pants.dockerfile import layout_base as dockerfile_layout_base
 from llbkit_pants.dockerfile import package as dockerfile_package
 from llbkit_pants.dockerfile import parser as dockerfile_parser
 from llbkit_pants.dockerfile import publish as dockerfile_publish
@@ -66,6 +67,7 @@ def rules():
         *dockerfile_context.rules(),
         *dockerfile_dependencies.rules(),
         *dockerfile_job.rules(),
+        *dockerfile_layout_base.rules(),
         *dockerfile_package.rules(),
         *dockerfile_publish.rules(),
         *dockerfile_tailor.rules(),

@@ -142,6 +142,8 @@ class DockerfileJob:
     # dir `context` too, so their files join the Dockerfile's context.
     target_contexts: Tuple[Digest, ...]
     events: Tuple[str, ...]
+    # The OCI layouts those targets' LLB reads (a container_image on a dockerfile_image base).
+    layouts: Tuple[Tuple[str, Digest, str], ...] = ()
 
 
 def _syntax_image(text: str, build_args: Mapping[str, str]) -> Optional[str]:
@@ -311,8 +313,9 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
         calls.append((p, call))
     events = bases.events + tuple(e for lw in lowered for e in lw.events)
     target_contexts = tuple(lw.image.context for lw in lowered if lw.image.context_digest is not None)
+    layouts = tuple(sorted({x for lw in lowered for x in lw.layouts}, key=lambda x: x[0]))
     return DockerfileJob(address, platforms, tuple(calls), tuple(sorted(secrets.items())), ctx, target_contexts,
-                         events)
+                         events, layouts)
 
 
 def rules():

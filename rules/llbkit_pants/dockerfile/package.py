@@ -11,28 +11,19 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from dataclasses import dataclass
 from typing import Tuple
 
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
-from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
+from pants.engine.fs import Digest, MergeDigests
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from llbkit_pants.dockerfile.field_sets import DockerfileImagePackageFieldSet
 from llbkit_pants.dockerfile.job import DockerfileJob, DockerfileJobRequest
 from llbkit_pants.dockerfile.parser import DockerfileError
-from llbkit_pants.dockerfile.target_types import DockerfileImageSourceField
 from llbkit_pants.goals.package import ContainerImageBuildError, ImageBuildRequest, export_options
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
-from llbkit_pants.target_types import (
-    ContainerImageOutputFormatField,
-    ContainerImageOutputPathField,
-    ContainerImageRegistriesField,
-    ContainerImageRepositoryField,
-    ContainerImageTagsField,
-)
-from llbkit_pants.dockerfile.target_types import DockerfileImageSecretsField
 from llbkit_pants.util_rules.bases import BaseResolveError
 from llbkit_pants.util_rules.machine import MachineChannel, MachineChannelRequest
 
@@ -40,27 +31,6 @@ logger = logging.getLogger(__name__)
 
 CONTEXT_DIR = "context"
 DOCKERFILE_DIR = "dockerfile"
-
-
-@dataclass(frozen=True)
-class DockerfileImagePackageFieldSet(PackageFieldSet):
-    required_fields = (DockerfileImageSourceField,)
-
-    source: DockerfileImageSourceField
-    output_format: ContainerImageOutputFormatField
-    output_path: ContainerImageOutputPathField
-    repository: ContainerImageRepositoryField
-    tags: ContainerImageTagsField
-    registries: ContainerImageRegistriesField
-    secrets: DockerfileImageSecretsField
-
-    def output_paths(self) -> Tuple[str, str]:
-        return self.output_path.image_and_record_paths(self.output_format.value or "oci")
-
-    def repository_name(self) -> str:
-        """`repository`, else the target's path and name (as for container_image)."""
-        a = self.address
-        return self.repository.value or posixpath.join(a.spec_path, a.target_name).lower()
 
 
 def _secret_source(value: str) -> str:
@@ -112,13 +82,15 @@ async def package_dockerfile_image(field_set: DockerfileImagePackageFieldSet,
                             tuple(field_set.tags.value or ()), tuple(field_set.registries.value or ()),
                             job.platforms, (), buildkit.source_date_epoch, kind="dockerfile_image")
     solve_job = SolveJob(address, tuple(JobPlatform(p, b"", b"", frontend=call) for p, call in job.calls), export,
-                         job.secrets, local_dirs=(CONTEXT_DIR, DOCKERFILE_DIR))
+                         job.secrets, local_dirs=(CONTEXT_DIR, DOCKERFILE_DIR),
+                         oci_layouts=tuple(name for name, _, _ in job.layouts))
     context = job.context.context
     if job.target_contexts:
         context = await Get(Digest, MergeDigests([context, *job.target_contexts]))
     return await Get(BuiltPackage, ImageBuildRequest(
         address, tuple(sorted(solve_job.files().items())), job.platforms, image_path, record_path,
         locals=((CONTEXT_DIR, context), (DOCKERFILE_DIR, job.context.dockerfile)),
+        oci_layouts=job.layouts,
         source_paths=((posixpath.basename(job.context.parsed.path), job.context.parsed.path),)))
 
 

@@ -92,8 +92,8 @@ async def container_image_lockfile_requests(
     wanted: Dict[str, List[Tuple[str, Tuple[str, ...]]]] = {name: [] for name in requested}
     for tgt, chain, resolve in zip(images, chains, resolves):
         root = chain.root_base
-        if resolve.name not in wanted or not root or root == SCRATCH:
-            continue
+        if resolve.name not in wanted or not root or root == SCRATCH or chain.dockerfile_base is not None:
+            continue  # (a dockerfile_image base's own FROMs are locked below)
         try:
             ref = RegistryBase(root).normalized
         except ImageSpecError as e:

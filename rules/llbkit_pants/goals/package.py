@@ -198,7 +198,8 @@ def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], .
     spec = lowered.image.spec
     export = export_options(address, spec.output_format, spec.repository or "", spec.tags, spec.registries,
                             lowered.platforms, spec.annotations, source_date_epoch)
-    return SolveJob.of(address, lowered.lowered, export, secrets, has_context=lowered.image.context_digest is not None)
+    return SolveJob.of(address, lowered.lowered, export, secrets, has_context=lowered.image.context_digest is not None,
+                       oci_layouts=tuple(name for name, _, _ in lowered.layouts))
 
 
 def _report(address: str, result: FallibleProcessResult, channel: MachineChannel,
@@ -236,6 +237,8 @@ class ImageBuildRequest:
     record_path: str
     context: Digest = EMPTY_DIGEST  # a container_image's build context (`--context`)
     locals: Tuple[Tuple[str, Digest], ...] = ()
+    # OCI layout tars the build reads (`--oci-layout NAME=PATH`): (name, digest holding it, path).
+    oci_layouts: Tuple[Tuple[str, Digest, str], ...] = ()
     # The frontend's names of source files -> their paths in the repo, for error locations.
     source_paths: Tuple[Tuple[str, str], ...] = ()
 
@@ -257,7 +260,7 @@ async def package_container_image(
     has_context = lowered.image.context_digest is not None
     return await Get(BuiltPackage, ImageBuildRequest(
         address, tuple(sorted(job.files().items())), lowered.platforms, image_path, record_path,
-        context=lowered.image.context if has_context else EMPTY_DIGEST))
+        context=lowered.image.context if has_context else EMPTY_DIGEST, oci_layouts=lowered.layouts))
 
 
 @rule(desc="Build an image with BuildKit", level=LogLevel.DEBUG)
@@ -272,11 +275,13 @@ async def build_image(request: ImageBuildRequest, buildkit: BuildKitSubsystem,
     local_digests = await MultiGet(Get(Digest, AddPrefix(d, name)) for name, d in request.locals)
     # Each local dir exists even when empty (a Dockerfile that copies nothing).
     local_dirs = await Get(Digest, CreateDigest(Directory(name) for name, _ in request.locals))
-    input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context, local_dirs, *local_digests]))
+    input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context, local_dirs, *local_digests,
+                                                   *(d for _, d, _ in request.oci_layouts)]))
     platforms = ", ".join(request.platforms)
     command = ("solve", JOB_DIR, "--image", IMAGE_OUT, "--record", RECORD_OUT,
                *(("--context", CONTEXT_DIR) if has_context else ()),
-               *(a for name, _ in request.locals for a in ("--local", f"{name}={name}")))
+               *(a for name, _ in request.locals for a in ("--local", f"{name}={name}")),
+               *(a for name, _, path in request.oci_layouts for a in ("--oci-layout", f"{name}={path}")))
     result = await Get(FallibleProcessResult, Process, channel.process(
         code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
         description=f"Building {address} for {platforms}", level=LogLevel.INFO,
