@@ -172,3 +172,17 @@ def test_bad_dockerfiles_are_clear_errors(co: Checkout, name: str) -> None:
         assert text in run.log, f"{name}: {text!r} not in:\n{run.log[-3000:]}"
     assert "Traceback" not in run.log, run.log[-3000:]
     assert not (co.repo / "dist").exists() or not any((co.repo / "dist").rglob("*.tar"))
+
+
+def test_images_built_on_each_other(co: Checkout) -> None:
+    """A dockerfile_image FROM a container_image (composed from its LLB) and a container_image
+    on a dockerfile_image (its OCI layout, the base's layers kept as they are)."""
+    co.package(targets=["testprojects/dockerfile::"]).check()
+    dist = co.repo / "dist/testprojects/dockerfile"
+    out = run_image(dist / "on-dockerfile.oci.tar", args=["/bin/cat", "/app/on-dockerfile.txt", "/app/GREETING"])
+    assert out.check().stdout == "built on a dockerfile_image\nHELLO FROM A DOCKERFILE_IMAGE\n"
+    base_layers = [d["digest"] for d in _record(co, "testprojects/dockerfile/image")["platforms"][0]["layers"]]
+    child_layers = [d["digest"] for d in _record(co, "testprojects/dockerfile/on-dockerfile")["platforms"][0]["layers"]]
+    assert child_layers[:len(base_layers)] == base_layers and len(child_layers) == len(base_layers) + 1
+    out = run_image(dist / "on-target.oci.tar", args=["/bin/cat", "/app/from-target.txt"]).check().stdout
+    assert out == (co.repo / "testprojects/hello/hello.txt").read_text()

@@ -7,8 +7,9 @@ module reads them the way BuildKit's Dockerfile frontend does where it matters b
   the first `FROM`), the build arguments and the automatic platform arguments, then classified
   as `scratch`, an earlier stage, an image target (an address, `:name` or `//path:name`, which
   a build argument holds, as Pants' `docker_image` allows) or a registry image;
-* the `COPY`/`ADD` sources read from the build context (not `--from`, URLs or heredocs), which
-  decide the dependencies and the context's files;
+* the `COPY`/`ADD` sources read from the build context (not `--from`, URLs or heredocs; those
+  of `ONBUILD COPY/ADD` triggers too, which the stages built on them run), which decide the
+  dependencies and the context's files;
 * the images `COPY --from=IMAGE` reads, which must be pinned like any `FROM`;
 * the ARGs declared anywhere (a build argument naming none is an error) and the secret ids
   `RUN --mount=type=secret` reads.
@@ -45,11 +46,14 @@ class Instruction:
     original: str
     line: int
     json: bool = False
+    sub_cmd: Optional[str] = None  # ONBUILD's instruction, upper case
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> "Instruction":
+        sub = doc.get("sub_cmd")
         return cls(str(doc["cmd"]).upper(), tuple(doc.get("flags") or ()), tuple(doc.get("value") or ()),
-                   str(doc.get("original", "")), int(doc.get("start_line", 0)), bool(doc.get("json")))
+                   str(doc.get("original", "")), int(doc.get("start_line", 0)), bool(doc.get("json")),
+                   str(sub).upper() if sub else None)
 
     def flag(self, name: str) -> Optional[str]:
         """The value of `--name=value` (the last one), or None."""
@@ -208,7 +212,12 @@ class Dockerfile:
         """`(source, line)` of every COPY/ADD source read from the build context, as written."""
         out = []
         for ins in self.instructions:
-            if ins.cmd not in ("COPY", "ADD") or ins.flag("from") is not None:
+            if ins.cmd == "ONBUILD" and ins.sub_cmd in ("COPY", "ADD"):
+                # A trigger run by the stages built on this one, from the same context. BuildKit's
+                # parser keeps no flags for it, so `--from` is looked for in the text.
+                if "--from" in ins.original:
+                    continue
+            elif ins.cmd not in ("COPY", "ADD") or ins.flag("from") is not None:
                 continue
             for src in ins.value[:-1]:
                 if src.startswith("<<") or src.startswith(_REMOTE_PREFIXES):

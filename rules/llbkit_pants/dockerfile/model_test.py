@@ -55,8 +55,10 @@ def test_copy_sources_skip_stages_urls_and_heredocs():
         cmd("ADD", "https://example.com/t.tgz", "local.tar", "/z/", line=4),
         cmd("COPY", "<<EOF", "/w", line=5),
         cmd("COPY", "/bin/sh", "/sh", flags=["--from=busybox:1.36"], line=6),
+        dict(cmd("ONBUILD", "trigger.txt", "/t/", line=7), sub_cmd="COPY"),
+        dict(cmd("ONBUILD", "/x", "/t/", line=8, original="ONBUILD COPY --from=b /x /t/"), sub_cmd="COPY"),
     )
-    assert df.copy_sources() == (("a.txt", 2), ("dir/", 2), ("local.tar", 4))
+    assert df.copy_sources() == (("a.txt", 2), ("dir/", 2), ("local.tar", 4), ("trigger.txt", 7))
     assert df.copy_from_images() == (("busybox:1.36", 6),)
 
 
