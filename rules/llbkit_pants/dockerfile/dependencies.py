@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Dict, List
 
-from pants.core.goals.package import AllPackageableTargets, OutputPathField
+from pants.core.goals.package import AllPackageableTargets, OutputPathField, find_all_packageable_targets
 from pants.engine.addresses import Addresses, UnparsedAddressInputs
 from pants.engine.fs import PathGlobs, Paths
 from pants.engine.internals.graph import Owners, OwnersRequest
@@ -94,4 +94,10 @@ async def infer_dockerfile_image_dependencies(request: InferDockerfileImageDepen
 
 
 def rules():
-    return [*collect_rules(), UnionRule(InferDependenciesRequest, InferDockerfileImageDependencies)]
+    return [
+        *collect_rules(),
+        # Pants' own rule for AllPackageableTargets (the package goal's), so the backend does not
+        # depend on the goal's rules being installed.
+        *collect_rules({"find_all_packageable_targets": find_all_packageable_targets}),
+        UnionRule(InferDependenciesRequest, InferDockerfileImageDependencies),
+    ]

@@ -17,6 +17,7 @@ from pathlib import PurePath
 
 from pants.backend.docker.subsystems.dockerfile_parser import DockerfileParser
 from pants.backend.python.target_types import EntryPoint
+from pants.backend.python.util_rules import pex
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
@@ -119,4 +120,6 @@ async def parse_dockerfile(request: ParsedDockerfileRequest, parser: DockerfileP
 
 
 def rules():
-    return collect_rules()
+    # The PEX machinery, as Pants' docker backend registers it with its parser (the backend does
+    # not require the Python backend to be enabled).
+    return [*collect_rules(), *pex.rules()]
