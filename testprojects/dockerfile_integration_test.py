@@ -102,23 +102,32 @@ def _record(co: Checkout, path: str) -> Dict:
     return json.loads((co.repo / "dist" / f"{path}.image.json").read_text())
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_suite_case_matches_buildctl_and_runs(co: Checkout, buildkitd_amd64, name: str,  # noqa: F811
-                                              tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def suite_run(co: Checkout):
+    """Every suite case packaged by one `./pants package` (without pantsd: parity is a property
+    of the build, checked once)."""
     if co.pantsd:
         pytest.skip("parity is a property of the build, checked once (without pantsd)")
+    token = next(c.secrets["token"] for c in load_cases() if "token" in c.secrets)
+    return co.package(targets=["dfsuite::"], env={SECRET_ENV: token}).check()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_suite_case_matches_buildctl_and_runs(co: Checkout, suite_run, buildkitd_amd64, name: str,  # noqa: F811
+                                              tmp_path: Path) -> None:
     case = next(c for c in load_cases() if c.name == name)
-    run = co.package(targets=[f"dfsuite/{name}:image"], env={SECRET_ENV: case.secrets.get("token", "")}).check()
     ours = _record(co, f"dfsuite/{name}/image")["index"]["digest"]
     pinned = {f"context:{REGISTRY}/llbkit/busybox": f"docker-image://{BUSYBOX}@{_busybox_digest()}"}
     theirs = index_digest(buildctl_build(buildkitd_amd64, case, tmp_path / "buildctl.oci.tar", base=BUSYBOX,
                                          work=tmp_path / "work", extra_opts=pinned))
-    assert ours == theirs, f"{name}: llbkit {ours} != buildctl {theirs}\n{run.log[-3000:]}"
+    assert ours == theirs, f"{name}: llbkit {ours} != buildctl {theirs}\n{suite_run.log[-3000:]}"
     for platform in case.platforms:
         expected = case.expected_stdout(platform)
         if expected is not None:
             out = run_image(co.repo / "dist" / "dfsuite" / name / "image.oci.tar", platform).check().stdout
             assert out == expected, (name, platform)
+    if case.absent_from_image:
+        assert not image_bytes_contain(co.repo / "dist" / "dfsuite" / name / "image.oci.tar", case.absent_from_image)
 
 
 def test_packaged_again_with_every_buildkitd_stopped_is_from_cache_and_identical(co: Checkout) -> None:
@@ -175,9 +184,11 @@ def test_bad_dockerfiles_are_clear_errors(co: Checkout, name: str) -> None:
 
 
 def test_images_built_on_each_other(co: Checkout) -> None:
-    """A dockerfile_image FROM a container_image (composed from its LLB) and a container_image
-    on a dockerfile_image (its OCI layout, the base's layers kept as they are)."""
-    co.package(targets=["testprojects/dockerfile::", "testprojects/hello:hello"]).check()
+    """A dockerfile_image FROM a container_image (composed from its LLB), a container_image on a
+    dockerfile_image (its OCI layout, the base's layers kept as they are), and a
+    dockerfile_image that copies a pex_binary."""
+    co.package(targets=["testprojects/dockerfile::", "testprojects/hello:hello",
+                        "testprojects/pyapp:pyapp-dockerfile"]).check()
     dist = co.repo / "dist/testprojects"
     out = run_image(dist / "dockerfile/on-dockerfile.oci.tar").check().stdout
     assert out == "HELLO FROM A DOCKERFILE_IMAGE (version 0.1.0)\n"  # the base's files and config
@@ -188,3 +199,6 @@ def test_images_built_on_each_other(co: Checkout) -> None:
     # Composed from hello's own build: the same files and config, so the same output.
     assert run_image(dist / "dockerfile/on-target.oci.tar").check().stdout == \
         run_image(dist / "hello/hello.oci.tar").check().stdout
+    # A COPY of a pex_binary's output path: the package inferred and put in the context.
+    out = run_image(dist / "pyapp/pyapp-dockerfile.oci.tar").check().stdout
+    assert out == "hello from pyapp on Python 3.11\n"
