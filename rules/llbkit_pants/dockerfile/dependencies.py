@@ -2,7 +2,8 @@
 
 As Pants' docker backend infers them: a `COPY`/`ADD` source that is the output path of a
 packageable target (`pex_binary`, `archive`, ...) depends on that target; one that names
-workspace files depends on the `files`/`resources` targets owning them; a `FROM` whose
+workspace files depends on the `files`/`resources` targets owning them (`COPY . ...` with a
+`context_root`: those owning the files under it; from the build root: none, list them); a `FROM` whose
 (expanded) image is an address, through a build argument (`ARG BASE=//images:base`), depends
 on that image target. Problems (unowned files, bad paths) are left to the context rule, which
 explains them; inference never fails on them.
@@ -73,7 +74,9 @@ async def infer_dockerfile_image_dependencies(request: InferDockerfileImageDepen
     paths: List[str] = []
     for source, _ in df.copy_sources():
         path = source_glob(root, source)
-        if path is not None and path != "../" and "$" not in source:
+        if path is None and root:  # the whole context (`COPY . ...`): what is under the root
+            paths.append(root)
+        elif path is not None and path != "../" and "$" not in source:
             paths.append(path)
     rel_paths = [posixpath.relpath(p, root) if root else p for p in paths]
     # As Pants' docker backend: a packageable target whose output path (with any of the

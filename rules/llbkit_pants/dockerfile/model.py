@@ -8,8 +8,9 @@ module reads them the way BuildKit's Dockerfile frontend does where it matters b
   as `scratch`, an earlier stage, an image target (an address, `:name` or `//path:name`, which
   a build argument holds, as Pants' `docker_image` allows) or a registry image;
 * the `COPY`/`ADD` sources read from the build context (not `--from`, URLs or heredocs; those
-  of `ONBUILD COPY/ADD` triggers too, which the stages built on them run), which decide the
-  dependencies and the context's files;
+  of `ONBUILD COPY/ADD` triggers too, which the stages built on them run, and what
+  `RUN --mount=type=bind` reads from the context), which decide the dependencies and the
+  context's files;
 * the images `COPY --from=IMAGE` reads, which must be pinned like any `FROM`;
 * the ARGs declared anywhere (a build argument naming none is an error) and the secret ids
   `RUN --mount=type=secret` reads.
@@ -140,7 +141,8 @@ def _arg_entries(ins: Instruction) -> List[Tuple[str, Optional[str]]]:
     return out
 
 
-def _secret_mounts(ins: Instruction) -> List[Tuple[str, bool]]:
+def _mounts(ins: Instruction) -> List[Dict[str, str]]:
+    """The `--mount=k=v,...` options of a RUN (`type` defaults to `bind`, as BuildKit's)."""
     out = []
     for f in ins.flags:
         key, _, value = f.partition("=")
@@ -150,6 +152,19 @@ def _secret_mounts(ins: Instruction) -> List[Tuple[str, bool]]:
         for part in value.split(","):
             k, eq, v = part.partition("=")
             opts[k.strip().lower()] = v.strip() if eq else "true"
+        opts.setdefault("type", "bind")
+        out.append(opts)
+    return out
+
+
+def _bind_sources(ins: Instruction) -> List[str]:
+    """What a RUN's bind mounts read from the build context (those without `from=`)."""
+    return [m.get("source") or m.get("src") or "." for m in _mounts(ins) if m["type"] == "bind" and not m.get("from")]
+
+
+def _secret_mounts(ins: Instruction) -> List[Tuple[str, bool]]:
+    out = []
+    for opts in _mounts(ins):
         if opts.get("type") != "secret":
             continue
         sid = opts.get("id") or posixpath.basename(opts.get("target") or opts.get("dst") or opts.get("destination") or "")
@@ -209,9 +224,13 @@ class Dockerfile:
         return tuple(s.name for s in self.stages if s.name)
 
     def copy_sources(self) -> Tuple[Tuple[str, int], ...]:
-        """`(source, line)` of every COPY/ADD source read from the build context, as written."""
+        """`(source, line)` of every COPY/ADD source read from the build context, as written, and
+        of every `RUN --mount=type=bind` without `from=` (its `source`, the whole context by default)."""
         out = []
         for ins in self.instructions:
+            if ins.cmd == "RUN":
+                out.extend((src, ins.line) for src in _bind_sources(ins))
+                continue
             if ins.cmd == "ONBUILD" and ins.sub_cmd in ("COPY", "ADD"):
                 # A trigger run by the stages built on this one, from the same context. BuildKit's
                 # parser keeps no flags for it, so `--from` is looked for in the text.

@@ -57,8 +57,11 @@ def test_copy_sources_skip_stages_urls_and_heredocs():
         cmd("COPY", "/bin/sh", "/sh", flags=["--from=busybox:1.36"], line=6),
         dict(cmd("ONBUILD", "trigger.txt", "/t/", line=7), sub_cmd="COPY"),
         dict(cmd("ONBUILD", "/x", "/t/", line=8, original="ONBUILD COPY --from=b /x /t/"), sub_cmd="COPY"),
+        cmd("RUN", "make", line=9, flags=["--mount=type=bind,source=src,target=/s", "--mount=target=/all",
+                                          "--mount=type=bind,from=b,source=/o,target=/o", "--mount=type=cache,target=/c"]),
     )
-    assert df.copy_sources() == (("a.txt", 2), ("dir/", 2), ("local.tar", 4), ("trigger.txt", 7))
+    assert df.copy_sources() == (("a.txt", 2), ("dir/", 2), ("local.tar", 4), ("trigger.txt", 7), ("src", 9),
+                                 (".", 9))
     assert df.copy_from_images() == (("busybox:1.36", 6),)
 
 
