@@ -220,8 +220,10 @@ class DockerfileImageTarget(Target):
         no `{placeholders}`; `secrets` must also be configured in `[buildkit].secrets`;
         `build_network` is `default`, `none` or `host`; a build argument the Dockerfile does
         not declare is an error; a `FROM` of a tag the lockfile lacks follows
-        `[base-images].unlocked_behavior` (`error` in CI). A `container_image` may use a
-        `dockerfile_image` as its `base`.
+        `[base-images].unlocked_behavior` (`error` in CI); a `COPY` source may not use a
+        variable (the files must be known before the build). A `container_image` may use a
+        `dockerfile_image` as its `base` (its packaged OCI layout, layers kept); a FROM of
+        another `dockerfile_image` is not supported yet.
         """
     )
 
