@@ -131,6 +131,7 @@ def test_suite_case_matches_buildctl_and_runs(co: Checkout, suite_run, buildkitd
 
 
 def test_packaged_again_with_every_buildkitd_stopped_is_from_cache_and_identical(co: Checkout) -> None:
+    co.clear_dist()
     co.package(targets=[SAMPLE]).check()
     before = co.dist_digests()
     co.stop_daemon()
