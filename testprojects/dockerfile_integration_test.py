@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import urllib.request
 from pathlib import Path
@@ -162,7 +163,8 @@ def test_editing_a_file_the_dockerfile_does_not_copy_does_not_rebuild(co: Checko
         assert set(run.how_built().values()) <= {"from cache"}, run.log[-3000:]
         assert _record(co, "testprojects/dockerfile/image")["index"]["digest"] == digest
         # The control: a file it copies rebuilds it.
-        (d / "greeting.txt").write_text("edited greeting\n")
+        # (Content never built before: Pants' store is shared with earlier runs.)
+        (d / "greeting.txt").write_text(f"edited greeting {secrets.token_hex(8)}\n")
         run = co.package(targets=[SAMPLE]).check()
         assert run.how_built().get(SAMPLE) == "solved in", run.log[-3000:]
         assert _record(co, "testprojects/dockerfile/image")["index"]["digest"] != digest
