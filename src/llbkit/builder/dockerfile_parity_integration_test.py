@@ -95,6 +95,21 @@ def test_llbkit_and_buildctl_build_the_same_image(
         assert not image_bytes_contain(ours, case.absent_from_image)
 
 
+def test_another_source_date_epoch_gives_the_same_bytes_as_buildctl_with_it(
+    registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path
+) -> None:
+    """The epoch reaches the frontend as buildctl's $SOURCE_DATE_EPOCH does (build arg) and the
+    exporter (rewritten layer times): both dates agree with buildctl's."""
+    (case,) = [c for c in CASES if c.name == "arg_env_expansion"]
+    job = frontend_job(case, base=registry.busybox_ref, export=ExportOptions(source_date_epoch=1700000000))
+    record = _build(job, buildkitd_amd64, tmp_path / "llbkit", case.directory)
+    theirs = buildctl_build(buildkitd_amd64, case, tmp_path / "buildctl.oci.tar", base=registry.busybox_ref,
+                            work=tmp_path, source_date_epoch=1700000000)
+    assert record["index"]["digest"] == index_digest(theirs)
+    zero = _build(frontend_job(case, base=registry.busybox_ref), buildkitd_amd64, tmp_path / "zero", case.directory)
+    assert zero["index"]["digest"] != record["index"]["digest"]  # the epoch is in the bytes
+
+
 def _one(dockerfile: str, tmp_path: Path, registry: Registry, **attrs: str) -> SolveJob:
     (tmp_path / "Dockerfile").write_text(dockerfile.replace("BASE", registry.busybox_ref))
     call = FrontendCall("dockerfile.v0", tuple(attrs.items()))

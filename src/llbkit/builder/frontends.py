@@ -20,15 +20,16 @@ or a JSON document's ``"syntax"`` key); only ``syntax``, ``escape`` and ``check`
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from llbkit.builder.job import FrontendCall
 from llbkit.errors import LlbkitError
 
-__all__ = ["Syntax", "UnpinnedFrontendError", "detect_syntax", "dockerfile_frontend", "gateway_frontend",
+__all__ = ["Syntax", "UnpinnedFrontendError", "detect_syntax", "dockerfile_frontend", "gateway_frontend", "named_input",
            "DOCKERFILE_FRONTEND", "GATEWAY_FRONTEND", "SYNTAX_BUILD_ARG"]
 
 DOCKERFILE_FRONTEND = "dockerfile.v0"
@@ -137,3 +138,17 @@ def dockerfile_frontend(dockerfile: bytes, attrs: Sequence[Tuple[str, str]] = ()
         return gateway_frontend(syntax.image, tuple(opts.items()), inputs, cmdline=syntax.cmdline, pins=pins,
                                 where=f"{filename}:{syntax.line}: # syntax=")
     return FrontendCall(DOCKERFILE_FRONTEND, tuple(opts.items()), tuple(inputs))
+
+
+def named_input(name: str, definition: bytes, config: Optional[bytes] = None) -> Tuple[Dict[str, str], Tuple[str, bytes]]:
+    """A named context made of another image's LLB, composed directly (no registry): the frontend
+    options (``context:NAME=input:NAME`` and, with the image's OCI ``config``,
+    ``input-metadata:NAME``, whose ``containerimage.config`` the Dockerfile frontend inherits as
+    it inherits a registry image's) and the input ``(NAME, definition)``. A Dockerfile's
+    ``FROM NAME`` (or ``COPY --from=NAME``) then starts from that image."""
+    opts = {f"context:{name}": f"input:{name}"}
+    if config is not None:
+        # Go's map[string][]byte as JSON: values in standard base64
+        opts[f"input-metadata:{name}"] = json.dumps(
+            {"containerimage.config": base64.b64encode(config).decode()}, separators=(",", ":"))
+    return opts, (name, definition)

@@ -11,6 +11,7 @@ from llbkit.builder.frontends import (
     detect_syntax,
     dockerfile_frontend,
     gateway_frontend,
+    named_input,
 )
 
 D = "sha256:" + "12" * 32
@@ -58,3 +59,15 @@ def test_a_frontend_image_field_is_a_gateway_call() -> None:
     assert call.name == "gateway.v0" and call.opts == {"filename": "build.json", "source": f"reg/fe@{D}"}
     with pytest.raises(UnpinnedFrontendError):
         gateway_frontend("reg/fe:latest")
+
+
+def test_a_named_input_carries_the_images_llb_and_config_as_go_encodes_them() -> None:
+    import base64
+    import json
+
+    opts, inp = named_input("app-base", b"LLB", b'{"config":{}}')
+    assert inp == ("app-base", b"LLB")
+    assert opts["context:app-base"] == "input:app-base"
+    meta = json.loads(opts["input-metadata:app-base"])
+    assert base64.b64decode(meta["containerimage.config"]) == b'{"config":{}}'  # Go's []byte in JSON
+    assert named_input("x", b"LLB")[0] == {"context:x": "input:x"}

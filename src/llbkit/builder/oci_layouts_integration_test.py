@@ -1,8 +1,10 @@
-"""A container_image on top of a Dockerfile image, against the fixture daemon: the Dockerfile
-image is built by the frontend into an OCI layout tar, and the child starts from it through
-``oci-layout://`` with the tar served from the client's session (no registry). The base's
-layers are kept as they are, its config is inherited, both platforms run, and the child built
-again from an empty build cache is byte-identical."""
+"""Images on images across the two frontends, against the fixture daemon, with no registry
+round trip. A container_image on a Dockerfile image: the Dockerfile image is built by the
+frontend into an OCI layout tar, and the child starts from it through ``oci-layout://`` with the
+tar served from the client's session; the base's layers are kept as they are, its config is
+inherited, both platforms run, and the child built again from an empty build cache is
+byte-identical. And a Dockerfile image on a container_image: the container_image's LLB and
+config handed to the frontend as a named input."""
 
 from __future__ import annotations
 
@@ -98,3 +100,29 @@ def test_a_container_image_starts_from_a_dockerfile_image_served_as_an_oci_layou
     second = build(tmp_path / "two")
     assert second["index"]["digest"] == first["index"]["digest"]
 
+
+
+def test_a_dockerfile_image_starts_from_a_container_image_composed_as_a_frontend_input(
+    registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path
+) -> None:
+    """The other direction: ``FROM app-base`` in a Dockerfile is a container_image's own LLB,
+    handed to the frontend as an input with its config (no registry round trip)."""
+    from llbkit.builder import resolve_bases
+    from llbkit.builder.frontends import named_input
+    from llbkit.image import EnvStep, RegistryBase
+
+    spec = ImageSpec(name="//app:base", base=RegistryBase(registry.busybox_ref), platforms=("linux/amd64",),
+                     steps=(RunStep("echo from llbkit > /from-llbkit"), EnvStep((("BASE_ENV", "set"),))))
+    bases = resolve_bases([spec.base.normalized], list(spec.platforms), None)
+    (lowered,) = plan(spec, base_configs=bases, source_date_epoch=0)
+    opts, inp = named_input("app-base", lowered.definition.to_bytes(), lowered.oci_config_bytes())
+    d = tmp_path / "df"
+    d.mkdir()
+    (d / "Dockerfile").write_text('FROM app-base\nRUN cat /from-llbkit > /seen\nCMD ["sh", "-c", "cat /seen; echo $BASE_ENV"]\n')
+    call = FrontendCall("dockerfile.v0", tuple(opts.items()), (inp,))
+    job = SolveJob("//app:df", (JobPlatform("linux/amd64", b"", b"", frontend=call),), ExportOptions(),
+                   local_dirs=("context", "dockerfile"))
+    with LazyPool([WorkerConfig(buildkitd_amd64.addr)]) as workers:
+        build_job(job, workers, tmp_path / "out" / "image.tar", tmp_path / "out" / "image.json",
+                  local_dirs={"context": d, "dockerfile": d})
+    assert run_image(tmp_path / "out" / "image.tar").check().stdout == "from llbkit\nset\n"
