@@ -24,8 +24,6 @@ Everything here is content (the definitions pin every base): the job's files are
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -95,11 +93,6 @@ def target_image_name(address: Address) -> str:
     parts = [p for p in re.split(r"[/:]+", f"{address.spec_path}/{address.target_name}".lower()) if p]
     clean = [re.sub(r"^[^a-z0-9]+|[^a-z0-9]+$", "", re.sub(r"[^a-z0-9._-]+", "-", p)) or "x" for p in parts]
     return "/".join([TARGET_PREFIX, *clean])
-
-
-def input_metadata(config: bytes) -> str:
-    """`input-metadata:NAME` as buildx sends it: JSON of Go's `map[string][]byte` (base64 values)."""
-    return json.dumps({"containerimage.config": base64.b64encode(config).decode()}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -221,7 +214,7 @@ async def dockerfile_plan(request: DockerfilePlanRequest, buildkit: BuildKitSubs
 
 @rule(desc="Plan a dockerfile_image's frontend solve")
 async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
-    from llbkit.builder.frontends import dockerfile_frontend, gateway_frontend
+    from llbkit.builder.frontends import dockerfile_frontend, gateway_frontend, named_input
     from llbkit.errors import LlbkitError
 
     address = request.address
@@ -297,9 +290,9 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
                     f"{', '.join(lw_image.platforms)}: add {p} to that target's `platforms`.")
             name = target_image_name(a)
             attrs[f"build-arg:{arg_of[value]}"] = name
-            attrs[f"context:{name}"] = f"input:{name}"
-            attrs[f"input-metadata:{name}"] = input_metadata(lw.oci_config_bytes())
-            inputs[name] = lw.definition.to_bytes()
+            opts, (_, definition) = named_input(name, lw.definition.to_bytes(), lw.oci_config_bytes())
+            attrs.update(opts)
+            inputs[name] = definition
         pins = {plan.frontend_written: pinned[frontend_norm]} if frontend_norm in pinned else {}
         try:
             if tgt[DockerfileImageFrontendField].value:

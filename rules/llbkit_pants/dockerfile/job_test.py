@@ -1,9 +1,6 @@
-import base64
-import json
-
 from pants.engine.addresses import Address
 
-from llbkit_pants.dockerfile.job import context_name, env_names, input_metadata, parse_build_args, target_image_name
+from llbkit_pants.dockerfile.job import context_name, env_names, parse_build_args, target_image_name
 
 
 def test_context_name_is_the_frontends_lookup_key():
@@ -29,11 +26,6 @@ def test_target_image_name_is_a_valid_reference():
     name = target_image_name(Address("testprojects/Chain_x", target_name="Base.img"))
     assert name == "llbkit-target/testprojects/chain_x/base.img"
     parse_reference(name)
-
-
-def test_input_metadata_is_gos_map_of_bytes():
-    doc = json.loads(input_metadata(b'{"config":{}}'))
-    assert base64.b64decode(doc["containerimage.config"]) == b'{"config":{}}'
 
 
 # -- the plan rule, with its Gets mocked --------------------------------------------------------
