@@ -22,8 +22,9 @@ from llbkit.buildkit.local_daemon import LocalDaemon
 from llbkit.daemon import pid_alive, stop_pid
 from llbkit.testutil.tools import cache_dir
 
-IMAGES = ["chain/app1/app1", "chain/app2/app2", "chain/base/base", "hello/hello",
-          "multiarch/multiarch", "pyapp/pyapp", "pyarch/pure_image", "pyarch/pyarch"]
+IMAGES = ["chain/app1/app1", "chain/app2/app2", "chain/base/base", "dockerfile/image", "dockerfile/on-dockerfile",
+          "dockerfile/on-target", "hello/hello", "multiarch/multiarch", "pyapp/pyapp", "pyapp/pyapp-dockerfile",
+          "pyarch/pure_image", "pyarch/pyarch"]
 PRIVATE_CACHE_ENTRIES = ("buildkitd",)  # everything else is shared with the real cache
 COPY_SKIP = {".git", ".pants.d", ".pids", "dist", "__pycache__", ".pytest_cache"}
 _LOG_LINE = re.compile(r"\[INFO\] (//)?(?P<address>[\w/.-]+:[\w.@=,-]+): .*?(?P<how>from cache|solved in)")

@@ -6,7 +6,9 @@ into one `GenerateLockfile` each, and the generation is a build process (`lock-b
 each registry what the tags name now. For every `container_image` of a resolve, the registry
 base at the root of its base chain (when named by tag) is locked for every platform the image
 builds; images built on another image target lock that target's registry base for their own
-platforms too.
+platforms too. For every `dockerfile_image`, each registry image its `FROM` and `COPY --from`
+lines name by tag (after build-argument expansion), and its frontend image, are locked for its
+platforms.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pants.engine.target import AllTargets
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from llbkit_pants.dockerfile.job import DockerfilePlan, DockerfilePlanRequest
+from llbkit_pants.dockerfile.target_types import DockerfileImageSourceField
 from llbkit_pants.subsystems.base_images import BaseImagesSubsystem
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.target_types import ContainerImageBaseField, ContainerImagePlatformsField
@@ -88,8 +92,8 @@ async def container_image_lockfile_requests(
     wanted: Dict[str, List[Tuple[str, Tuple[str, ...]]]] = {name: [] for name in requested}
     for tgt, chain, resolve in zip(images, chains, resolves):
         root = chain.root_base
-        if resolve.name not in wanted or not root or root == SCRATCH:
-            continue
+        if resolve.name not in wanted or not root or root == SCRATCH or chain.dockerfile_base is not None:
+            continue  # (a dockerfile_image base's own FROMs are locked below)
         try:
             ref = RegistryBase(root).normalized
         except ImageSpecError as e:
@@ -98,6 +102,14 @@ async def container_image_lockfile_requests(
             continue  # a digest names the same image forever
         platforms = declared_platforms(tgt.address, tgt[ContainerImagePlatformsField].value or (), buildkit)
         wanted[resolve.name].append((ref, platforms))
+    # dockerfile_image targets: every registry image their FROM / COPY --from lines name by tag
+    # (and a custom frontend image), as the build pins them (see llbkit_pants.dockerfile.job).
+    dockerfiles = [t for t in all_targets if t.has_field(DockerfileImageSourceField)]
+    df_resolves = await MultiGet(Get(ImageResolve, ImageResolveRequest(t.address)) for t in dockerfiles)
+    wanted_dockerfiles = [(t, r) for t, r in zip(dockerfiles, df_resolves) if r.name in wanted]
+    plans = await MultiGet(Get(DockerfilePlan, DockerfilePlanRequest(t.address)) for t, _ in wanted_dockerfiles)
+    for (tgt, resolve), plan in zip(wanted_dockerfiles, plans):
+        wanted[resolve.name].extend((ref, plan.platforms) for ref in plan.refs if not is_pinned(ref))
     return UserGenerateLockfiles(
         GenerateContainerImageLockfile(resolve_name=name, lockfile_dest=base_images.resolves[name], diff=False,
                                        bases=merge_requests(requests))

@@ -78,4 +78,4 @@ def test_several_platforms_are_headed_and_dot_format(rule_runner: RuleRunner) ->
 def test_no_container_image_targets(rule_runner: RuleRunner) -> None:
     result = rule_runner.run_goal_rule(Llb, args=["img:files"])
     assert result.exit_code == 1
-    assert "No container_image targets" in result.stderr
+    assert "No container_image or dockerfile_image targets" in result.stderr

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Mapping, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.engine.fs import (
@@ -34,6 +34,7 @@ from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
     Digest,
+    Directory,
     FileContent,
     FileEntry,
     MergeDigests,
@@ -45,7 +46,7 @@ from pants.engine.process import (
     ProcessResult,
     ProcessResultMetadata,
 )
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.engine.unions import UnionRule
 from pants.option.global_options import GlobalOptions
@@ -70,7 +71,7 @@ from llbkit_pants.util_rules.stored_image import StoredImage, StoredImageRequest
 
 # The library is imported where it is used: loading the plugin must not load it (see register.py).
 if TYPE_CHECKING:  # pragma: no cover
-    from llbkit.builder.job import SolveJob
+    from llbkit.builder.job import ExportOptions, SolveJob
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +122,21 @@ def explain_no_worker(failure: ProcessFailure, allow_emulation: bool) -> str:
     return failure.message + ("\nTo fix: " + "; ".join(hints) + "." if hints else "")
 
 
+def source_locations(failure: ProcessFailure, paths: Mapping[str, str]) -> str:
+    """Where a failed build's error points (a Dockerfile's lines, from the frontend), each file
+    named by its path in the repository (`paths`: the frontend's file name -> repo path)."""
+    out = []
+    for entry in failure.fields.get("sources", []) or []:
+        try:
+            name, first, last = str(entry[0]), int(entry[1]), int(entry[2])
+        except (IndexError, TypeError, ValueError):
+            continue
+        out.append(f"{paths.get(name, name)}:{first}" + (f"-{last}" if last != first else ""))
+    return f" (at {', '.join(out)})" if out else ""
+
+
 def _failure_message(address: str, failure: ProcessFailure, channel: MachineChannel,
-                     buildkit: BuildKitSubsystem) -> str:
+                     buildkit: BuildKitSubsystem, paths: Mapping[str, str] = {}) -> str:
     if failure.kind == "no_worker":
         return f"failed to build {address}: {explain_no_worker(failure, buildkit.allow_emulation)}"
     if failure.kind == "missing_secret":
@@ -131,7 +145,8 @@ def _failure_message(address: str, failure: ProcessFailure, channel: MachineChan
         fix = (f"its source is {source!r} in [buildkit].secrets: fix that" if source else
                f'add it to [buildkit].secrets, e.g. "{sid}=env:VARIABLE" or "{sid}=file:PATH"')
         return f"failed to build {address}: {failure.message}: {fix} (or make the mount optional)."
-    return f"failed to build {address}: {failure.message}"
+    where = source_locations(failure, paths)
+    return f"failed to build {address}{where}: {failure.message}"
 
 
 def check_secrets(address: str, lowered: LoweredImage, channel: MachineChannel) -> Tuple[Tuple[str, bool], ...]:
@@ -156,28 +171,40 @@ def check_secrets(address: str, lowered: LoweredImage, channel: MachineChannel) 
     return tuple(sorted({m.id: m.required for m in mounts}.items()))
 
 
-def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], ...],
-         source_date_epoch: int) -> SolveJob:
-    from llbkit.builder.job import ExportOptions, SolveJob
+def export_options(address: str, output_format: str, repository: str, tags: Tuple[str, ...],
+                   registries: Tuple[str, ...], platforms: Tuple[str, ...],
+                   annotations: Tuple[Tuple[str, str], ...], source_date_epoch: int,
+                   kind: str = "container_image") -> ExportOptions:
+    """What the build process writes for an image (`container_image` or `dockerfile_image`)."""
+    from llbkit.builder.job import ExportOptions
 
-    spec = lowered.image.spec
-    if spec.output_format == "docker" and len(lowered.platforms) != 1:
+    if output_format == "docker" and len(platforms) != 1:
         raise InvalidFieldException(
-            f"Invalid field `output_format` in container_image target {address}: a docker archive holds "
-            f"one platform, but it is built for {list(lowered.platforms)}; build one platform, or use "
+            f"Invalid field `output_format` in {kind} target {address}: a docker archive holds "
+            f"one platform, but it is built for {list(platforms)}; build one platform, or use "
             f'output_format="oci" (one index over all platforms).'
         )
-    references = image_references(spec.repository or "", spec.tags, spec.registries)
-    export = ExportOptions(
-        output_format=spec.output_format, ref_names=spec.tags if spec.output_format == "oci" else (),
-        docker_tags=references if spec.output_format == "docker" else (), record_tags=references,
-        annotations=spec.annotations, source_date_epoch=source_date_epoch,
+    references = image_references(repository, tags, registries)
+    return ExportOptions(
+        output_format=output_format, ref_names=tags if output_format == "oci" else (),
+        docker_tags=references if output_format == "docker" else (), record_tags=references,
+        annotations=annotations, source_date_epoch=source_date_epoch,
     )
-    return SolveJob.of(address, lowered.lowered, export, secrets, has_context=lowered.image.context_digest is not None)
+
+
+def _job(address: str, lowered: LoweredImage, secrets: Tuple[Tuple[str, bool], ...],
+         source_date_epoch: int) -> SolveJob:
+    from llbkit.builder.job import SolveJob
+
+    spec = lowered.image.spec
+    export = export_options(address, spec.output_format, spec.repository or "", spec.tags, spec.registries,
+                            lowered.platforms, spec.annotations, source_date_epoch)
+    return SolveJob.of(address, lowered.lowered, export, secrets, has_context=lowered.image.context_digest is not None,
+                       oci_layouts=tuple(name for name, _, _ in lowered.layouts))
 
 
 def _report(address: str, result: FallibleProcessResult, channel: MachineChannel,
-            buildkit: BuildKitSubsystem) -> bool:
+            buildkit: BuildKitSubsystem, paths: Mapping[str, str] = {}) -> bool:
     """Log what the build process said; raise its failure. Whether it ran now (not a cache hit)."""
     # Not `metadata.source(run_id)`: asking for the RunId would make the package rule re-run on
     # every run, so a no-op under pantsd could not be served from pantsd's memory (then nothing
@@ -191,15 +218,35 @@ def _report(address: str, result: FallibleProcessResult, channel: MachineChannel
         failure = process_failure(result)
         if log and buildkit.progress == Progress.plain:
             logger.info(f"{address}: BuildKit log:\n{log}")
-        raise ContainerImageBuildError(_failure_message(address, failure, channel, buildkit))
+        raise ContainerImageBuildError(_failure_message(address, failure, channel, buildkit, paths))
     if solved and buildkit.progress == Progress.plain and build_log(result.stderr).strip():
         logger.info(f"{address}: BuildKit log:\n{build_log(result.stderr).strip()}")
     return solved
 
 
+@dataclass(frozen=True)
+class ImageBuildRequest:
+    """One image's build process: its solve job's files, the directories it reads (`locals`:
+    `(name, digest)`, each put at `name/` in the sandbox and passed as `--local name=name`; the
+    `context` of a container_image is passed as `--context`, as before), and where it goes in
+    dist/. Both image targets build through it: one process, one cache, the same outputs."""
+
+    address: str
+    job_files: Tuple[Tuple[str, bytes], ...]
+    platforms: Tuple[str, ...]
+    image_path: str
+    record_path: str
+    context: Digest = EMPTY_DIGEST  # a container_image's build context (`--context`)
+    locals: Tuple[Tuple[str, Digest], ...] = ()
+    # OCI layout tars the build reads (`--oci-layout NAME=PATH`): (name, digest holding it, path).
+    oci_layouts: Tuple[Tuple[str, Digest, str], ...] = ()
+    # The frontend's names of source files -> their paths in the repo, for error locations.
+    source_paths: Tuple[Tuple[str, str], ...] = ()
+
+
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
 async def package_container_image(
-    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem, global_options: GlobalOptions
+    field_set: ContainerImagePackageFieldSet, buildkit: BuildKitSubsystem
 ) -> BuiltPackage:
     address = str(field_set.address)
     image_path, record_path = field_set.output_paths()
@@ -210,20 +257,37 @@ async def package_container_image(
     for event in lowered.events:
         logger.info(f"{address}: {event}")
     channel = await Get(MachineChannel, MachineChannelRequest())
-    code = await Get(SolverCode)
     job = _job(address, lowered, check_secrets(address, lowered, channel), buildkit.source_date_epoch)
-    job_digest = await Get(Digest, CreateDigest(FileContent(f"{JOB_DIR}/{p}", b) for p, b in job.files().items()))
     has_context = lowered.image.context_digest is not None
-    context = await Get(Digest, AddPrefix(lowered.image.context, CONTEXT_DIR)) if has_context else EMPTY_DIGEST
-    input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context]))
-    platforms = ", ".join(lowered.platforms)
+    return await Get(BuiltPackage, ImageBuildRequest(
+        address, tuple(sorted(job.files().items())), lowered.platforms, image_path, record_path,
+        context=lowered.image.context if has_context else EMPTY_DIGEST, oci_layouts=lowered.layouts))
+
+
+@rule(desc="Build an image with BuildKit", level=LogLevel.DEBUG)
+async def build_image(request: ImageBuildRequest, buildkit: BuildKitSubsystem,
+                      global_options: GlobalOptions) -> BuiltPackage:
+    address, image_path, record_path = request.address, request.image_path, request.record_path
+    channel = await Get(MachineChannel, MachineChannelRequest())
+    code = await Get(SolverCode)
+    job_digest = await Get(Digest, CreateDigest(FileContent(f"{JOB_DIR}/{p}", b) for p, b in request.job_files))
+    has_context = request.context != EMPTY_DIGEST
+    context = await Get(Digest, AddPrefix(request.context, CONTEXT_DIR)) if has_context else EMPTY_DIGEST
+    local_digests = await MultiGet(Get(Digest, AddPrefix(d, name)) for name, d in request.locals)
+    # Each local dir exists even when empty (a Dockerfile that copies nothing).
+    local_dirs = await Get(Digest, CreateDigest(Directory(name) for name, _ in request.locals))
+    input_digest = await Get(Digest, MergeDigests([code.digest, job_digest, context, local_dirs, *local_digests,
+                                                   *(d for _, d, _ in request.oci_layouts)]))
+    platforms = ", ".join(request.platforms)
     command = ("solve", JOB_DIR, "--image", IMAGE_OUT, "--record", RECORD_OUT,
-               *(("--context", CONTEXT_DIR) if has_context else ()))
+               *(("--context", CONTEXT_DIR) if has_context else ()),
+               *(a for name, _ in request.locals for a in ("--local", f"{name}={name}")),
+               *(a for name, _, path in request.oci_layouts for a in ("--oci-layout", f"{name}={path}")))
     result = await Get(FallibleProcessResult, Process, channel.process(
         code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
         description=f"Building {address} for {platforms}", level=LogLevel.INFO,
     ))
-    solved = _report(address, result, channel, buildkit)
+    solved = _report(address, result, channel, buildkit, dict(request.source_paths))
     stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT))
     if stored.problem is not None:
         # A damaged result in Pants' store (see util_rules.stored_image). Pants writes a file into
@@ -240,7 +304,7 @@ async def package_container_image(
             code, command, input_digest=input_digest, output_files=(IMAGE_OUT, RECORD_OUT),
             description=f"Rebuilding {address} for {platforms}", level=LogLevel.INFO,
             extra_env={"LLBKIT_REBUILD_OF": result.output_digest.fingerprint}))
-        solved = _report(address, result, channel, buildkit)
+        solved = _report(address, result, channel, buildkit, dict(request.source_paths))
         stored = await Get(StoredImage, StoredImageRequest(result.output_digest, IMAGE_OUT, RECORD_OUT, attempt=1))
         if stored.problem is not None:
             raise ContainerImageBuildError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import sys
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -35,7 +36,7 @@ from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, PathGlobs
 from pants.engine.process import InteractiveProcess
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import InvalidFieldException
+from pants.engine.target import InvalidFieldException, WrappedTarget, WrappedTargetRequest
 
 from llbkit_pants.target_types import (
     ContainerImageBaseField,
@@ -155,10 +156,15 @@ async def publish_container_image(request: PublishContainerImageRequest) -> Publ
                 description=f"(by `{ContainerImageSkipPushField.alias}` on {address})",
             )
         ])
-    # The spec holds the defaulted, validated repository, tags and registries.
-    image = await Get(ContainerImageSpec, ContainerImageSpecRequest(address))
-    spec = image.spec
-    pushes = plan_pushes(address, spec.registries, spec.repository, spec.tags)
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin=str(address)))
+    if wrapped.target.has_field(ContainerImageBaseField):
+        # The spec holds the defaulted, validated repository, tags and registries.
+        spec = (await Get(ContainerImageSpec, ContainerImageSpecRequest(address))).spec
+        registries, repository, tags = spec.registries, spec.repository, spec.tags
+    else:  # a dockerfile_image: the same fields, defaulted the same way
+        registries, tags = tuple(fs.registries.value or ()), tuple(fs.tags.value or ())
+        repository = fs.repository.value or posixpath.join(address.spec_path, address.target_name).lower()
+    pushes = plan_pushes(address, registries, repository, tags)
     pkg, image_path, record_path = _artifacts(address, request.packages)
     contents = await Get(DigestContents, DigestSubset(pkg.digest, PathGlobs([record_path])))
     record = json.loads(contents[0].content)

@@ -1,7 +1,7 @@
 """A `container_image`'s base chain: the target, then each `container_image` its `base` names.
 
 `ContainerImageChainRequest(address)` -> `ContainerImageChain`: nearest first, ending at the
-image whose `base` is a registry reference or `scratch`. Read from the targets' fields only
+image whose `base` is a registry reference, `scratch` or a `dockerfile_image`. Read from the targets' fields only
 (nothing is packaged), so both the image spec and the base-image lockfile use it. A base that
 is not a `container_image`, and a cycle, are errors naming the chain.
 """
@@ -9,13 +9,14 @@ is not a `container_image`, and a cycle, are errors naming the chain.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException, Target, WrappedTarget, WrappedTargetRequest
 from pants.util.strutil import softwrap
 
+from llbkit_pants.dockerfile.target_types import DockerfileImageSourceField
 from llbkit_pants.target_types import ContainerImageBaseField
 
 
@@ -36,10 +37,12 @@ class ContainerImageChainRequest:
 @dataclass(frozen=True)
 class ContainerImageChain:
     targets: Tuple[Target, ...]  # this target first, then its bases, nearest first
+    dockerfile_base: Optional[Address] = None  # the `dockerfile_image` the last one is built on
 
     @property
     def root_base(self) -> str:
-        """The `base` of the last image: a registry reference or `scratch`."""
+        """The `base` of the last image: a registry reference, `scratch`, or the address of a
+        `dockerfile_image` (then `dockerfile_base` is set)."""
         return self.targets[-1][ContainerImageBaseField].value or ""
 
 
@@ -50,6 +53,9 @@ async def container_image_chain(request: ContainerImageChainRequest) -> Containe
     while True:
         wrapped = await Get(WrappedTarget, WrappedTargetRequest(current, description_of_origin=str(request.address)))
         tgt = wrapped.target
+        if chain and tgt.has_field(DockerfileImageSourceField):
+            # A Dockerfile image: the chain's root, built on as its packaged OCI layout.
+            return ContainerImageChain(tuple(chain), dockerfile_base=tgt.address)
         if chain and not tgt.has_field(ContainerImageBaseField):
             prev = chain[-1]
             raise field_error(prev.address, "base", softwrap(

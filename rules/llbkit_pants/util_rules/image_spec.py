@@ -64,6 +64,7 @@ from pants.engine.unions import UnionMembership
 from pants.util.strutil import softwrap
 
 from llbkit_pants import build_file_helpers as helpers
+from llbkit_pants.dockerfile.layout_base import layout_name
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem
 from llbkit_pants.util_rules.base_chain import (
     ContainerImageChain,
@@ -604,9 +605,11 @@ def _complete_platform_files(address: Address, value: Optional[Dict[str, str]],
 
 @rule(desc="Compile a container_image target's fields to an image spec")
 async def container_image_spec(request: ContainerImageSpecRequest, buildkit: BuildKitSubsystem) -> ContainerImageSpec:
-    from llbkit.image import ContextSource, ImageSpec, ImageSpecError, RegistryBase, ScratchBase, SpecBase, validate_spec
+    from llbkit.image import (ContextSource, ImageSpec, ImageSpecError, LayoutBase, RegistryBase, ScratchBase,
+                              SpecBase, validate_spec)
 
-    chain = (await Get(ContainerImageChain, ContainerImageChainRequest(request.address))).targets
+    chain_info = await Get(ContainerImageChain, ContainerImageChainRequest(request.address))
+    chain = chain_info.targets
     looped = [t.address for t in chain if t.address in request.copied_by]
     if looped:
         names = " -> ".join(str(a) for a in request.copied_by + (request.address,))
@@ -659,6 +662,8 @@ async def container_image_spec(request: ContainerImageSpecRequest, buildkit: Bui
         base_value = tgt[ContainerImageBaseField].value or ""
         if spec is not None:
             base = SpecBase(spec)
+        elif chain_info.dockerfile_base is not None:  # its packaged OCI layout (see lowering)
+            base = LayoutBase(layout_name(chain_info.dockerfile_base))
         elif base_value == SCRATCH:
             base = ScratchBase()
         else:

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence, Tuple
 
 from pants.engine.addresses import Address
+from pants.engine.fs import Digest
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 
+from llbkit_pants.dockerfile.layout_base import DockerfileLayoutBase, DockerfileLayoutBaseRequest
 from llbkit_pants.subsystems.buildkit import BuildKitSubsystem, check_options
+from llbkit_pants.util_rules.base_chain import ContainerImageChain, ContainerImageChainRequest
 from llbkit_pants.util_rules.bases import ImageBases, ImageBasesRequest
 from llbkit_pants.util_rules.image_spec import ContainerImageSpec, ContainerImageSpecRequest
 
@@ -39,6 +42,8 @@ class LoweredImage:
     platforms: Tuple[str, ...]
     lowered: Tuple[Lowered, ...]
     events: Tuple[str, ...]  # what resolving the bases reported (e.g. a worker used as fallback)
+    # The OCI layouts its build reads (a dockerfile_image base): (store name, tar digest, its path).
+    layouts: Tuple[Tuple[str, Digest, str], ...] = ()
 
 
 def image_platforms(image: ContainerImageSpec, buildkit: BuildKitSubsystem) -> Tuple[str, ...]:
@@ -67,12 +72,23 @@ async def lower_container_image(request: LoweredImageRequest, buildkit: BuildKit
     image = await Get(ContainerImageSpec, ContainerImageSpecRequest(request.address))
     platforms = image_platforms(image, buildkit)
     bases = await Get(ImageBases, ImageBasesRequest(request.address, tuple(registry_bases(image.spec)), platforms))
+    configs: dict = dict(bases.configs())
+    layouts: Tuple[Tuple[str, Digest, str], ...] = ()
+    chain = await Get(ContainerImageChain, ContainerImageChainRequest(request.address))
+    if chain.dockerfile_base is not None:
+        # Built on a dockerfile_image: its packaged OCI layout, pinned by manifest digest.
+        from llbkit.image import LayoutBase, ResolvedBase
+
+        layout = await Get(DockerfileLayoutBase, DockerfileLayoutBaseRequest(chain.dockerfile_base, platforms))
+        for p, digest, config in layout.bases:
+            configs[(LayoutBase(layout.name).key, p)] = ResolvedBase(config, digest)
+        layouts = ((layout.name, layout.tar, layout.path),)
     try:
-        lowered = plan(image.spec, base_configs=bases.configs(), context_digest=image.context_digest,
+        lowered = plan(image.spec, base_configs=configs, context_digest=image.context_digest,
                        source_date_epoch=buildkit.source_date_epoch, default_platforms=platforms)
     except LlbkitError as e:
         raise ContainerImageLoweringError(f"failed to lower {request.address}: {e}") from None
-    return LoweredImage(image, platforms, tuple(lowered), bases.events)
+    return LoweredImage(image, platforms, tuple(lowered), bases.events, layouts)
 
 
 def rules():
