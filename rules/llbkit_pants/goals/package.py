@@ -242,6 +242,9 @@ class ImageBuildRequest:
     oci_layouts: Tuple[Tuple[str, Digest, str], ...] = ()
     # The frontend's names of source files -> their paths in the repo, for error locations.
     source_paths: Tuple[Tuple[str, str], ...] = ()
+    # What the image's copies built per platform (JSON docs, see util_rules.pex_platforms), for
+    # image.json.
+    copies: Tuple[str, ...] = ()
 
 
 @rule(desc="Build a container image with BuildKit", level=LogLevel.DEBUG)
@@ -261,7 +264,8 @@ async def package_container_image(
     has_context = lowered.image.context_digest is not None
     return await Get(BuiltPackage, ImageBuildRequest(
         address, tuple(sorted(job.files().items())), lowered.platforms, image_path, record_path,
-        context=lowered.image.context if has_context else EMPTY_DIGEST, oci_layouts=lowered.layouts))
+        context=lowered.image.context if has_context else EMPTY_DIGEST, oci_layouts=lowered.layouts,
+        copies=tuple(lowered.image.copies)))
 
 
 @rule(desc="Build an image with BuildKit", level=LogLevel.DEBUG)
@@ -314,12 +318,12 @@ async def build_image(request: ImageBuildRequest, buildkit: BuildKitSubsystem,
     assert stored.image is not None and stored.record_entry is not None
     record = stored.record
     record_file: object = FileEntry(record_path, stored.record_entry.file_digest)
-    if lowered.image.copies:
+    if request.copies:
         # What the copies built per platform (a PEX per platform, or one shared), beside what the
         # build process recorded (see util_rules.pex_platforms).
         from llbkit.oci.metadata import dumps
 
-        record = {**record, "copies": [json.loads(c) for c in lowered.image.copies]}
+        record = {**record, "copies": [json.loads(c) for c in request.copies]}
         record_file = FileContent(record_path, dumps(record))
     digest = await Get(Digest, CreateDigest([FileEntry(image_path, stored.image.file_digest), record_file]))
     workers_used = sorted({p["worker"] for p in record["platforms"] if p.get("worker")})

@@ -605,7 +605,7 @@ def _complete_platform_files(address: Address, value: Optional[Dict[str, str]],
 
 @rule(desc="Compile a container_image target's fields to an image spec")
 async def container_image_spec(request: ContainerImageSpecRequest, buildkit: BuildKitSubsystem) -> ContainerImageSpec:
-    from llbkit.image import (ContextSource, ImageSpec, ImageSpecError, LayoutBase, RegistryBase, ScratchBase,
+    from llbkit.image import (ImageSpec, ImageSpecError, LayoutBase, RegistryBase, ScratchBase,
                               SpecBase, validate_spec)
 
     chain_info = await Get(ContainerImageChain, ContainerImageChainRequest(request.address))
