@@ -71,6 +71,10 @@ BAD = {
                     ["build argument 'VERSOIN'", "declared by no ARG", "VERSION"]),
     "missing_stage": (f"FROM {BUSYBOX} AS build\nFROM build AS runtime\n", "", 'target_stage="release"', (),
                       ["target stage 'release' is not a stage", "build, runtime"]),
+    "platforms": ("ARG BASE=:parent\nFROM $BASE\n",
+                  "dockerfile_image(name='parent', instructions=['FROM scratch'], platforms=['linux/arm64'])\n", "",
+                  (), ["is built for linux/amd64, but its FROM target dfbad/platforms:parent is built for linux/arm64",
+                       "add linux/amd64 to that target's `platforms`"]),
     "unlocked": (f"FROM {BUSYBOX}\n", "", "", ("--base-images-unlocked-behavior=error",),
                  [f"base image {BUSYBOX} is named by tag", "generate-lockfiles --resolve=container-images"]),
 }
@@ -188,8 +192,8 @@ def test_bad_dockerfiles_are_clear_errors(co: Checkout, name: str) -> None:
 
 def test_images_built_on_each_other(co: Checkout) -> None:
     """A dockerfile_image FROM a container_image (composed from its LLB), a container_image on a
-    dockerfile_image (its OCI layout, the base's layers kept as they are), and a
-    dockerfile_image that copies a pex_binary."""
+    dockerfile_image and a dockerfile_image FROM a dockerfile_image (its OCI layout, the base's
+    layers kept as they are), and a dockerfile_image that copies a pex_binary."""
     co.package(targets=["testprojects/dockerfile::", "testprojects/hello:hello",
                         "testprojects/pyapp:pyapp-dockerfile"]).check()
     dist = co.repo / "dist/testprojects"
@@ -199,6 +203,17 @@ def test_images_built_on_each_other(co: Checkout) -> None:
     base_layers = [d["digest"] for d in _record(co, "testprojects/dockerfile/image")["platforms"][0]["layers"]]
     child_layers = [d["digest"] for d in _record(co, "testprojects/dockerfile/on-dockerfile")["platforms"][0]["layers"]]
     assert child_layers[:len(base_layers)] == base_layers and len(child_layers) == len(base_layers) + 1
+    # A dockerfile_image FROM a dockerfile_image: the parent's OCI layout as a named context, so
+    # the parent's files, config (its entrypoint) and layers, the very same blobs.
+    df_child = "dockerfile/on-dockerfile-image.oci.tar"
+    assert run_image(dist / df_child).check().stdout == "HELLO FROM A DOCKERFILE_IMAGE (version 0.1.0)\n"
+    assert image_bytes_contain(dist / df_child, "built on a dockerfile_image by a Dockerfile")
+    df_layers = [d["digest"] for d in
+                 _record(co, "testprojects/dockerfile/on-dockerfile-image")["platforms"][0]["layers"]]
+    assert df_layers[:len(base_layers)] == base_layers and len(df_layers) == len(base_layers) + 1
+    # Nothing changed: nothing solved (the child's key is the parent's layout, from Pants' cache).
+    run = co.package(targets=["testprojects/dockerfile::"]).check()
+    assert set(run.how_built().values()) <= {"from cache"}, run.log[-3000:]
     # Composed from hello's own build: the same files and config, so the same output.
     assert run_image(dist / "dockerfile/on-target.oci.tar").check().stdout == \
         run_image(dist / "hello/hello.oci.tar").check().stdout

@@ -17,7 +17,11 @@ dockerfile.v0 --opt ...` passes them:
   a name of that target (`llbkit-target/PATH/NAME`), and `context:` that name `=input:NAME`
   with the target's LLB for this platform as a frontend input and its image config as
   `input-metadata:NAME` (what buildx sends), so the stage is composed from the target's own
-  build, with no registry.
+  build, with no registry;
+* for a `FROM` whose build argument holds a `dockerfile_image` address: the argument is set the
+  same way, and `context:` that name `=oci-layout://STORE@sha256:...`, the target's packaged OCI
+  layout (served from the client as the session content store `oci:STORE`, see
+  `llbkit.builder.oci_layouts`) at this platform's manifest digest: its layers are kept as they are.
 
 Everything here is content (the definitions pin every base): the job's files are the cache key.
 """
@@ -35,6 +39,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 
 from llbkit_pants.dockerfile.context import DockerfileContext, DockerfileContextRequest
+from llbkit_pants.dockerfile.layout_base import DockerfileLayoutBase, DockerfileLayoutBaseRequest
 from llbkit_pants.dockerfile.model import Dockerfile, DockerfileProblem, StageBase
 from llbkit_pants.dockerfile.parser import DockerfileError, ParsedDockerfile, ParsedDockerfileRequest, problem_error
 from llbkit_pants.dockerfile.subsystem import DockerfileSubsystem
@@ -86,6 +91,13 @@ def context_name(ref: str) -> str:
         name = f"{r.registry}/{name}"
     out = name + (f":{r.tag}" if r.tag else "") + (f"@{r.digest}" if r.digest else "")
     return out[: -len(":latest")] if out.endswith(":latest") else out
+
+
+def oci_layout_context(store: str, digest: str) -> str:
+    """A named context read from the client's OCI layout store `store` (the session content
+    store `oci:STORE`), pinned to one platform's manifest `digest`: BuildKit's Dockerfile
+    frontend (`dockerui.NamedContext`, `oci-layout`) takes the reference's name as the store id."""
+    return f"oci-layout://{store}@{digest}"
 
 
 def target_image_name(address: Address) -> str:
@@ -213,7 +225,7 @@ async def dockerfile_plan(request: DockerfilePlanRequest, buildkit: BuildKitSubs
 
 
 @rule(desc="Plan a dockerfile_image's frontend solve")
-async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
+async def dockerfile_job(request: DockerfileJobRequest, buildkit: BuildKitSubsystem) -> DockerfileJob:
     from llbkit.builder.frontends import dockerfile_frontend, gateway_frontend, named_input
     from llbkit.errors import LlbkitError
 
@@ -243,14 +255,26 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
         description_of_origin=f"the FROM images (build arguments) of {ctx.parsed.path} ({address})"))
     targets = await MultiGet(Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=str(address)))
                              for a in target_addresses)
-    for value, t in zip(target_bases, targets):
-        if not t.target.has_field(ContainerImageBaseField):
-            kind = "dockerfile_image" if t.target.has_field(DockerfileImageSourceField) else t.target.alias
+    # A container_image is composed from its LLB; a dockerfile_image (whose LLB exists only inside
+    # the frontend that built it) is read from its packaged OCI layout, served from the client.
+    composed: List[Tuple[str, Address]] = []
+    layered: List[Tuple[str, Address]] = []
+    for value, a, t in zip(target_bases, target_addresses, targets):
+        if t.target.has_field(DockerfileImageSourceField):
+            # Checked before the base is packaged: a mismatch must not cost a build.
+            theirs = declared_platforms(a, t.target[ContainerImagePlatformsField].value or (), buildkit)
+            missing = [p for p in platforms if p not in theirs]
+            if missing:
+                raise DockerfileError(
+                    f"dockerfile_image {address} is built for {', '.join(platforms)}, but its FROM target {a} "
+                    f"is built for {', '.join(theirs)}: add {', '.join(missing)} to that target's `platforms`.")
+            layered.append((value, a))
+        elif t.target.has_field(ContainerImageBaseField):
+            composed.append((value, a))
+        else:
             raise DockerfileError(
-                f"dockerfile_image {address}: a FROM names {value!r}, a `{kind}` target: a FROM can name a "
-                "`container_image` target (composed from its LLB) or a registry image; build on another "
-                "dockerfile_image through a registry, or make the base a container_image.")
-    lowered = await MultiGet(Get(LoweredImage, LoweredImageRequest(a)) for a in target_addresses)
+                f"dockerfile_image {address}: a FROM names {value!r}, a `{t.target.alias}` target: a FROM can "
+                "name a `container_image` or `dockerfile_image` target, or a registry image.")
     # The build argument that holds each target address is set to the target's image name.
     arg_of: Dict[str, str] = {}
     for value in target_bases:
@@ -261,6 +285,9 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
                 f"hold the address in a build argument (`ARG BASE={value}` before the first FROM, then "
                 "`FROM $BASE`), as Pants' docker_image does.")
         arg_of[value] = holders[0]
+    lowered = await MultiGet(Get(LoweredImage, LoweredImageRequest(a)) for _, a in composed)
+    layout_bases = await MultiGet(Get(DockerfileLayoutBase, DockerfileLayoutBaseRequest(a, platforms))
+                                  for _, a in layered)
 
     secrets = dict(df.secret_mounts())
     for sid in (tgt[DockerfileImageSecretsField].value or {}):
@@ -282,7 +309,7 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
             if "@" not in ref:
                 attrs[f"context:{context_name(ref)}"] = f"docker-image://{pin(norm)}"
         inputs: Dict[str, bytes] = {}
-        for value, a, lw_image in zip(target_bases, target_addresses, lowered):
+        for (value, a), lw_image in zip(composed, lowered):
             lw = next((x for x in lw_image.lowered if x.platform == p), None)
             if lw is None:
                 raise DockerfileError(
@@ -293,6 +320,10 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
             opts, (_, definition) = named_input(name, lw.definition.to_bytes(), lw.oci_config_bytes())
             attrs.update(opts)
             inputs[name] = definition
+        for (value, a), layout in zip(layered, layout_bases):
+            name = target_image_name(a)
+            attrs[f"build-arg:{arg_of[value]}"] = name
+            attrs[f"context:{name}"] = oci_layout_context(layout.name, dict((q, d) for q, d, _ in layout.bases)[p])
         pins = {plan.frontend_written: pinned[frontend_norm]} if frontend_norm in pinned else {}
         try:
             if tgt[DockerfileImageFrontendField].value:
@@ -306,7 +337,8 @@ async def dockerfile_job(request: DockerfileJobRequest) -> DockerfileJob:
         calls.append((p, call))
     events = bases.events + tuple(e for lw in lowered for e in lw.events)
     target_contexts = tuple(lw.image.context for lw in lowered if lw.image.context_digest is not None)
-    layouts = tuple(sorted({x for lw in lowered for x in lw.layouts}, key=lambda x: x[0]))
+    layouts = tuple(sorted({*(x for lw in lowered for x in lw.layouts),
+                            *((b.name, b.tar, b.path) for b in layout_bases)}, key=lambda x: x[0]))
     return DockerfileJob(address, platforms, tuple(calls), tuple(sorted(secrets.items())), ctx, target_contexts,
                          events, layouts)
 

@@ -1,6 +1,7 @@
 from pants.engine.addresses import Address
 
-from llbkit_pants.dockerfile.job import context_name, env_names, parse_build_args, target_image_name
+from llbkit_pants.dockerfile.job import context_name, env_names, oci_layout_context, parse_build_args, target_image_name
+from llbkit_pants.dockerfile.layout_base import layout_name
 
 
 def test_context_name_is_the_frontends_lookup_key():
@@ -26,6 +27,20 @@ def test_target_image_name_is_a_valid_reference():
     name = target_image_name(Address("testprojects/Chain_x", target_name="Base.img"))
     assert name == "llbkit-target/testprojects/chain_x/base.img"
     parse_reference(name)
+
+
+def test_oci_layout_context_names_the_session_store_the_client_serves():
+    # dockerui.NamedContext `oci-layout`: the reference's name (reference.Parse, not normalized)
+    # is the store id, asked for as the session content store "oci:" + id, which
+    # llbkit.builder.oci_layouts.store_id gives the layout served under the same name.
+    from llbkit.builder.oci_layouts import _NAME, store_id
+
+    store = layout_name(Address("testprojects/Chain_x", target_name="Base.img"))
+    digest = "sha256:" + "ab" * 32
+    value = oci_layout_context(store, digest)
+    assert value == f"oci-layout://{store}@{digest}"
+    name, _, dgst = value[len("oci-layout://"):].partition("@")
+    assert _NAME.fullmatch(name) and dgst == digest and store_id(name) == f"oci:{store}"
 
 
 # -- the plan rule, with its Gets mocked --------------------------------------------------------

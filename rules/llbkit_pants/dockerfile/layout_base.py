@@ -1,4 +1,5 @@
-"""A `dockerfile_image` as the `base` of a `container_image`: its packaged OCI layout, served
+"""A `dockerfile_image` as the `base` of a `container_image` (or the FROM of another
+`dockerfile_image`): its packaged OCI layout, served
 to buildkitd from the client as an `oci-layout://` source (see `llbkit.builder.oci_layouts`).
 
 `DockerfileLayoutBaseRequest(address, platforms)` -> `DockerfileLayoutBase`: the Dockerfile
@@ -73,7 +74,7 @@ async def dockerfile_layout_base(request: DockerfileLayoutBaseRequest) -> Docker
     image_path, record_path = field_set.output_paths()
     if not image_path.endswith(".oci.tar"):
         raise DockerfileError(
-            f"dockerfile_image {request.address} is the base of a container_image, so it must be packaged as "
+            f"dockerfile_image {request.address} is the base of another image, so it must be packaged as "
             'an OCI layout: remove output_format="docker" (or build on it through a registry).')
     pkg = await Get(BuiltPackage, PackageFieldSet, field_set)
     contents = {c.path: c.content for c in await Get(DigestContents, Digest, pkg.digest)}

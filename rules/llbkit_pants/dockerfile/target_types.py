@@ -212,7 +212,9 @@ class DockerfileImageTarget(Target):
         Hermetic: every registry `FROM` is pinned by digest through the base-image lockfile
         (`pants generate-lockfiles --resolve=container-images`, see `[base-images]`) and handed
         to the frontend as a named context; a `FROM` naming a `container_image` target (through
-        a build argument holding its address) is composed from that target's LLB. The build
+        a build argument holding its address) is composed from that target's LLB, and one
+        naming another `dockerfile_image` starts from that target's packaged OCI layout (served
+        to BuildKit from the client, its layers kept; its `platforms` must include these). The build
         context holds only what `COPY`/`ADD` name, so the cache key covers exactly what the
         build reads: `package` twice gives the same bytes, from Pants' cache.
 
@@ -222,8 +224,7 @@ class DockerfileImageTarget(Target):
         not declare is an error; a `FROM` of a tag the lockfile lacks follows
         `[base-images].unlocked_behavior` (`error` in CI); a `COPY` source may not use a
         variable (the files must be known before the build). A `container_image` may use a
-        `dockerfile_image` as its `base` (its packaged OCI layout, layers kept); a FROM of
-        another `dockerfile_image` is not supported yet.
+        `dockerfile_image` as its `base` the same way (its packaged OCI layout, layers kept).
         """
     )
 
