@@ -23,8 +23,8 @@ from llbkit.daemon import pid_alive, stop_pid
 from llbkit.testutil.tools import cache_dir
 
 IMAGES = ["chain/app1/app1", "chain/app2/app2", "chain/base/base", "dockerfile/image", "dockerfile/on-dockerfile",
-          "dockerfile/on-target", "hello/hello", "multiarch/multiarch", "pyapp/pyapp", "pyapp/pyapp-dockerfile",
-          "pyarch/pure_image", "pyarch/pyarch"]
+          "dockerfile/on-dockerfile-image", "dockerfile/on-target", "hello/hello", "multiarch/multiarch",
+          "pyapp/pyapp", "pyapp/pyapp-dockerfile", "pyarch/pure_image", "pyarch/pyarch"]
 PRIVATE_CACHE_ENTRIES = ("buildkitd",)  # everything else is shared with the real cache
 COPY_SKIP = {".git", ".pants.d", ".pids", "dist", "__pycache__", ".pytest_cache"}
 _LOG_LINE = re.compile(r"\[INFO\] (//)?(?P<address>[\w/.-]+:[\w.@=,-]+): .*?(?P<how>from cache|solved in)")
