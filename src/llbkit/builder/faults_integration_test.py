@@ -1,6 +1,7 @@
 """Builds that end badly leave nothing behind: a full disk is a clear error naming the target, the
-path and the space, with no partial output; a buildkitd SIGKILLed during a build is a clear
-error, and neither the output directory nor the temp dir keeps anything the build made."""
+path and the space, with no partial output; a buildkitd SIGKILLed during a build (while a RUN runs,
+and while the image is being exported to us) is a clear error, and neither the output directory nor
+the temp dir keeps anything the build made."""
 
 from __future__ import annotations
 
@@ -109,3 +110,45 @@ def test_a_buildkitd_sigkilled_during_a_build_is_a_clear_error_and_leaves_nothin
     assert daemon.addr in message and ("lost the connection" in message or "unreachable" in message), message
     assert list(out.iterdir()) == [], f"the killed build left {list(out.iterdir())}"
     assert list(private_tmp.iterdir()) == [], f"the killed build left {list(private_tmp.iterdir())} in the temp dir"
+
+
+def _bytes_under(d: Path) -> int:
+    total = 0
+    for p in d.rglob("*"):
+        try:
+            total += p.stat().st_size if p.is_file() else 0
+        except FileNotFoundError:  # written and moved while we look
+            pass
+    return total
+
+
+def test_a_buildkitd_sigkilled_during_the_export_is_a_clear_error_and_leaves_nothing(
+        registry: Registry, doomed_buildkitd: Buildkitd, tmp_path: Path, private_tmp: Path) -> None:
+    # Random bytes do not compress: a 96 MiB layer streams for a while, so the kill lands while
+    # the image is being received, after the solve.
+    out = tmp_path / "out"
+    job = _job(registry, "//faults:killed-export", "head -c 100663296 /dev/urandom > /big && echo export-kill")
+    daemon = doomed_buildkitd
+    killed_at: list = []
+
+    def kill_when_exporting() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            received = _bytes_under(out) if out.exists() else 0
+            if received > (1 << 20):  # the export has started arriving: kill the daemon now
+                os.kill(daemon.pid, signal.SIGKILL)
+                killed_at.append(received)
+                return
+            time.sleep(0.02)
+
+    threading.Thread(target=kill_when_exporting, daemon=True).start()
+    out.mkdir()
+    with LazyPool([WorkerConfig(daemon.addr)]) as workers:
+        with pytest.raises(LlbkitError) as err:
+            build_job(job, workers, out / "image.tar", out / "image.json", opts=BuildOptions(max_attempts=1))
+    assert killed_at, f"the build ended before the daemon was killed mid-export: {err.value}"
+    assert killed_at[0] < 96 << 20, f"the export had finished ({killed_at[0]} bytes) when the daemon was killed"
+    message = str(err.value)
+    assert daemon.addr in message and ("lost the connection" in message or "unreachable" in message), message
+    assert list(out.iterdir()) == [], f"the build killed mid-export left {list(out.iterdir())}"
+    assert list(private_tmp.iterdir()) == [], f"the build killed mid-export left {list(private_tmp.iterdir())} in the temp dir"
