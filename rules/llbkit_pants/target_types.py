@@ -144,7 +144,7 @@ class ContainerImageStepsField(Field):
         config's. Values expand `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+value}`
         against the environment so far, the base image's included, in `set_env`/`env` values,
         `set_workdir`/`workdir`, `set_user`/`user`, `copy`/`copy_from`/`add` destinations,
-        `chown` and mount targets; a backslash makes a `$` literal (`"\\\\$HOME"` in a BUILD
+        `chown`, `chmod` and mount targets; a backslash makes a `$` literal (`"\\\\$HOME"` in a BUILD
         file). As in a Dockerfile, one `set_env({...})` sees the environment before it for all
         its values, as one `ENV A=1 B=$A` line does.
 

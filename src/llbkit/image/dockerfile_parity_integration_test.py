@@ -136,7 +136,7 @@ def write(root: Path, files: Mapping[str, Tuple[bytes, int]], dir_mode: int = 0o
 
 def test_env_expansion_and_ordered_user_and_workdir(registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path) -> None:
     """ENV expands $PATH against the base's env; USER/WORKDIR between steps: root makes the user,
-    later steps and the config run as it; the workdir is created owned by it."""
+    later steps and the config run as it; the workdir is created owned by it; --chmod=$VAR."""
     context = write(tmp_path / "ctx", {"hello.txt": (b"hello\n", 0o644)})
     dockerfile = f"""FROM {registry.busybox_ref}
 ENV PATH="/opt/bin:$PATH" APP="app"
@@ -146,6 +146,9 @@ USER $APP
 WORKDIR ${{HOME_DIR}}/work
 COPY hello.txt $HOME_DIR/
 COPY --chown=$APP:$APP hello.txt /chowned/
+ENV FMODE="0640" SYM="u+x"
+COPY --chmod=$FMODE hello.txt /modes/
+COPY --chmod=${{SYM}} hello.txt /symmodes/
 RUN echo "$PATH $(id -u) $(pwd)" > out.txt
 USER root
 WORKDIR sub
@@ -163,6 +166,9 @@ USER app:app
             WorkdirStep("${HOME_DIR}/work"),
             CopyStep(ContextSource("context", "hello.txt", files=(("", False),)), "$HOME_DIR/"),
             CopyStep(ContextSource("context", "hello.txt", files=(("", False),)), "/chowned/", chown="$APP:$APP"),
+            EnvStep({"FMODE": "0640", "SYM": "u+x"}),
+            CopyStep(ContextSource("context", "hello.txt", files=(("", False),)), "/modes/", chmod="$FMODE"),
+            CopyStep(ContextSource("context", "hello.txt", files=(("", False),)), "/symmodes/", chmod="${SYM}"),
             RunStep('echo "$PATH $(id -u) $(pwd)" > out.txt'),
             UserStep("root"),
             WorkdirStep("sub"),
@@ -178,6 +184,7 @@ USER app:app
     tree, config = ours
     assert tree["/home/app/work"][2:4] == (1000, 1000)  # WORKDIR made for the user in effect
     assert tree["/chowned/hello.txt"][2:4] == (1000, 1000)
+    assert tree["/modes/hello.txt"][1] == oct(0o640) and tree["/symmodes/hello.txt"][1] == oct(0o744)  # --chmod=$VAR
     assert config["User"] == "app:app" and config["WorkingDir"] == "/home/app/work/sub"
     assert "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in config["Env"]
 

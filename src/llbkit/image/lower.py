@@ -520,6 +520,20 @@ def _lower_state(
                 spec.name, where, value, f"cannot expand variables ({e}) in",
                 "write $NAME, ${NAME}, ${NAME:-default} or ${NAME:+value}; escape a literal $ as \\$") from None
 
+    def expanded_chmod(where: str, step: Any) -> Any:
+        # COPY/ADD --chmod=$MODE: BuildKit's Dockerfile frontend expands it against the
+        # environment so far (ARG and ENV alike), then reads the mode.
+        if not (isinstance(step.chmod, str) and "$" in step.chmod):
+            return step
+        mode = expanded(f"{where}.chmod", step.chmod)
+        try:
+            parse_chmod(mode)
+        except ValueError as e:
+            raise ImageSpecError.for_field(spec.name, f"{where}.chmod", step.chmod,
+                                           f"invalid mode ({e}), expanded to {mode!r}:",
+                                           "set the variable to an octal mode such as '0644' or a symbolic one such as 'u+x'") from None
+        return dataclasses.replace(step, chmod=mode)
+
     for where, step in steps:
         if isinstance(step, EnvStep):
             values = [(k, expanded(f"{where}.env" if where.startswith("steps") else where, v)) for k, v in step.env]
@@ -554,6 +568,7 @@ def _lower_state(
                 note("WORKDIR /", True)
         elif isinstance(step, AddStep):
             dest = _dest(expanded(f"{where}.dest", step.dest), state.get_dir())
+            step = expanded_chmod(where, step)
             state = _lower_add(state, step, dest, contexts, prefix, source_date_epoch)
             note(_add_history(step), False)
         elif isinstance(step, CopyStep):
@@ -567,6 +582,7 @@ def _lower_state(
                                                    f"invalid owner ({e}), expanded to {chown!r}:",
                                                    "use 'user', 'uid', 'user:group' or 'uid:gid'") from None
                 step = dataclasses.replace(step, chown=chown)
+            step = expanded_chmod(where, step)
             action = _copy_action(spec, step, dest, contexts, platform, base_configs, source_date_epoch)
             created_by = _copy_history(step)
             state = state.file(action, custom_name=prefix + created_by)

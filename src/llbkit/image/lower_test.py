@@ -363,6 +363,18 @@ def test_copy_destination_and_user_expand() -> None:
     assert low.oci_config()["config"]["User"] == "1000:1000"
 
 
+def test_copy_and_add_chmod_expand() -> None:
+    from llbkit.image import AddStep, EnvStep
+    spec = ImageSpec(name="x", steps=[EnvStep({"M": "0640"}),
+                                      CopyStep(ContextSource("c", "f", files=(("", False),)), "/a", chmod="$M"),
+                                      AddStep(ContextSource("c", "g"), "/b", chmod="${M}")])
+    copies = [action(op, "copy") for op in chain(lower(spec, "linux/amd64").definition) if op.kind == "file"]
+    assert [c.get("mode") for c in copies if c.get("mode")] == [0o640, 0o640], copies
+    with pytest.raises(ImageSpecError) as e:
+        lower(ImageSpec(name="//a:b", steps=[CopyStep(ContextSource("c", "f"), "/a", chmod="$NOPE")]), "linux/amd64")
+    assert e.value.field == "steps[0].chmod" and "expanded to ''" in str(e.value) and "octal mode" in str(e.value)
+
+
 def test_expansion_and_expanded_user_errors_name_the_step() -> None:
     from llbkit.image import UserStep, WorkdirStep
     with pytest.raises(ImageSpecError) as e:

@@ -211,7 +211,7 @@ class CopyStep:
     """Copy ``source`` to ``dest``. A relative ``dest`` is relative to the working directory; a
     ``dest`` ending in ``/`` (or ``.``) means "into that directory"; missing parent directories
     are created, as Docker creates them (0755; with an octal ``chmod``, that mode: BuildKit's
-    rule). ``dest`` and ``chown`` expand ``$VAR`` against the environment so far.
+    rule). ``dest``, ``chown`` and ``chmod`` expand ``$VAR`` against the environment so far.
 
     ``chmod`` is an octal mode (``"0644"``, ``"755"`` or the int ``0o644``) applied to every
     file and directory copied, or a symbolic one (``"u+x,go-w"``) applied to each one's mode;
@@ -695,7 +695,8 @@ def _check_dest_chmod_chown(spec: "ImageSpec", where: str, step: Any) -> None:
     if not isinstance(step.dest, str) or not step.dest or "\0" in step.dest:
         raise _err(spec.name, f"{where}.dest", step.dest, "invalid copy destination",
                    "use an absolute path, or a path relative to workdir; end it with '/' to copy into a directory")
-    if step.chmod is not None:
+    if step.chmod is not None and not (isinstance(step.chmod, str) and "$" in step.chmod):
+        # A mode naming a variable (COPY --chmod=$MODE) is checked once expanded, when lowering.
         try:
             parse_chmod(step.chmod)
         except ValueError as e:
