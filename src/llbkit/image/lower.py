@@ -597,6 +597,11 @@ def _lower_state(
                 if isinstance(target, str) and "$" in target:
                     # As Docker expands --mount options: against the environment so far.
                     m = dataclasses.replace(m, target=expanded(f"{where}.mounts[{j}].target", target))
+                    if not m.target.startswith("/"):
+                        raise ImageSpecError.for_field(
+                            spec.name, f"{where}.mounts[{j}].target", target,
+                            f"a mount target must be an absolute path; expanded to {m.target!r}:",
+                            "set the variable to an absolute path, or start the target with '/'")
                 lowered_mounts.append(mounts.mount(m))
             state = state.run(
                 argv,

@@ -375,6 +375,14 @@ def test_copy_and_add_chmod_expand() -> None:
     assert e.value.field == "steps[0].chmod" and "expanded to ''" in str(e.value) and "octal mode" in str(e.value)
 
 
+def test_a_mount_target_must_expand_to_an_absolute_path() -> None:
+    from llbkit.image import CacheMount, EnvStep, RunStep
+    steps = [EnvStep({"D": "rel"}), RunStep("true", mounts=(CacheMount("$D"),))]
+    with pytest.raises(ImageSpecError) as e:
+        lower(ImageSpec(name="//a:b", steps=steps), "linux/amd64")
+    assert e.value.field == "steps[1].mounts[0].target" and "expanded to 'rel'" in str(e.value)
+
+
 def test_expansion_and_expanded_user_errors_name_the_step() -> None:
     from llbkit.image import UserStep, WorkdirStep
     with pytest.raises(ImageSpecError) as e:

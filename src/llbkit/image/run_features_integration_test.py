@@ -29,6 +29,7 @@ from llbkit.image import (
     CacheMount,
     ContextSource,
     CopyStep,
+    EnvStep,
     ImageSpec,
     RegistryBase,
     RunStep,
@@ -127,6 +128,26 @@ def test_cache_mount_owner_mode_and_seed(registry: Registry, buildkitd_amd64: Bu
     _same(ours, theirs)
     assert read_file(ours[2], "/cache.txt") == b"1000:1001 750\n"
     assert read_file(ours[2], "/seeded.txt") == b"seeded\n0:0 705\n"
+
+
+def test_mount_targets_expand_variables(registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path) -> None:
+    """``--mount=...,target=$DIR`` expands against the environment so far, as the frontend does."""
+    run = uuid.uuid4().hex[:12]
+    script = 'touch "$CACHE_DIR/x" && ls -d "$CACHE_DIR" > /where.txt && ls /src > /src.txt'
+    context = _write(tmp_path / "ctx", {"src/main.c": "int main;\n"})
+    spec = ImageSpec(name="//t:expand", base=RegistryBase(registry.busybox_ref), steps=(
+        EnvStep({"CACHE_DIR": "/var/cache/app", "SRC": "/src"}),
+        RunStep(script, mounts=(CacheMount("$CACHE_DIR", id=f"ours-{run}"),
+                                BindMount("${SRC}", ContextSource("context", "src")))),))
+    ours = llbkit_tree(buildkitd_amd64, _lower(registry, spec), tmp_path / "ours", context=context)
+    theirs = frontend_tree(buildkitd_amd64, tmp_path / "df", "\n".join([
+        f"FROM {registry.busybox_ref}",
+        'ENV CACHE_DIR="/var/cache/app" SRC="/src"',
+        f"RUN --mount=type=cache,target=$CACHE_DIR,id=df-{run} --mount=type=bind,source=src,target=${{SRC}} {script}",
+    ]) + "\n", context=context)
+    _same(ours, theirs)
+    assert read_file(ours[2], "/where.txt") == b"/var/cache/app\n"
+    assert read_file(ours[2], "/src.txt") == b"main.c\n"
 
 
 def test_bind_mounts_of_context_and_image(registry: Registry, buildkitd_amd64: Buildkitd, tmp_path: Path) -> None:

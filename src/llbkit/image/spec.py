@@ -582,6 +582,13 @@ def _check_abs(spec: "ImageSpec", name: str, value: Any, what: str) -> None:
                    f"start it with '/', e.g. '/{str(value).lstrip('./')}'")
 
 
+def _check_target(spec: "ImageSpec", name: str, value: Any, what: str) -> None:
+    # A mount target naming a variable ($CACHE_DIR) is checked once expanded, when lowering.
+    if isinstance(value, str) and value.startswith("$"):
+        return
+    _check_abs(spec, name, value, what)
+
+
 def _check_context_path(spec: "ImageSpec", where: str, path: Any) -> None:
     if not isinstance(path, str) or not path:
         raise _err(spec.name, where, path, "a copy source path must be a non-empty string, got",
@@ -760,7 +767,7 @@ def _check_ids(spec: "ImageSpec", mw: str, m: Any, names: Sequence[str]) -> None
 def _check_mount(spec: "ImageSpec", mw: str, m: Any) -> Optional[str]:
     """Check one mount; its target path (``None`` for one that occupies no path of its own)."""
     if isinstance(m, CacheMount):
-        _check_abs(spec, f"{mw}.target", m.target, "a cache mount target")
+        _check_target(spec, f"{mw}.target", m.target, "a cache mount target")
         if m.sharing not in CACHE_SHARING:
             raise _err(spec.name, f"{mw}.sharing", m.sharing, "unknown cache sharing mode",
                        f"choose one of {', '.join(CACHE_SHARING)}")
@@ -788,19 +795,19 @@ def _check_mount(spec: "ImageSpec", mw: str, m: Any) -> Optional[str]:
         if not isinstance(m.id, str) or not m.id or "/" in m.id:
             raise _err(spec.name, f"{mw}.id", m.id, "invalid secret id", "use a non-empty name without '/'")
         if m.target is not None:
-            _check_abs(spec, f"{mw}.target", m.target, "a secret mount target")
+            _check_target(spec, f"{mw}.target", m.target, "a secret mount target")
         if m.env is not None and (not isinstance(m.env, str) or not m.env or _ENV_BAD.search(m.env)):
             raise _err(spec.name, f"{mw}.env", m.env, "invalid environment variable name",
                        "names may not be empty or contain '=', whitespace or NUL, e.g. 'API_TOKEN'")
         _check_ids(spec, mw, m, ("mode", "uid", "gid"))
         return m.path if m.as_file else None
     if isinstance(m, TmpfsMount):
-        _check_abs(spec, f"{mw}.target", m.target, "a tmpfs mount target")
+        _check_target(spec, f"{mw}.target", m.target, "a tmpfs mount target")
         if not isinstance(m.size, int) or isinstance(m.size, bool) or m.size < 0:
             raise _err(spec.name, f"{mw}.size", m.size, "invalid tmpfs size", "use a number of bytes >= 0")
         return m.target
     if isinstance(m, BindMount):
-        _check_abs(spec, f"{mw}.target", m.target, "a bind mount target")
+        _check_target(spec, f"{mw}.target", m.target, "a bind mount target")
         _check_mount_source(spec, mw, m.source, m.path)
         return m.target
     if isinstance(m, SshMount):
@@ -808,7 +815,7 @@ def _check_mount(spec: "ImageSpec", mw: str, m: Any) -> Optional[str]:
             raise _err(spec.name, f"{mw}.id", m.id, "invalid ssh agent id",
                        "use a name of letters, digits, '_', '.' or '-', e.g. 'default'")
         if m.target is not None:
-            _check_abs(spec, f"{mw}.target", m.target, "an ssh socket path")
+            _check_target(spec, f"{mw}.target", m.target, "an ssh socket path")
         _check_ids(spec, mw, m, ("mode", "uid", "gid"))
         return m.target
     raise _err(spec.name, mw, m, "unsupported mount",
