@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from pants.core.goals.generate_lockfiles import (
     GenerateLockfile,
@@ -127,11 +127,26 @@ class _Digest(str):
         return False
 
 
+def lockfile_diff(path: str, resolve: str, before_text: Optional[bytes], locked: Sequence["LockedBase"]) -> LockfileDiff:
+    """What `generate-lockfiles --diff` prints: references added, removed, and moved (a tag that
+    names another digest shows as upgraded)."""
+    from llbkit.builder.base_lock import BaseLock, BaseLockError
+
+    try:
+        before = BaseLock.parse(before_text, path).bases if before_text is not None else ()
+    except BaseLockError:
+        before = ()  # a damaged lockfile: everything shows as added
+    return LockfileDiff.create(
+        path, resolve,
+        {b.reference: _Digest(b.digest) for b in before},  # type: ignore[arg-type]
+        {b.reference: _Digest(b.digest) for b in locked})  # type: ignore[arg-type]
+
+
 @rule(desc="Generate a base-image lockfile", level=LogLevel.DEBUG)
 async def generate_container_image_lockfile(
     request: GenerateContainerImageLockfile, generate: GenerateLockfilesSubsystem,
 ) -> GenerateLockfileResult:
-    from llbkit.builder.base_lock import BaseLock, BaseLockError, LockedBase
+    from llbkit.builder.base_lock import BaseLock, LockedBase
 
     locked: Tuple[LockedBase, ...] = ()
     if request.bases:
@@ -151,14 +166,7 @@ async def generate_container_image_lockfile(
     diff = None
     if request.diff:
         old = await Get(DigestContents, PathGlobs([request.lockfile_dest]))
-        try:
-            before = BaseLock.parse(old[0].content, request.lockfile_dest).bases if old else ()
-        except BaseLockError:
-            before = ()  # a damaged lockfile: everything shows as added
-        diff = LockfileDiff.create(
-            request.lockfile_dest, request.resolve_name,
-            {b.reference: _Digest(b.digest) for b in before},  # type: ignore[arg-type]
-            {b.reference: _Digest(b.digest) for b in locked})  # type: ignore[arg-type]
+        diff = lockfile_diff(request.lockfile_dest, request.resolve_name, old[0].content if old else None, locked)
     return GenerateLockfileResult(digest, request.resolve_name, request.lockfile_dest, diff)
 
 

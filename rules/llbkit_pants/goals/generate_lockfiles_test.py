@@ -71,3 +71,23 @@ def test_an_unknown_resolve_field_value_names_the_target_and_the_known_resolves(
         _requests(rule_runner, "container-images")
     assert ("Invalid field `resolve` in container_image target app:img: 'nope' is not a resolve of "
             "[base-images].resolves (it has: container-images, legacy)") in str(e.value)
+
+
+def test_diff_lists_added_removed_and_moved_references() -> None:
+    from llbkit.builder.base_lock import BaseLock, LockedBase
+    from llbkit_pants.goals.generate_lockfiles import lockfile_diff
+
+    a, b, c = (f"sha256:{ch * 64}" for ch in "abc")
+    before = BaseLock("container-images", (LockedBase(f"{BUSYBOX}:1.36", a), LockedBase("example.com/gone:1", b),
+                                           LockedBase("example.com/same:1", c)))
+    text = before.render("./pants generate-lockfiles --resolve=container-images").encode()
+    diff = lockfile_diff("a.lock", "container-images", text, (
+        LockedBase(f"{BUSYBOX}:1.36", b), LockedBase("example.com/same:1", c), LockedBase("example.com/new:2", a)))
+    assert dict(diff.upgraded) == {f"{BUSYBOX}:1.36": (a, b)}  # the tag moved
+    assert dict(diff.removed) == {"example.com/gone:1": b}
+    assert dict(diff.added) == {"example.com/new:2": a}
+    assert dict(diff.unchanged) == {"example.com/same:1": c} and not diff.downgraded
+    # No lockfile before (or a damaged one): everything is added.
+    for old in (None, b"not a lockfile"):
+        fresh = lockfile_diff("a.lock", "container-images", old, (LockedBase("example.com/new:2", a),))
+        assert dict(fresh.added) == {"example.com/new:2": a} and not fresh.removed
