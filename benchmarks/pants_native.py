@@ -14,8 +14,10 @@ at the end; every pantsd and daemon is stopped by PID. `--quick` uses smaller co
    a fresh token per round, so nothing is cached), `./pants --no-pantsd package bench20::` with
    `--process-execution-local-parallelism=P` (20) and `--buildkit-concurrency=C` (5 solves per
    worker at most), after a warm-up of the same targets with `sleep 0` (Pants bootstrap, base
-   pulled on both workers). In flight: F = min(P, 2 x C, N); ideal = N x S / F; the ratio is
-   wall / ideal. R (3) rounds, each alternating the solved run with the same command when all N
+   pulled on both workers). In flight: F = min(P, 2 x C, N); ideal = N x S / F; the ratios are
+   wall / ideal, and the RUN phase / ideal: the RUNs' processes are sampled on the host every
+   50 ms, giving how many ran at once and the time from the first RUN's start to the last one's
+   end (what the solves in flight achieve, without Pants' start-up and cache work). R (3) rounds, each alternating the solved run with the same command when all N
    are cached (Pants' own cost, the reference); min / median / max. Also how the images were
    spread over the workers (each image.json's `platforms[*].worker`).
 2. Warm no-op under pantsd: M images (50; `copy` of a small `files` target to a per-image path
@@ -57,6 +59,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -145,6 +148,45 @@ def spread(values: Sequence[float]) -> str:
     return f"{v[0]:.2f} / {statistics.median(v):.2f} / {v[-1]:.2f}"
 
 
+class RunSampler(threading.Thread):
+    """Counts, every 50 ms, the RUN processes of one round (the containers' `sh -c "sleep ... &&
+    echo TOKEN-i"`, visible in the host's /proc): how many ran at once, and how long the RUN
+    phase lasted from the first RUN's start to the last one's end. It sees the solves in flight
+    on the daemons directly, without Pants' own start-up and cache work."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(daemon=True)
+        self.token = token.encode()
+        self.samples: List[Tuple[float, int]] = []
+        self.done = threading.Event()
+
+    def _count(self) -> int:
+        n = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"sh") and any(self.token in a for a in argv[1:]):
+                n += 1
+        return n
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.samples.append((time.monotonic(), self._count()))
+            time.sleep(0.05)
+
+    def stop(self) -> Tuple[int, float]:
+        """(most RUNs at once, seconds from the first RUN seen to the last)."""
+        self.done.set()
+        self.join()
+        busy = [t for t, k in self.samples if k]
+        return max((k for _, k in self.samples), default=0), (busy[-1] - busy[0]) if busy else 0.0
+
+
 def part1(co: Checkout, workers: Dict[str, str], n: int, sleep: float, rounds: int) -> None:
     opts = (f"--process-execution-local-parallelism={PARALLELISM}", f"--buildkit-concurrency={CONCURRENCY}")
     seen = tmp_llbkit()
@@ -155,9 +197,17 @@ def part1(co: Checkout, workers: Dict[str, str], n: int, sleep: float, rounds: i
     cached_walls: List[float] = []
     spread_: Counter = Counter()
     retried = 0
+    peaks: List[int] = []
+    spans: List[float] = []
     for _ in range(rounds):
-        write_bench20(co, n, sleep, "TOKEN-" + secrets.token_hex(6))
+        token = "TOKEN-" + secrets.token_hex(6)
+        write_bench20(co, n, sleep, token)
+        sampler = RunSampler(token)
+        sampler.start()
         wall, run = timed(co, *opts, targets=["bench20::"])
+        peak, span = sampler.stop()
+        peaks.append(peak)
+        spans.append(span)
         assert how_counts(run)["solved in"] == n, run.log[-4000:]
         walls.append(wall)
         cached, run = timed(co, *opts, targets=["bench20::"])
@@ -181,6 +231,9 @@ def part1(co: Checkout, workers: Dict[str, str], n: int, sleep: float, rounds: i
           f"(whole rounds: ceil({n}/{slots}) x {sleep:g} s = {-(-n // slots) * sleep:.2f} s)")
     print(f"   ratio wall / ideal: {spread([w / ideal for w in walls])}x; "
           f"(wall - cached) / ideal: {spread([x / ideal for x in net])}x (target <= 1.3)")
+    print(f"   RUNs in flight at once (sampled on the host every 50 ms): {' / '.join(str(k) for k in (min(peaks), int(statistics.median(peaks)), max(peaks)))} (slots: {slots})")
+    print(f"   RUN phase, first RUN start to last RUN end: {spread(spans)} s; ratio to the ideal: "
+          f"{spread([x / ideal for x in spans])}x (target <= 1.3; Pants' start-up and cache work excluded)")
     print(f"   images per worker (all rounds): {dict(sorted(spread_.items()))}; platform builds retried: {retried}")
     print(f"   /tmp/llbkit-* new during part 1 ({(rounds + 1) * n} solves) and still there: {new_tmp(seen)}")
 
