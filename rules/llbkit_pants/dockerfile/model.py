@@ -263,6 +263,18 @@ class Dockerfile:
                     found[sid] = found.get(sid, False) or required
         return tuple(sorted(found.items()))
 
+    def entitlements(self) -> Tuple[str, ...]:
+        """What its RUNs need of the daemon: `network.host` for `RUN --network=host`,
+        `security.insecure` for `RUN --security=insecure` (any stage's, as secrets are counted)."""
+        found = set()
+        for ins in self.instructions:
+            if ins.cmd == "RUN":
+                if (ins.flag("network") or "").lower() == "host":
+                    found.add("network.host")
+                if (ins.flag("security") or "").lower() == "insecure":
+                    found.add("security.insecure")
+        return tuple(sorted(found))
+
     def check_build_args(self, names: Iterable[str], where: str) -> None:
         """Every build argument the target sets must be declared by an ARG."""
         declared = set(self.declared_args()) | set(platform_args("linux/amd64", "linux/amd64"))

@@ -92,3 +92,12 @@ def test_no_from_is_a_problem():
 def test_addresses():
     assert is_address(":base") and is_address("//images/base:base") and is_address("//images/base")
     assert not is_address("registry:5000/base") and not is_address("images/base:1.0")
+
+
+def test_entitlements_its_runs_need():
+    df = dockerfile(cmd("FROM", "busybox"),
+                    cmd("RUN", "wget http://127.0.0.1/x", flags=["--network=host"]),
+                    cmd("RUN", "mount -t tmpfs t /mnt", flags=["--security=insecure"]),
+                    cmd("RUN", "true", flags=["--network=none"]))
+    assert df.entitlements() == ("network.host", "security.insecure")
+    assert dockerfile(cmd("FROM", "busybox"), cmd("RUN", "true", flags=["--network=default"])).entitlements() == ()

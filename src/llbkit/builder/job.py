@@ -71,16 +71,22 @@ class FrontendCall:
     """A frontend BuildKit runs for one platform: ``name`` (``dockerfile.v0``, or ``gateway.v0``
     with attr ``source=IMAGE@sha256:...``), its options ``attrs`` (``filename``, ``target``,
     ``build-arg:K``, ``platform``, ``context:NAME``...) and its ``inputs``: name -> LLB
-    definition bytes, which a named context uses as ``context:NAME=input:NAME``."""
+    definition bytes, which a named context uses as ``context:NAME=input:NAME``.
+    ``entitlements`` are what its own instructions need of the daemon (``network.host`` for a
+    Dockerfile's ``RUN --network=host``, ``security.insecure`` for ``--security=insecure``): a
+    frontend's runs are not in any definition the client holds, so the caller reads them from
+    the frontend's source, and the solve asks for them."""
 
     name: str
     attrs: Tuple[Tuple[str, str], ...] = ()
     inputs: Tuple[Tuple[str, bytes], ...] = field(default=(), repr=False)
+    entitlements: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Sorted: the same call gives the same job files whatever order the caller listed them in.
         object.__setattr__(self, "attrs", tuple(sorted((str(k), str(v)) for k, v in self.attrs)))
         object.__setattr__(self, "inputs", tuple(sorted((str(k), bytes(v)) for k, v in self.inputs)))
+        object.__setattr__(self, "entitlements", tuple(sorted({str(e) for e in self.entitlements})))
         for what, pairs in (("option", self.attrs), ("input", self.inputs)):
             names = [k for k, _ in pairs]
             dup = sorted({k for k in names if names.count(k) > 1})
@@ -153,6 +159,8 @@ class SolveJob:
                     inputs.append([name, f"{i}.input-{n}.pb"])
                 entry["frontend"] = {"name": p.frontend.name, "attrs": [list(kv) for kv in p.frontend.attrs],
                                      "inputs": inputs}
+                if p.frontend.entitlements:  # absent when none: other jobs' files stay as they were
+                    entry["frontend"]["entitlements"] = list(p.frontend.entitlements)
             entries.append(entry)
         doc = {"schema": SCHEMA, "name": self.name, "platforms": entries, "export": self.export.to_doc(),
                "secrets": [[sid, req] for sid, req in self.secrets], "context": self.has_context,
@@ -181,4 +189,5 @@ class SolveJob:
 
 def _load_frontend(d: Path, doc: Mapping[str, Any]) -> FrontendCall:
     return FrontendCall(str(doc["name"]), tuple((str(k), str(v)) for k, v in doc["attrs"]),
-                        tuple((str(name), (d / path).read_bytes()) for name, path in doc["inputs"]))
+                        tuple((str(name), (d / path).read_bytes()) for name, path in doc["inputs"]),
+                        tuple(str(e) for e in doc.get("entitlements") or ()))

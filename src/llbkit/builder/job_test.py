@@ -122,6 +122,13 @@ def test_a_frontend_job_round_trips_and_its_options_are_in_its_files(tmp_path: P
     # the order options are given in does not matter
     shuffled = FrontendCall(call.name, tuple(reversed(call.attrs)), call.inputs)
     assert shuffled == call
+    # entitlements its source needs are kept, and only written when there are some
+    assert "entitlements" not in files[JOB_FILE].decode()
+    entitled = FrontendCall(call.name, call.attrs, call.inputs, entitlements=("network.host",))
+    ejob = SolveJob(job.name, (job.platforms[0], JobPlatform("linux/arm64", b"", b"", frontend=entitled)),
+                    job.export, job.secrets, local_dirs=job.local_dirs, oci_layouts=job.oci_layouts)
+    reloaded = SolveJob.load(_write(ejob.files(), tmp_path / "entitled"))
+    assert reloaded.platforms[1].frontend.entitlements == ("network.host",) and reloaded == ejob
 
 
 def test_a_frontend_option_given_twice_is_an_error() -> None:

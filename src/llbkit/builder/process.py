@@ -103,8 +103,10 @@ def job_needs(job: Any) -> Tuple[Tuple[str, ...], Dict[str, bool]]:
         if p.frontend is None:
             definitions.append(p.definition)
             continue
-        # A frontend's own runs are not known before it runs; what its options ask for is.
+        # A frontend's own runs are not in any definition here: what its caller read from its
+        # source (a Dockerfile's RUN --network=host) and what its options ask for are.
         definitions += [data for _, data in p.frontend.inputs]
+        entitlements.update(p.frontend.entitlements)
         if p.frontend.opts.get("force-network-mode") == "host":
             entitlements.add("network.host")
     for data in definitions:

@@ -34,3 +34,7 @@ def test_a_frontend_job_needs_what_its_options_and_inputs_ask_for() -> None:
     plain = SolveJob("//app:df", (JobPlatform("linux/amd64", b"", b"", frontend=FrontendCall("dockerfile.v0")),),
                      ExportOptions())
     assert job_needs(plain) == ((), {})
+    # A Dockerfile's own RUN --network=host / --security=insecure, read from it by the caller.
+    own = FrontendCall("dockerfile.v0", entitlements=("security.insecure", "network.host"))
+    job = SolveJob("//app:df", (JobPlatform("linux/amd64", b"", b"", frontend=own),), ExportOptions())
+    assert job_needs(job) == (("network.host", "security.insecure"), {})
