@@ -5,7 +5,7 @@ Serving them with ``grpc.server`` meant a second gRPC stack behind a local socke
 an upload crossed grpc-python's server (its completion queue, thread pool, locks and queues)
 as several messages, and that per-message cost bounded uploads of many small files. Here the
 bytes from buildkitd go straight into an :class:`~.h2.H2Connection`; each call runs its handler
-(the same ``grpc.GenericRpcHandler`` objects, see :mod:`.services`) in a thread of its own with a
+(:class:`llbkit.buildkit.rpc.handlers.Service` objects, see :mod:`.services`) in a thread of its own with a
 small servicer context; responses are framed (5-byte gRPC prefix, HTTP/2 DATA within the peer's
 windows) into one output buffer, which the tunnel sends as few, large ``BytesMessage``s.
 
@@ -22,7 +22,8 @@ import queue
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from llbkit.buildkit.session import h2
+from llbkit.buildkit.rpc import h2
+from llbkit.buildkit.rpc.status import RpcError, StatusCode, percent_encode
 
 __all__ = ["GrpcOverH2"]
 
@@ -34,31 +35,22 @@ _OUT_CHUNK = 1024 * 1024  # bytes per message to buildkitd, at most
 _OUT_HIGH_WATER = 8 * 1024 * 1024  # senders wait while this much is queued for the tunnel
 _END = object()
 
-# gRPC status codes (grpc.StatusCode values without importing grpc here)
-OK, CANCELLED, UNKNOWN, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 0, 1, 2, 12, 13, 14
+OK, CANCELLED, UNKNOWN, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = (
+    StatusCode.OK, StatusCode.CANCELLED, StatusCode.UNKNOWN, StatusCode.UNIMPLEMENTED, StatusCode.INTERNAL,
+    StatusCode.UNAVAILABLE)
 
 
-class _Aborted(Exception):
-    def __init__(self, code: int, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
+class _Aborted(RpcError):
+    """A handler's ``context.abort()`` (or a request the server cannot take): the call ends with
+    ``status``. An RpcError, so a handler reading requests sees it as the call's end."""
 
 
 class _Gone(Exception):
     """The call was reset by the peer, or the connection ended."""
 
 
-def _status_code(code: Any) -> int:
-    value = getattr(code, "value", code)  # a grpc.StatusCode: (int, name)
-    return int(value[0] if isinstance(value, tuple) else value)
-
-
-def _percent(text: str) -> str:
-    out = []
-    for b in text.encode("utf-8"):
-        out.append(chr(b) if 0x20 <= b <= 0x7E and b != 0x25 else f"%{b:02X}")
-    return "".join(out)
+def _status_code(code: Any) -> StatusCode:
+    return StatusCode.of(int(code))
 
 
 class _HandlerCallDetails:
@@ -68,7 +60,7 @@ class _HandlerCallDetails:
 
 
 class _Context:
-    """What the handlers use of ``grpc.ServicerContext``."""
+    """The handlers' :class:`llbkit.buildkit.rpc.handlers.ServicerContext`."""
 
     def __init__(self, call: "_Call") -> None:
         self._call = call
@@ -318,7 +310,7 @@ class GrpcOverH2:
             if ctx.code is not None:
                 code, details = ctx.code, ctx.details
         except _Aborted as e:
-            code, details = e.code, e.details
+            code, details = e.code(), e.details()
         except _Gone:
             code = -1
         except Exception as e:  # a handler's bug: the call fails, the session goes on
@@ -356,9 +348,9 @@ class GrpcOverH2:
             trailers: List[Tuple[str, str]] = []
             if not call.headers_sent:  # trailers-only response
                 trailers += [(":status", "200"), ("content-type", "application/grpc")]
-            trailers.append(("grpc-status", str(code)))
+            trailers.append(("grpc-status", str(int(code))))
             if details:
-                trailers.append(("grpc-message", _percent(details)))
+                trailers.append(("grpc-message", percent_encode(details)))
             self._conn.send_headers(call.sid, trailers, end_stream=True)
             self._calls.pop(call.sid, None)
             if self._conn.stream_open(call.sid):  # the client has not finished sending: stop it

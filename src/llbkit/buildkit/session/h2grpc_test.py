@@ -10,9 +10,9 @@ from typing import Dict, Iterator, List, Tuple
 import grpc
 import pytest
 
-from llbkit.buildkit.session import h2
+from llbkit.buildkit.rpc import h2
 from llbkit.buildkit.session.h2grpc import GrpcOverH2
-from llbkit.buildkit.session.hpack import Decoder, encode
+from llbkit.buildkit.rpc.hpack import Decoder, encode
 from llbkit.buildkit.session.services import health_handler
 
 

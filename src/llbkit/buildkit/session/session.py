@@ -7,8 +7,7 @@ import secrets as _random
 import threading
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-import grpc
-
+from llbkit.buildkit.rpc.handlers import Service
 from llbkit.buildkit.session.auth import AuthProvider, DockerAuthProvider
 from llbkit.buildkit.session.secrets import SecretLike, SecretStore
 from llbkit.buildkit.session.services import (
@@ -104,8 +103,8 @@ class Session:
         self._closed = False
 
     # -- what is served ----------------------------------------------------------------------
-    def _services(self) -> List[Tuple[str, grpc.GenericRpcHandler]]:
-        out: List[Tuple[str, grpc.GenericRpcHandler]] = [(HEALTH, health_handler())]
+    def _services(self) -> List[Tuple[str, Service]]:
+        out: List[Tuple[str, Service]] = [(HEALTH, health_handler())]
         if self.local_dirs:
             out.append((FILESYNC, file_sync_handler(self.local_dirs)))
         if self.outputs:
@@ -139,7 +138,7 @@ class Session:
         return self.local_dirs[name].stats.bytes_sent
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def run(self, channel: grpc.Channel) -> None:
+    def run(self, channel: Any) -> None:
         """Attach the session to the daemon behind ``channel``; serves in background threads."""
         with self._lock:
             if self._closed:
