@@ -9,9 +9,9 @@ reader thread feeds what arrives to the connection and each call's queue; caller
 their own threads (a stream-streaming call's requests from a thread of its own). A connection
 that failed or got GOAWAY is replaced at the next call.
 
-Flow control: what a call receives is acknowledged as the caller takes each message, so a slow
-consumer holds the server back instead of buffering without bound; the windows are large (16 MiB)
-so that exports stream at full speed.
+Flow control: what a call receives is acknowledged on arrival while the caller keeps up, and held
+back once 16 MiB of messages wait for it, so a slow consumer holds the server back instead of
+buffering without bound; the windows are large (16 MiB) so that exports stream at full speed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ Deserializer = Optional[Callable[[bytes], Any]]
 MD = Optional[Sequence[Tuple[str, MetadataValue]]]
 
 DEFAULT_MAX_MESSAGE = 128 << 20
+_QUEUED_MAX = h2.RECEIVE_WINDOW
 _END = object()
 
 
@@ -124,14 +125,19 @@ class _Conn:
             if call is None:
                 self.h2.consumed(0, len(ev.data))
                 return
+            call._held += len(ev.data)
             try:
                 for m in call._deframer.feed(ev.data):
                     call._queue.append(m)
+                    call._queued += len(m) + 5
             except RpcError as e:
                 self.h2.reset(ev.stream_id, h2.CANCEL)
                 self.calls.pop(ev.stream_id, None)
                 finished.append((call, e))
                 return
+            if call._queued <= _QUEUED_MAX:
+                self.h2.consumed(ev.stream_id, call._held)
+                call._held = 0
             call._arrived.notify_all()
             if ev.end_stream:  # no trailers: not a gRPC response
                 self.calls.pop(ev.stream_id, None)
@@ -230,12 +236,6 @@ class _Conn:
             self.h2.reset(call._sid, h2.CANCEL)  # nothing if the stream is over
         self.flush()
 
-    def consumed(self, call: "Call", n: int) -> None:
-        with self.lock:
-            self.h2.consumed(call._sid, n)
-            pending = self.h2.pending_output
-        if pending:
-            self.flush()
 
 
 class Call:
@@ -251,6 +251,12 @@ class Call:
         self._sid = 0
         self._deframer = Deframer(channel.max_message)
         self._queue: Deque[bytes] = collections.deque()
+        # Flow control (under the connection's lock): bytes received are acknowledged on arrival
+        # while the caller keeps up (at most _QUEUED_MAX bytes of whole messages waiting), else
+        # held until it takes messages. Acknowledging only taken messages would stall any
+        # message larger than the window.
+        self._queued = 0
+        self._held = 0
         self._lock = threading.Lock()
         self._arrived = threading.Condition(threading.Lock())  # replaced by the connection's
         self._status: Optional[RpcError] = None
@@ -325,6 +331,11 @@ class Call:
                     self._arrived.wait(left)
             if self._queue:
                 m = self._queue.popleft()
+                self._queued -= len(m) + 5
+                if self._held and self._queued <= _QUEUED_MAX:
+                    conn.h2.consumed(self._sid, self._held)
+                    self._held = 0
+                pending = conn.h2.pending_output
             elif self._status_set:
                 if self._status is not None:
                     raise self._status
@@ -334,7 +345,8 @@ class Call:
         if m is None:
             self._expire()
             return self._next_message()
-        conn.consumed(self, len(m) + 5)
+        if pending:
+            conn.flush()
         return self._deserialize(m) if self._deserialize is not None else m
 
     def __iter__(self) -> Iterator[Any]:

@@ -171,7 +171,11 @@ def dial(endpoint: Endpoint, timeout: Optional[float]) -> Transport:
         if endpoint.tls is None:
             return Transport(sock)
         t = TLSTransport(sock, endpoint.tls.context(), endpoint.tls.server_name or endpoint.host)
-        t.handshake()
+        try:
+            t.handshake()
+        except (ConnectionResetError, BrokenPipeError) as e:  # a plain listener hung up on our hello
+            raise TransportError(f"the server dropped the connection during the TLS handshake: {e}",
+                                 "tls-closed") from e
         return t
     except BaseException:
         if sock is not None:

@@ -105,7 +105,7 @@ def metadata_of(headers: Sequence[Tuple[str, str]]) -> Metadata:
             continue
         if name.endswith("-bin"):
             try:
-                out.append((name, base64.b64decode(value + "=" * (-len(value) % 4))))
+                out.append((name, base64.b64decode(value + "=" * (-len(value) % 4), validate=True)))
             except ValueError:
                 continue  # a malformed binary header is dropped, as gRPC does
         else:

@@ -34,6 +34,7 @@ _RESERVED = {"content-type", "te", "user-agent", "grpc-timeout", "grpc-encoding"
 _OUT_CHUNK = 1024 * 1024  # bytes per message to buildkitd, at most
 _OUT_HIGH_WATER = 8 * 1024 * 1024  # senders wait while this much is queued for the tunnel
 _END = object()
+_QUEUED_MAX = h2.RECEIVE_WINDOW  # whole messages waiting for a handler before we stop acknowledging
 
 OK, CANCELLED, UNKNOWN, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = (
     StatusCode.OK, StatusCode.CANCELLED, StatusCode.UNKNOWN, StatusCode.UNIMPLEMENTED, StatusCode.INTERNAL,
@@ -122,6 +123,12 @@ class _Call:
         self.send_lock = threading.Lock()
         self._buf = bytearray()  # DATA not yet a whole gRPC message
         self._messages: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        # Flow control (under the server lock): received bytes are acknowledged on arrival while
+        # the handler keeps up (at most _QUEUED_MAX bytes of whole messages waiting), else held
+        # until it takes messages. Acknowledging only taken messages would stall any message
+        # larger than the window.
+        self.queued = 0
+        self.held = 0
 
     # fed by the receiving thread (under the server lock)
     def data(self, data: bytes, end: bool) -> None:
@@ -135,6 +142,7 @@ class _Call:
                 self._messages.put(_Aborted(UNIMPLEMENTED, "compressed messages are not supported"))
             else:
                 self._messages.put(bytes(buf[5:5 + n]))
+                self.queued += 5 + n
             del buf[:5 + n]
         if end:
             self._messages.put(_END)
@@ -151,7 +159,7 @@ class _Call:
                 return
             if isinstance(m, Exception):
                 raise m
-            self.server._consumed(self.sid, len(m) + 5)
+            self.server._taken(self, len(m) + 5)
             yield deserialize(m) if deserialize is not None else m
 
 
@@ -190,6 +198,10 @@ class GrpcOverH2:
                     call = self._calls.get(ev.stream_id)
                     if call is not None:
                         call.data(ev.data, ev.end_stream)
+                        call.held += len(ev.data)
+                        if call.queued <= _QUEUED_MAX:
+                            self._conn.consumed(call.sid, call.held)
+                            call.held = 0
                     else:
                         self._conn.consumed(0, len(ev.data))
                 elif isinstance(ev, h2.Reset):
@@ -357,10 +369,14 @@ class GrpcOverH2:
                 self._conn.reset(call.sid, h2.NO_ERROR)
             self._flush_locked()
 
-    def _consumed(self, sid: int, n: int) -> None:
+    def _taken(self, call: _Call, n: int) -> None:
+        """The handler took a message of ``n`` bytes: acknowledge what was held back for it."""
         with self._lock:
-            self._conn.consumed(sid, n)
-            self._flush_locked()
+            call.queued -= n
+            if call.held and call.queued <= _QUEUED_MAX:
+                self._conn.consumed(call.sid, call.held)
+                call.held = 0
+                self._flush_locked()
 
     def _flush_locked(self) -> None:
         if self._conn.pending_output:
