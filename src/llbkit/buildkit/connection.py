@@ -215,12 +215,12 @@ def tls_problem(cause: Optional[BaseException], tls: "Union[bool, TLSConfig, Non
     """What the daemon refused, from the local error of a failed connect (``None``: not a TLS
     matter). ``cause`` is an ``ssl`` error, a :class:`~llbkit.buildkit.rpc.transport.TransportError`
     or another ``OSError``; ``tls`` is the TLS config used (falsy: plain TCP)."""
-    import ssl
-
     from llbkit.buildkit.rpc.transport import TransportError
 
     if cause is None:
         return None
+    import ssl  # only here: plain connections never load it
+
     if not tls:
         # Plain TCP to a TLS listener: Go's TLS server drops a connection whose first bytes are
         # not a TLS handshake (or answers with an alert, which is not HTTP/2).

@@ -19,7 +19,6 @@ by the peer's windows: :meth:`send_data` sends what the windows allow and return
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from llbkit.buildkit.rpc.hpack import Decoder, Header, HpackError, encode
@@ -49,60 +48,91 @@ class H2Error(SessionError):
     """The peer broke the protocol (the connection is then closed with GOAWAY)."""
 
 
-@dataclass(frozen=True)
-class Request:
+class _Event:
+    """An event of :meth:`H2Connection.receive`: plain slotted fields (no dataclasses: this is
+    on every client's import path), equal when type and fields are."""
+
+    __slots__: Tuple[str, ...] = ()
+
+    def __init__(self, *args: object) -> None:
+        for name, value in zip(self.__slots__, args):
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> Tuple[object, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
+
+
+class Request(_Event):
+    """(server) A new stream's request headers."""
+
+    __slots__ = ("stream_id", "headers", "end_stream")
     stream_id: int
     headers: Tuple[Header, ...]
     end_stream: bool
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(_Event):
     """(client) The response headers of one of our streams."""
 
+    __slots__ = ("stream_id", "headers", "end_stream")
     stream_id: int
     headers: Tuple[Header, ...]
     end_stream: bool
 
 
-@dataclass(frozen=True)
-class Trailers:
+class Trailers(_Event):
     """(client) The trailers that end one of our streams."""
 
+    __slots__ = ("stream_id", "headers")
     stream_id: int
     headers: Tuple[Header, ...]
 
 
-@dataclass(frozen=True)
-class Data:
+class Data(_Event):
+    __slots__ = ("stream_id", "data", "end_stream")
     stream_id: int
     data: bytes
     end_stream: bool
 
 
-@dataclass(frozen=True)
-class Reset:
+class Reset(_Event):
+    __slots__ = ("stream_id", "code")
     stream_id: int
     code: int
 
 
-@dataclass(frozen=True)
-class Closed:
+class Closed(_Event):
     """The connection is over: the peer broke the protocol (we said GOAWAY), or (server side) the
     peer said GOAWAY. The caller ends every stream."""
 
+    __slots__ = ("code", "why")
     code: int
-    why: str = ""
+    why: str
+
+    def __init__(self, code: int, why: str = "") -> None:
+        super().__init__(code, why)
 
 
-@dataclass(frozen=True)
-class GoAway:
+class GoAway(_Event):
     """(client) The peer said GOAWAY: no new streams; those up to ``last_stream_id`` may finish,
     later ones were never processed (the caller fails them)."""
 
+    __slots__ = ("code", "last_stream_id", "debug")
     code: int
     last_stream_id: int
-    debug: bytes = b""
+    debug: bytes
+
+    def __init__(self, code: int, last_stream_id: int, debug: bytes = b"") -> None:
+        super().__init__(code, last_stream_id, debug)
 
 
 def _head(kind: int, flags: int, stream_id: int, n: int) -> bytes:

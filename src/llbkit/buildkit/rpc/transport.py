@@ -9,10 +9,12 @@ client that does not).
 from __future__ import annotations
 
 import socket
-import ssl
 import threading
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ssl
 
 __all__ = ["Endpoint", "TLSSettings", "TransportError", "Transport", "dial"]
 
@@ -36,7 +38,9 @@ class TLSSettings:
     key_file: Optional[str] = None
     server_name: Optional[str] = None  # the name checked in the server's certificate
 
-    def context(self) -> ssl.SSLContext:
+    def context(self) -> "ssl.SSLContext":
+        import ssl  # here: unix sockets and plain TCP start faster without it
+
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.ca is not None:
@@ -87,8 +91,11 @@ class Transport:
 
 
 class TLSTransport(Transport):
-    def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, server_hostname: str) -> None:
+    def __init__(self, sock: socket.socket, ctx: "ssl.SSLContext", server_hostname: str) -> None:
+        import ssl
+
         super().__init__(sock)
+        self._ssl = ssl
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._tls = ctx.wrap_bio(self._in, self._out, server_hostname=server_hostname)
@@ -96,6 +103,7 @@ class TLSTransport(Transport):
         self._eof = False
 
     def handshake(self) -> None:
+        ssl = self._ssl
         while True:
             try:
                 with self._lock:
@@ -127,6 +135,7 @@ class TLSTransport(Transport):
             self.sock.sendall(out)  # under the lock: TLS records go out in the order they were made
 
     def recv(self) -> bytes:
+        ssl = self._ssl
         while True:
             with self._lock:
                 parts = []
