@@ -59,8 +59,9 @@ class _Conn:
 
     # -- connecting ------------------------------------------------------------------------------
     def handshake(self) -> None:
-        """Send our preface and wait (under the socket's timeout) for the server's SETTINGS."""
-        self.flush()
+        """Send our preface and wait (under the socket's timeout) for the server's SETTINGS.
+        Errors are raised to the connecting call (not :meth:`fail`: the channel's lock is held)."""
+        self._send_now()
         while not self.h2.settings_received:
             data = self.transport.recv()
             if not data:
@@ -73,7 +74,13 @@ class _Conn:
                 if isinstance(ev, h2.GoAway):
                     raise TransportError(f"the server refused the connection (GOAWAY {ev.code}: "
                                          f"{ev.debug.decode('utf-8', 'replace')})", "closed")
-            self.flush()
+            self._send_now()
+
+    def _send_now(self) -> None:
+        with self.lock:
+            data = self.h2.data_to_send()
+        if data:
+            self.transport.send(data)
 
     def start(self) -> None:
         self.transport.settimeout(None)
