@@ -12,18 +12,21 @@ import queue
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from llbkit.buildkit.rpc import handlers as rpc_handlers
 from llbkit.buildkit.rpc.status import RpcError, StatusCode
 
 from llbkit._proto import auth_pb2, fsutil_types_pb2 as fpb, secrets_pb2
 from llbkit.buildkit.session.auth import AuthProvider
-from llbkit.buildkit.session.diffcopy import DATA_CHUNK_SIZE, Receiver, Sender, FileRequest, SenderFinished
 from llbkit.buildkit.session.wire import bytes_message_data
 from llbkit.buildkit.session.secrets import SecretError, SecretStore
-from llbkit.buildkit.session.walk import FilterOptions, walk
-from llbkit.buildkit.session.writers import AtomicDir, AtomicFile
+
+# The transfer machinery (diffcopy, walk, writers) is imported by the calls that use it: a
+# session that uploads and exports nothing (`llbkit build` of a definition) starts without it.
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.buildkit.session.walk import FilterOptions
+    from llbkit.buildkit.session.writers import AtomicFile
 from llbkit.errors import LlbkitError
 
 __all__ = [
@@ -110,6 +113,8 @@ class LocalDir:
     stats: TransferStats = field(default_factory=TransferStats, repr=False, compare=False)
 
     def filter(self) -> FilterOptions:
+        from llbkit.buildkit.session.walk import FilterOptions
+
         return FilterOptions(self.include, self.exclude, self.follow)
 
 
@@ -226,6 +231,9 @@ def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
 def _send_dir(
     local: LocalDir, daemon_filter: FilterOptions, requests: Iterator["fpb.Packet"], context: rpc_handlers.ServicerContext
 ) -> Iterator["fpb.Packet"]:
+    from llbkit.buildkit.session.diffcopy import DATA_CHUNK_SIZE, FileRequest, Sender, SenderFinished
+    from llbkit.buildkit.session.walk import walk
+
     sender: Sender[str] = Sender()
     pipe = _Pipe(context)
     stats = local.stats
@@ -300,6 +308,8 @@ def file_sync_handler(dirs: Mapping[str, LocalDir]) -> rpc_handlers.Service:
         local = dirs.get(name)
         if local is None:
             context.abort(StatusCode.NOT_FOUND, f"no access allowed to dir {name!r}")
+        from llbkit.buildkit.session.walk import FilterOptions
+
         daemon_filter = FilterOptions(md.get(KEY_INCLUDE), md.get(KEY_EXCLUDE), md.get(KEY_FOLLOW))
         return _send_dir(local, daemon_filter, requests, context)  # type: ignore[arg-type]
 
@@ -328,6 +338,8 @@ def _receive_file(
         output.stream.flush()
         _exporter_metadata(output, md)
         return iter(())
+    from llbkit.buildkit.session.writers import AtomicFile
+
     writer = AtomicFile(output.path)
     try:
         for raw in requests:
@@ -354,6 +366,9 @@ def _exporter_metadata(output: FileOutput, md: Mapping[str, List[str]]) -> None:
 
 
 def _receive_dir(output: DirOutput, requests: Iterator[bytes], context: rpc_handlers.ServicerContext) -> Iterator[bytes]:
+    from llbkit.buildkit.session.diffcopy import Receiver
+    from llbkit.buildkit.session.writers import AtomicDir
+
     target = AtomicDir(output.path)
     receiver = Receiver(target.sink)
     pipe = _Pipe(context)

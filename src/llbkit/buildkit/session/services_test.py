@@ -158,3 +158,11 @@ def test_file_send_local_exporter_receives_a_directory(served, tmp_path):
             out.put(None)
     assert (dest / "d/f").read_bytes() == b"content"
     assert os.stat(dest / "d/f").st_mode & 0o777 == 0o600
+
+
+def test_the_session_names_the_services_it_imports_on_demand_as_they_name_themselves():
+    from llbkit.buildkit.session import content, session as session_module, ssh
+
+    assert (session_module.CONTENT, session_module.SSH) == (content.CONTENT, ssh.SSH)
+    s = Session(content_stores={"x": object()}, ssh={"default": "/nonexistent.sock"}, auth=None)
+    assert f"/{content.CONTENT}/Write" in s.methods() and f"/{ssh.SSH}/ForwardAgent" in s.methods()
