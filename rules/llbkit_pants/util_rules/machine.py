@@ -153,14 +153,11 @@ def machine_settings(buildkit: BuildKitSubsystem, env: Mapping[str, Optional[str
 
 
 def runtime_path() -> str:
-    """Where the plugin's requirements (grpcio, protobuf) are imported from in this Pants: Pants
+    """Where the build processes' one requirement (protobuf) is imported from in this Pants: Pants
     resolves `[GLOBAL].plugins` into a directory of its own, outside its virtualenv."""
     import google.protobuf
-    import grpc
 
-    dirs = [os.path.dirname(os.path.dirname(grpc.__file__)),
-            os.path.dirname(os.path.dirname(os.path.dirname(google.protobuf.__file__)))]
-    return ":".join(dict.fromkeys(dirs))
+    return os.path.dirname(os.path.dirname(os.path.dirname(google.protobuf.__file__)))
 
 
 def channel_name(settings: MachineSettings, build_root: str) -> str:

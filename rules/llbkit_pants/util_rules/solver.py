@@ -2,9 +2,10 @@
 
 Every build process (`llbkit.builder.process`) runs llbkit's own sources, put into its sandbox
 under `.llbkit-code/` as a digest, so Pants' cache key covers exactly the code that produced a
-result. The interpreter is the one Pants runs on (it has the plugin's `grpcio` and `protobuf`);
-its path is machine-specific and reaches the process out of band (see `util_rules.machine`),
-while its identity, `LLBKIT_RUNTIME` (CPython, grpcio and protobuf versions), is in the key.
+result. The interpreter is the one Pants runs on (it has the plugin's `protobuf`; llbkit speaks
+gRPC with its own code, not grpcio); its path is machine-specific and reaches the process out of
+band (see `util_rules.machine`), while its identity, `LLBKIT_RUNTIME` (CPython and protobuf
+versions), is in the key.
 """
 
 from __future__ import annotations
@@ -52,10 +53,9 @@ def _sources() -> Tuple[Tuple[str, bytes], ...]:
 
 def runtime_identity() -> str:
     import google.protobuf
-    import grpc
 
     return (f"{platform.python_implementation().lower()}-{'.'.join(map(str, sys.version_info[:3]))} "
-            f"grpcio-{grpc.__version__} protobuf-{google.protobuf.__version__}")
+            f"protobuf-{google.protobuf.__version__}")
 
 
 @rule(desc="Collect llbkit's build code")

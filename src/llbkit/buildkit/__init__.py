@@ -1,4 +1,5 @@
-"""llbkit's BuildKit client: pure Python (grpcio + protobuf), no Go binary on the client side.
+"""llbkit's BuildKit client: pure Python (protobuf, and gRPC on its own HTTP/2: :mod:`.rpc`), no Go
+binary on the client side.
 
 - :class:`Client` talks to one buildkitd (``unix://`` or ``tcp://`` with mutual TLS):
   ``info()``, ``list_workers()``, ``disk_usage()``, ``prune()``, and builds: ``solve()`` (a plain

@@ -30,6 +30,7 @@ from llbkit.buildkit.connection import (
     translate_rpc_error,
 )
 from llbkit.buildkit.errors import BuildKitError, ExportSpecError
+from llbkit.buildkit.rpc.status import RpcError
 from llbkit.buildkit.types import (
     BuildkitVersion,
     DaemonInfo,
@@ -56,6 +57,14 @@ _NS = 1_000_000_000
 def _platform_str(p: Any) -> str:
     parts = [p.OS, p.Architecture] + ([p.Variant] if p.Variant else [])
     return "/".join(parts)
+
+
+def control_stub(channel: Any) -> Any:
+    """``moby.buildkit.v1.Control``'s methods on ``channel``."""
+    from llbkit._proto import control_pb2
+    from llbkit.buildkit.rpc.stubs import Stub
+
+    return Stub(channel, control_pb2.DESCRIPTOR.services_by_name["Control"])
 
 
 def _version(v: Any) -> BuildkitVersion:
@@ -86,9 +95,7 @@ class Client:
         self.tls = tls
         self.timeout = timeout
         self._channel = open_channel(self.address, tls, insecure=insecure)
-        from llbkit._proto import control_pb2_grpc
-
-        self._control = control_pb2_grpc.ControlStub(self._channel)
+        self._control = control_stub(self._channel)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -105,15 +112,14 @@ class Client:
 
     @property
     def channel(self) -> Any:
-        """The underlying gRPC channel (for the session, which runs over ``Control.Session``)."""
+        """The underlying gRPC channel (:class:`llbkit.buildkit.rpc.channel.Channel`; the session
+        runs over its ``Control.Session``)."""
         return self._channel
 
     def _unary(self, method: str, req: Any, what: str) -> Any:
-        import grpc
-
         try:
             return getattr(self._control, method)(req, timeout=self.timeout)
-        except grpc.RpcError as e:
+        except RpcError as e:
             raise translate_rpc_error(e, self.address, tls=self.tls, what=what, timeout=self.timeout) from None
 
     # -- Control API --------------------------------------------------------------------------
@@ -156,7 +162,6 @@ class Client:
               reserved_space: int = 0, max_used_space: int = 0, min_free_space: int = 0,
               on_record: Optional[Callable[[UsageRecord], None]] = None) -> List[UsageRecord]:
         """Remove build cache; returns (and streams to ``on_record``) the removed records."""
-        import grpc
         from llbkit._proto import control_pb2
 
         req = control_pb2.PruneRequest(
@@ -170,7 +175,7 @@ class Client:
                 out.append(rec)
                 if on_record is not None:
                     on_record(rec)
-        except grpc.RpcError as e:
+        except RpcError as e:
             raise translate_rpc_error(e, self.address, tls=self.tls, what="prune") from None
         return out
 

@@ -1,4 +1,4 @@
-"""Connecting to buildkitd: addresses, mutual TLS, gRPC channel options, error translation.
+"""Connecting to buildkitd: addresses, mutual TLS, the gRPC channel, error translation.
 
 Addresses are ``unix://PATH`` or ``tcp://HOST:PORT`` (``BUILDKIT_HOST`` when none is given, like
 buildctl). TCP needs TLS unless plain TCP is asked for explicitly. TLS files are read and checked
@@ -26,7 +26,7 @@ from llbkit.buildkit.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    import grpc
+    from llbkit.buildkit.rpc.channel import Channel
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -173,24 +173,17 @@ class TLSConfig:
 
 def open_channel(
     address: Address, tls: Optional[TLSConfig] = None, *, insecure: bool = False
-) -> "grpc.Channel":
+) -> "Channel":
     """A gRPC channel to the daemon (lazy: nothing is sent until the first call)."""
-    import grpc
+    from llbkit.buildkit.rpc.channel import Channel
+    from llbkit.buildkit.rpc.transport import Endpoint, TLSSettings
 
-    options: List[Tuple[str, object]] = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.keepalive_time_ms", 60_000),
-        ("grpc.keepalive_permit_without_calls", 0),
-        ("grpc.enable_retries", 0),
-    ]
     if address.scheme == "unix":
         if tls is not None:
             raise TLSConfigError(
                 f"TLS options were given for {address}, but TLS applies to tcp:// addresses only"
             )
-        options.append(("grpc.default_authority", "localhost"))
-        return grpc.insecure_channel(address.grpc_target, options=options)
+        return Channel(Endpoint(path=address.path), authority="localhost", max_message=MAX_MESSAGE_BYTES)
     if tls is None:
         if not insecure:
             n = option_names()
@@ -200,52 +193,62 @@ def open_channel(
                 f"refusing to connect to {address} without TLS: give the daemon's CA and a client "
                 f"certificate ({n.tls_dir}, or {n.tls_ca}/{n.tls_cert}/{n.tls_key}){plain}"
             )
-        return grpc.insecure_channel(address.grpc_target, options=options)
-    ca, key, cert = tls.load()
-    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
-    if tls.server_name:
-        options.append(("grpc.ssl_target_name_override", tls.server_name))
-        options.append(("grpc.default_authority", tls.server_name))
-    return grpc.secure_channel(address.grpc_target, creds, options=options)
+        return Channel(Endpoint(host=address.host, port=address.port), max_message=MAX_MESSAGE_BYTES)
+    ca, _key, _cert = tls.load()  # checks the files (by name) before any traffic
+    settings = TLSSettings(ca=ca, cert_file=tls.cert, key_file=tls.key, server_name=tls.server_name)
+    return Channel(Endpoint(host=address.host, port=address.port, tls=settings),
+                   authority=tls.server_name or None, max_message=MAX_MESSAGE_BYTES)
 
 
-# What gRPC's TLS stack (BoringSSL) says, by what the daemon refused; first match wins.
-_TLS_PROBLEMS = [
-    (re.compile(r"CERTIFICATE_REQUIRED|certificate required|PEER_DID_NOT_RETURN_A_CERTIFICATE", re.I),
-     TLSProblem.CLIENT_CERT_REQUIRED),
-    (re.compile(r"CERTIFICATE_VERIFY_FAILED|unknown authority|self.signed|unable to get local issuer", re.I),
-     TLSProblem.UNKNOWN_SERVER_CA),
-    (re.compile(r"hostname|does not match|subject alt|SAN|peer name", re.I), TLSProblem.SERVER_NAME_MISMATCH),
-    (re.compile(r"BAD_CERTIFICATE|UNKNOWN_CA|bad certificate|DECRYPT_ERROR|unknown certificate authority", re.I),
-     TLSProblem.CLIENT_CERT_REJECTED),
-    (re.compile(r"WRONG_VERSION_NUMBER|http2 preface|preface|Socket closed", re.I), TLSProblem.DAEMON_WITHOUT_TLS),
-    (re.compile(r"ssl|tls|handshake", re.I), TLSProblem.HANDSHAKE),
-]
-
-_POST_HANDSHAKE_FAILURE = re.compile(r"Secure read failed|Decryption error|DATA_CORRUPTED|Socket closed|Connection reset", re.I)
-# A plain-TCP client talking to a TLS listener: Go's TLS server answers the HTTP/2 preface with a
-# TLS alert (bytes gRPC cannot frame) and closes.
-_PLAIN_TO_TLS = re.compile(r"Socket closed|Connection reset|frame of size|protocol error|FRAME_SIZE|"
-                           r"Trying to connect an http1|illegal|preface", re.I)
+# OpenSSL's reasons for a failed handshake or a TLS alert from the daemon, by what it means.
+# (Go's TLS server: no client certificate -> certificate_required (TLS 1.3) or bad_certificate
+# (1.2); one it cannot verify -> bad_certificate.)
+_CLIENT_CERT_ALERTS = frozenset({"SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
+                                 "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "TLSV1_ALERT_DECRYPT_ERROR",
+                                 "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_ACCESS_DENIED"})
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "PACKET_LENGTH_TOO_LONG",
+                      "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "WRONG_SSL_VERSION"})
+_X509_HOSTNAME_MISMATCH, _X509_IP_MISMATCH = 62, 64
 
 
-def tls_problem(details: str, tls: "Union[bool, TLSConfig, None]") -> Optional[TLSProblem]:
-    """What the daemon refused, from gRPC's error text (``None``: not a TLS matter)."""
-    if isinstance(tls, TLSConfig) and tls.cert is None and _POST_HANDSHAKE_FAILURE.search(details):
-        # TLS 1.3: a daemon that wants a client certificate drops the connection after the
-        # handshake, which gRPC reports only as a failed read.
-        return TLSProblem.CLIENT_CERT_REQUIRED
-    if isinstance(tls, TLSConfig) and tls.cert is not None and _POST_HANDSHAKE_FAILURE.search(details):
-        # TLS 1.3 again: a client certificate the daemon does not trust (another CA) is refused
-        # after the handshake, also seen only as a failed read.
-        return TLSProblem.CLIENT_CERT_REJECTED
-    if tls:
-        for pattern, problem in _TLS_PROBLEMS:
-            if pattern.search(details):
-                return problem
+def tls_problem(cause: Optional[BaseException], tls: "Union[bool, TLSConfig, None]") -> Optional[TLSProblem]:
+    """What the daemon refused, from the local error of a failed connect (``None``: not a TLS
+    matter). ``cause`` is an ``ssl`` error, a :class:`~llbkit.buildkit.rpc.transport.TransportError`
+    or another ``OSError``; ``tls`` is the TLS config used (falsy: plain TCP)."""
+    from llbkit.buildkit.rpc.transport import TransportError
+
+    if cause is None:
         return None
-    if _PLAIN_TO_TLS.search(details):
-        return TLSProblem.DAEMON_WANTS_TLS
+    import ssl  # only here: plain connections never load it
+
+    if not tls:
+        # Plain TCP to a TLS listener: Go's TLS server drops a connection whose first bytes are
+        # not a TLS handshake (or answers with an alert, which is not HTTP/2).
+        if isinstance(cause, (TransportError, ConnectionResetError, BrokenPipeError)):
+            return TLSProblem.DAEMON_WANTS_TLS
+        return None
+    has_cert = isinstance(tls, TLSConfig) and tls.cert is not None
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        if getattr(cause, "verify_code", 0) in (_X509_HOSTNAME_MISMATCH, _X509_IP_MISMATCH):
+            return TLSProblem.SERVER_NAME_MISMATCH
+        return TLSProblem.UNKNOWN_SERVER_CA
+    if isinstance(cause, TransportError) and cause.kind == "tls-closed":
+        return TLSProblem.DAEMON_WITHOUT_TLS  # a plain listener hangs up on a ClientHello
+    if isinstance(cause, ssl.SSLError):
+        reason = getattr(cause, "reason", None) or ""
+        if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+            return TLSProblem.CLIENT_CERT_REQUIRED
+        if reason in _CLIENT_CERT_ALERTS:
+            return TLSProblem.CLIENT_CERT_REJECTED if has_cert else TLSProblem.CLIENT_CERT_REQUIRED
+        if reason in _NOT_TLS:
+            return TLSProblem.DAEMON_WITHOUT_TLS
+        if isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return TLSProblem.CLIENT_CERT_REJECTED if has_cert else TLSProblem.CLIENT_CERT_REQUIRED
+        return TLSProblem.HANDSHAKE
+    if isinstance(cause, (TransportError, ConnectionResetError, BrokenPipeError)):
+        # TLS 1.3: the client's handshake is over before the daemon checks the client
+        # certificate; a daemon that refuses it drops the connection before its first frame.
+        return TLSProblem.CLIENT_CERT_REJECTED if has_cert else TLSProblem.CLIENT_CERT_REQUIRED
     return None
 
 
@@ -253,26 +256,28 @@ def translate_rpc_error(
     err: BaseException, address: object, *, tls: "Union[bool, TLSConfig, None]" = False,
     what: str = "request", timeout: Optional[float] = None,
 ) -> Exception:
-    """Turn a ``grpc.RpcError`` into a one-paragraph library error (returned, not raised)."""
-    import grpc
+    """Turn an :class:`~llbkit.buildkit.rpc.status.RpcError` into a one-paragraph library error
+    (returned, not raised)."""
+    from llbkit.buildkit.rpc.status import StatusCode
 
     code = err.code() if hasattr(err, "code") else None  # type: ignore[attr-defined]
     details = (err.details() if hasattr(err, "details") else str(err)) or ""  # type: ignore[attr-defined]
     names = option_names()
-    if code == grpc.StatusCode.UNAVAILABLE:
-        problem = tls_problem(details, tls)
+    if code == StatusCode.UNAVAILABLE:
+        connecting = getattr(err, "connecting", False)
+        problem = tls_problem(getattr(err, "cause", None), tls) if connecting else None
         tcp = str(address).startswith("tcp://")
         if problem is not None and (tls or tcp):
             return TLSError(
                 f"cannot connect to buildkitd at {address}: {problem.value}: {problem.hint(names)} "
-                f"(gRPC: {_short(details)})", str(address), problem,
+                f"({_short(details)})", str(address), problem,
             )
         return ConnectionFailedError(
             f"cannot connect to buildkitd at {address}: {_short(details)}. Is buildkitd running "
             f"there? {names.start_hint}",
             str(address),
         )
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED and what != "solve":
+    if code == StatusCode.DEADLINE_EXCEEDED and what != "solve":
         within = f" within {timeout:g} s" if timeout else " in time"
         return DaemonTimeoutError(
             f"buildkitd at {address} accepted the connection but did not answer the {what}{within} "

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
 from llbkit.buildkit.connection import TLSConfig, open_channel, parse_address, resolve_address
@@ -67,17 +69,37 @@ def test_tls_dir_takes_buildctl_and_kubernetes_names(tmp_path):
         TLSConfig.from_dir(tmp_path)
 
 
-def test_tls_problems_are_told_apart_by_what_grpc_says():
+def _ssl_error(reason: str) -> "ssl.SSLError":
+    e = ssl.SSLError(1, f"[SSL: {reason}] {reason.lower()}")
+    e.reason = reason  # type: ignore[misc]  # what OpenSSL sets; a constructed error has none
+    return e
+
+
+def test_tls_problems_are_told_apart_by_the_local_error():
     from llbkit.buildkit.connection import tls_problem
     from llbkit.buildkit.errors import TLSProblem
+    from llbkit.buildkit.rpc.transport import TransportError
 
     full = TLSConfig(ca_cert="ca", cert="c", key="k")
     ca_only = TLSConfig(ca_cert="ca")
-    assert tls_problem("Socket closed", ca_only) is TLSProblem.CLIENT_CERT_REQUIRED
-    assert tls_problem("Secure read failed", full) is TLSProblem.CLIENT_CERT_REJECTED
-    assert tls_problem("CERTIFICATE_VERIFY_FAILED", full) is TLSProblem.UNKNOWN_SERVER_CA
-    assert tls_problem("WRONG_VERSION_NUMBER", full) is TLSProblem.DAEMON_WITHOUT_TLS
-    assert tls_problem("Socket closed", False) is TLSProblem.DAEMON_WANTS_TLS
-    assert tls_problem("Connection refused", False) is None
+    closed = TransportError("closed before its HTTP/2 settings", "closed")
+    # TLS 1.3: the daemon checks the client certificate after our handshake is over
+    assert tls_problem(closed, ca_only) is TLSProblem.CLIENT_CERT_REQUIRED
+    assert tls_problem(ConnectionResetError(), full) is TLSProblem.CLIENT_CERT_REJECTED
+    assert tls_problem(_ssl_error("TLSV13_ALERT_CERTIFICATE_REQUIRED"), ca_only) is TLSProblem.CLIENT_CERT_REQUIRED
+    assert tls_problem(_ssl_error("SSLV3_ALERT_BAD_CERTIFICATE"), full) is TLSProblem.CLIENT_CERT_REJECTED
+    unknown_ca = ssl.SSLCertVerificationError(1, "certificate verify failed: unable to get local issuer")
+    unknown_ca.verify_code = 20  # type: ignore[attr-defined]
+    assert tls_problem(unknown_ca, full) is TLSProblem.UNKNOWN_SERVER_CA
+    mismatch = ssl.SSLCertVerificationError(1, "certificate verify failed: Hostname mismatch")
+    mismatch.verify_code = 62  # type: ignore[attr-defined]
+    assert tls_problem(mismatch, full) is TLSProblem.SERVER_NAME_MISMATCH
+    assert tls_problem(_ssl_error("WRONG_VERSION_NUMBER"), full) is TLSProblem.DAEMON_WITHOUT_TLS
+    assert tls_problem(TransportError("closed in the handshake", "tls-closed"), full) is TLSProblem.DAEMON_WITHOUT_TLS
+    assert tls_problem(_ssl_error("SOMETHING_ELSE"), full) is TLSProblem.HANDSHAKE
+    assert tls_problem(closed, False) is TLSProblem.DAEMON_WANTS_TLS
+    assert tls_problem(ConnectionRefusedError(), False) is None
+    assert tls_problem(ConnectionRefusedError(), full) is None
+    assert tls_problem(None, full) is None
     hint = TLSProblem.CLIENT_CERT_REQUIRED.hint()
     assert "--tlscert" in hint and "--tlskey" in hint

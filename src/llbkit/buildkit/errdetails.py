@@ -125,7 +125,7 @@ def decode_details(details: Sequence[Tuple[str, bytes]]) -> ErrorDetails:
 
 
 def details_from_rpc_error(err: Any) -> ErrorDetails:
-    """The typed details of a ``grpc.RpcError`` (empty when it carries none)."""
+    """The typed details of an :class:`~llbkit.buildkit.rpc.status.RpcError` (empty when it carries none)."""
     from llbkit._proto import rpc_status_pb2
 
     try:

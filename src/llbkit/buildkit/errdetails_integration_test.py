@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 
-import grpc
 import pytest
 
 from llbkit import llb
@@ -50,13 +49,15 @@ def test_failing_run_through_the_gateway(client, registry):
 
 def test_typed_details_reach_the_client(client, registry):
     """The raw trailer: BuildKit's JSON-encoded errdefs messages."""
-    from llbkit._proto import control_pb2, control_pb2_grpc
+    from llbkit._proto import control_pb2
+    from llbkit.buildkit.client import control_stub
+    from llbkit.buildkit.rpc.status import RpcError
 
     d = _failing(registry.busybox_ref, secrets.token_hex(6))
     req = control_pb2.SolveRequest(Ref=f"errdetails{secrets.token_hex(6)}")
     req.Definition.ParseFromString(d.to_bytes())
-    with pytest.raises(grpc.RpcError) as ei:
-        control_pb2_grpc.ControlStub(client.channel).Solve(req, timeout=120)
+    with pytest.raises(RpcError) as ei:
+        control_stub(client.channel).Solve(req, timeout=120)
     details = details_from_rpc_error(ei.value)
     assert {"errdefs.Vertex+json", "gatewayapi.ExitMessage+json"} <= set(details.types), details.types
     assert details.exit_code == 3 and details.vertex in d.digests

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from llbkit.buildkit.connection import translate_rpc_error
 from llbkit.buildkit.errors import BuildKitError, ConnectionFailedError, SolveCancelledError, SolveError
 from llbkit.oci.imageconfig import platform_fields
+from llbkit.buildkit.rpc.status import RpcError, StatusCode
 from llbkit.buildkit.progress import ProgressHandler, ProgressTracker, combine, status_from_pb
 from llbkit.buildkit.types import SolveResult
 
@@ -210,10 +211,11 @@ class Gateway:
 
     def __init__(self, channel: Any, build_ref: str, address: object, *,
                  frontend_opts: Optional[Mapping[str, str]] = None, cache_imports: Sequence[Any] = ()) -> None:
-        from llbkit._proto import gateway_pb2, gateway_pb2_grpc
+        from llbkit._proto import gateway_pb2
+        from llbkit.buildkit.rpc.stubs import Stub
 
         self._pb = gateway_pb2
-        self._stub = gateway_pb2_grpc.LLBBridgeStub(channel)
+        self._stub = Stub(channel, gateway_pb2.DESCRIPTOR.services_by_name["LLBBridge"])
         self._md = ((BUILD_ID_METADATA, build_ref),)
         self._address = address
         self._frontend_opts = dict(frontend_opts or {})
@@ -221,15 +223,13 @@ class Gateway:
         self.build_ref = build_ref
 
     def _call(self, method: str, req: Any, what: str) -> Any:
-        import grpc
-
         deadline = time.monotonic() + 10.0
         while True:
             try:
                 return getattr(self._stub, method)(req, metadata=self._md)
-            except grpc.RpcError as e:
+            except RpcError as e:
                 # The daemon registers the build a moment after Control.Solve arrives.
-                if (e.code() == grpc.StatusCode.NOT_FOUND or "no such job" in (e.details() or "")) \
+                if (e.code() == StatusCode.NOT_FOUND or "no such job" in (e.details() or "")) \
                         and time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
@@ -324,7 +324,7 @@ class SolveRun:
     def __init__(self, channel: Any, address: object, *, tls: Any, ref: Optional[str] = None,
                  session: Any = None, progress: Optional[ProgressHandler] = None,
                  cancel: Optional[threading.Event] = None, log_tail: int = 20) -> None:
-        from llbkit._proto import control_pb2_grpc
+        from llbkit.buildkit.client import control_stub
 
         self.channel = channel
         self.address = address
@@ -335,7 +335,7 @@ class SolveRun:
         self.progress = combine([self.tracker, progress])
         self._printer = progress
         self.cancel_event = cancel or threading.Event()
-        self._control = control_pb2_grpc.ControlStub(channel)
+        self._control = control_stub(channel)
         self._status_call: Any = None
         self._status_error: Optional[BaseException] = None
         self._status_seen = False  # the daemon answered: a later UNAVAILABLE is a lost connection
@@ -343,7 +343,6 @@ class SolveRun:
 
     # -- threads ------------------------------------------------------------------------------
     def _read_status(self) -> None:
-        import grpc
         from llbkit._proto import control_pb2
 
         try:
@@ -351,8 +350,8 @@ class SolveRun:
             for resp in self._status_call:
                 self._status_seen = True
                 self.progress(status_from_pb(resp))
-        except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.CANCELLED:
+        except RpcError as e:
+            if e.code() != StatusCode.CANCELLED:
                 self._status_error = e
         except Exception as e:  # a progress handler failed: keep the build going, report later
             self._status_error = e
@@ -381,8 +380,6 @@ class SolveRun:
     # -- main ---------------------------------------------------------------------------------
     def run(self, request: Any, build: Optional[BuildFunc] = None,
             gateway_opts: Optional[Mapping[str, Any]] = None) -> SolveResult:
-        import grpc
-
         request.Ref = self.ref
         if self.session is not None:
             request.Session = self.session.id
@@ -399,21 +396,16 @@ class SolveRun:
         succeeded = False
         try:
             try:
-                while True:
+                while not future.wait(0.1):
                     if self.cancel_event.is_set():
                         raise SolveCancelledError(f"build {self.ref} was cancelled; buildkitd stopped it")
-                    try:
-                        resp = future.result(timeout=0.1)
-                        break
-                    except grpc.FutureTimeoutError:
-                        continue
+                resp = future.result()
             except (KeyboardInterrupt, SolveCancelledError):
                 future.cancel()
                 raise
-            except grpc.FutureCancelledError:
-                raise self._failure(None) from None
-            except grpc.RpcError as e:
-                raise self._failure(e) from None
+            except RpcError as e:
+                # cancelled here (by the gateway thread, after a failed build function): no RpcError
+                raise self._failure(None if future.cancelled() else e) from None
             succeeded = True
         finally:
             self._finish(status_thread, gw_thread, future)
@@ -445,8 +437,6 @@ class SolveRun:
 
     def _failure(self, err: Any) -> BaseException:
         """The error to raise for a failed Solve (``err`` is the RpcError, if any)."""
-        import grpc
-
         gw = self._gateway_error
         if gw is not None and not isinstance(gw, _RpcFailure):
             if isinstance(gw, (KeyboardInterrupt, BuildKitError)):
@@ -457,11 +447,11 @@ class SolveRun:
         what = "solve"
         # A gateway call that failed (a frontend run through it, its Dockerfile wrong) carries
         # the real error and its typed details; the Solve then fails only with what Return said.
-        if isinstance(gw, _RpcFailure) and (err is None or gw.err.code() != grpc.StatusCode.UNAVAILABLE):
+        if isinstance(gw, _RpcFailure) and (err is None or gw.err.code() != StatusCode.UNAVAILABLE):
             err, what = gw.err, gw.what
         if err is None:
             return SolveCancelledError(f"build {self.ref} was cancelled")
-        if err.code() == grpc.StatusCode.UNAVAILABLE:
+        if err.code() == StatusCode.UNAVAILABLE:
             if self._status_seen:
                 return ConnectionFailedError(
                     f"lost the connection to buildkitd at {self.address} during build {self.ref} "

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import json
 
-import grpc
 import pytest
 
+from llbkit.buildkit.rpc.channel import Channel
+from llbkit.buildkit.rpc.transport import Endpoint
 from llbkit._proto import gateway_pb2
 from llbkit.buildkit.errors import BuildKitError
 from llbkit.buildkit.progress import SolveStatus, Vertex, VertexLog
@@ -37,7 +38,7 @@ def test_build_refs_are_unique():
 
 
 def test_solve_error_names_vertex_exit_code_and_tail():
-    ch = grpc.insecure_channel("unix:/nonexistent/llbkit.sock")
+    ch = Channel(Endpoint(path="/nonexistent/llbkit.sock"))  # never connected: no call is made
     run = SolveRun(ch, "unix:///nonexistent", tls=None)
     err_text = 'process "/bin/sh -c false" did not complete successfully: exit code: 1'
     run.tracker(SolveStatus(vertexes=(Vertex("d", "[build] compile", error=err_text),),

@@ -214,7 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run() -> NoReturn:
     """The program: :func:`main`, then exit without the interpreter's teardown. Freeing every
-    module and gRPC's exit handlers (joining its threads) take 30-60 ms and do nothing a
+    module and joining non-daemon threads take tens of ms and do nothing a
     finished command needs: every file was closed (written atomically) and every session and
     channel closed before ``main`` returned; only the standard streams are left to flush."""
     code = main()

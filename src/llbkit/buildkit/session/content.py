@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, Iterator, Mapping
 
-import grpc
+from llbkit.buildkit.rpc import handlers as rpc_handlers
+from llbkit.buildkit.rpc.status import StatusCode
 from google.protobuf import empty_pb2
 
 from llbkit._proto import content_pb2 as cpb
@@ -35,11 +36,11 @@ CONTENT_METHODS = ("Info", "Update", "List", "Delete", "Read", "Status", "ListSt
 STORE_ID_HEADER = "buildkit-attachable-store-id"
 
 _CODES = {
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    NotFound: StatusCode.NOT_FOUND,
+    AlreadyExists: StatusCode.ALREADY_EXISTS,
+    Unavailable: StatusCode.UNAVAILABLE,
+    InvalidArgument: StatusCode.INVALID_ARGUMENT,
+    FailedPrecondition: StatusCode.FAILED_PRECONDITION,
 }
 
 
@@ -62,25 +63,25 @@ def _status_pb(st: Any) -> "cpb.Status":
     return out
 
 
-def _abort(context: grpc.ServicerContext, e: ContentError) -> None:
-    code = next((c for t, c in _CODES.items() if isinstance(e, t)), grpc.StatusCode.UNKNOWN)
+def _abort(context: rpc_handlers.ServicerContext, e: ContentError) -> None:
+    code = next((c for t, c in _CODES.items() if isinstance(e, t)), StatusCode.UNKNOWN)
     context.abort(code, str(e))
 
 
-def content_handler(stores: Mapping[str, OCIStore]) -> grpc.GenericRpcHandler:
+def content_handler(stores: Mapping[str, OCIStore]) -> rpc_handlers.Service:
     """Serve ``stores`` (by store id) as containerd's content service."""
 
-    def choose(context: grpc.ServicerContext) -> OCIStore:
+    def choose(context: rpc_handlers.ServicerContext) -> OCIStore:
         ids = [v for k, v in (context.invocation_metadata() or ()) if k.lower() == STORE_ID_HEADER]
         if not ids:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request lacks metadata {STORE_ID_HEADER!r}")
+            context.abort(StatusCode.INVALID_ARGUMENT, f"request lacks metadata {STORE_ID_HEADER!r}")
         store = stores.get(ids[0] if isinstance(ids[0], str) else ids[0].decode())
         if store is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown store {ids[0]}")
+            context.abort(StatusCode.NOT_FOUND, f"unknown store {ids[0]}")
         return store  # type: ignore[return-value]
 
     def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def call(req: Any, context: grpc.ServicerContext) -> Any:
+        def call(req: Any, context: rpc_handlers.ServicerContext) -> Any:
             try:
                 return fn(choose(context), req, context)
             except ContentError as e:
@@ -89,7 +90,7 @@ def content_handler(stores: Mapping[str, OCIStore]) -> grpc.GenericRpcHandler:
         return call
 
     def guarded_stream(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-        def call(req: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        def call(req: Any, context: rpc_handlers.ServicerContext) -> Iterator[Any]:
             try:
                 yield from fn(choose(context), req, context)
             except ContentError as e:
@@ -132,7 +133,7 @@ def content_handler(stores: Mapping[str, OCIStore]) -> grpc.GenericRpcHandler:
         store.abort(req.ref)
         return empty_pb2.Empty()
 
-    def write(requests: Iterator["cpb.WriteContentRequest"], context: grpc.ServicerContext) -> Iterator["cpb.WriteContentResponse"]:
+    def write(requests: Iterator["cpb.WriteContentRequest"], context: rpc_handlers.ServicerContext) -> Iterator["cpb.WriteContentResponse"]:
         store = choose(context)
         ing = None
         committed = False
@@ -187,16 +188,16 @@ def content_handler(stores: Mapping[str, OCIStore]) -> grpc.GenericRpcHandler:
             if ing is not None and not committed:
                 store.release(ing)
 
-    def unary(fn: Callable[..., Any], req_type: Any, resp_type: Any) -> grpc.RpcMethodHandler:
-        return grpc.unary_unary_rpc_method_handler(
+    def unary(fn: Callable[..., Any], req_type: Any, resp_type: Any) -> rpc_handlers.MethodHandler:
+        return rpc_handlers.unary_unary(
             guarded(fn), request_deserializer=req_type.FromString, response_serializer=resp_type.SerializeToString)
 
-    def server_stream(fn: Callable[..., Any], req_type: Any, resp_type: Any) -> grpc.RpcMethodHandler:
-        return grpc.unary_stream_rpc_method_handler(
+    def server_stream(fn: Callable[..., Any], req_type: Any, resp_type: Any) -> rpc_handlers.MethodHandler:
+        return rpc_handlers.unary_stream(
             guarded_stream(fn), request_deserializer=req_type.FromString, response_serializer=resp_type.SerializeToString)
 
     empty = empty_pb2.Empty
-    handlers: Dict[str, grpc.RpcMethodHandler] = {
+    handlers: Dict[str, rpc_handlers.MethodHandler] = {
         "Info": unary(info, cpb.InfoRequest, cpb.InfoResponse),
         "Update": unary(update, cpb.UpdateRequest, cpb.UpdateResponse),
         "List": server_stream(list_, cpb.ListContentRequest, cpb.ListContentResponse),
@@ -204,9 +205,9 @@ def content_handler(stores: Mapping[str, OCIStore]) -> grpc.GenericRpcHandler:
         "Read": server_stream(read, cpb.ReadContentRequest, cpb.ReadContentResponse),
         "Status": unary(status, cpb.StatusRequest, cpb.StatusResponse),
         "ListStatuses": unary(list_statuses, cpb.ListStatusesRequest, cpb.ListStatusesResponse),
-        "Write": grpc.stream_stream_rpc_method_handler(
+        "Write": rpc_handlers.stream_stream(
             write, request_deserializer=cpb.WriteContentRequest.FromString,
             response_serializer=cpb.WriteContentResponse.SerializeToString),
         "Abort": unary(abort, cpb.AbortRequest, empty),
     }
-    return grpc.method_handlers_generic_handler(CONTENT, handlers)
+    return rpc_handlers.Service(CONTENT, handlers)

@@ -1,27 +1,35 @@
-"""The content service over a real in-process gRPC server, the way buildkitd's proxy store calls it."""
+"""The content service over the session's gRPC server on a unix socket, called the way buildkitd's
+proxy store calls it (llbkit's gRPC client)."""
 
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
+import os
+import shutil
+import tempfile
 
-import grpc
+from llbkit.buildkit.rpc.channel import Channel
+from llbkit.buildkit.rpc.status import RpcError, StatusCode
+from llbkit.buildkit.rpc.transport import Endpoint
+from llbkit.buildkit.session.socket_server import SocketServer
 import pytest
 
-from llbkit._proto import content_pb2 as cpb, content_pb2_grpc
+from llbkit._proto import content_pb2 as cpb
+from llbkit.buildkit.rpc.stubs import Stub
 from llbkit.oci.store import OCIStore
 from llbkit.buildkit.session.content import STORE_ID_HEADER, content_handler
 
 
 @pytest.fixture
 def stub(tmp_path):
-    server = grpc.server(ThreadPoolExecutor(4), handlers=[content_handler({"local:x": OCIStore(str(tmp_path))})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield content_pb2_grpc.ContentStub(channel)
+    sock_dir = tempfile.mkdtemp(prefix="llbkit-content-test-")  # beside the store, not in it
+    sock = os.path.join(sock_dir, "s.sock")
+    server = SocketServer([content_handler({"local:x": OCIStore(str(tmp_path))})], sock)
+    channel = Channel(Endpoint(path=sock))
+    yield Stub(channel, cpb.DESCRIPTOR.services_by_name["Content"])
     channel.close()
-    server.stop(None)
+    server.close()
+    shutil.rmtree(sock_dir)
 
 
 MD = ((STORE_ID_HEADER, "local:x"),)
@@ -51,22 +59,22 @@ def test_write_then_read_and_info(stub, tmp_path):
 def test_existing_blob_is_already_exists(stub):
     data = b"x" * 50
     _write(stub, data)
-    with pytest.raises(grpc.RpcError) as ei:
+    with pytest.raises(RpcError) as ei:
         _write(stub, data, ref="other")
-    assert ei.value.code() == grpc.StatusCode.ALREADY_EXISTS  # buildkitd skips the blob
+    assert ei.value.code() == StatusCode.ALREADY_EXISTS  # buildkitd skips the blob
 
 
 def test_wrong_digest_fails_the_commit(stub):
     reqs = [cpb.WriteContentRequest(action=cpb.COMMIT, ref="r", data=b"abc", expected="sha256:" + "0" * 64)]
-    with pytest.raises(grpc.RpcError) as ei:
+    with pytest.raises(RpcError) as ei:
         list(stub.Write(iter(reqs), metadata=MD))
-    assert ei.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "unexpected digest" in ei.value.details()
+    assert ei.value.code() == StatusCode.FAILED_PRECONDITION and "unexpected digest" in ei.value.details()
 
 
 def test_store_is_chosen_by_metadata(stub):
-    with pytest.raises(grpc.RpcError) as ei:
+    with pytest.raises(RpcError) as ei:
         stub.Info(cpb.InfoRequest(digest="sha256:" + "0" * 64), metadata=((STORE_ID_HEADER, "local:y"),))
-    assert ei.value.code() == grpc.StatusCode.NOT_FOUND and "unknown store" in ei.value.details()
-    with pytest.raises(grpc.RpcError) as ei:
+    assert ei.value.code() == StatusCode.NOT_FOUND and "unknown store" in ei.value.details()
+    with pytest.raises(RpcError) as ei:
         stub.Info(cpb.InfoRequest(digest="sha256:" + "0" * 64))
-    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ei.value.code() == StatusCode.INVALID_ARGUMENT

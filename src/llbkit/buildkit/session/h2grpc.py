@@ -5,7 +5,7 @@ Serving them with ``grpc.server`` meant a second gRPC stack behind a local socke
 an upload crossed grpc-python's server (its completion queue, thread pool, locks and queues)
 as several messages, and that per-message cost bounded uploads of many small files. Here the
 bytes from buildkitd go straight into an :class:`~.h2.H2Connection`; each call runs its handler
-(the same ``grpc.GenericRpcHandler`` objects, see :mod:`.services`) in a thread of its own with a
+(:class:`llbkit.buildkit.rpc.handlers.Service` objects, see :mod:`.services`) in a thread of its own with a
 small servicer context; responses are framed (5-byte gRPC prefix, HTTP/2 DATA within the peer's
 windows) into one output buffer, which the tunnel sends as few, large ``BytesMessage``s.
 
@@ -22,7 +22,8 @@ import queue
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from llbkit.buildkit.session import h2
+from llbkit.buildkit.rpc import h2
+from llbkit.buildkit.rpc.status import RpcError, StatusCode, percent_encode
 
 __all__ = ["GrpcOverH2"]
 
@@ -33,32 +34,24 @@ _RESERVED = {"content-type", "te", "user-agent", "grpc-timeout", "grpc-encoding"
 _OUT_CHUNK = 1024 * 1024  # bytes per message to buildkitd, at most
 _OUT_HIGH_WATER = 8 * 1024 * 1024  # senders wait while this much is queued for the tunnel
 _END = object()
+_QUEUED_MAX = h2.RECEIVE_WINDOW  # whole messages waiting for a handler before we stop acknowledging
 
-# gRPC status codes (grpc.StatusCode values without importing grpc here)
-OK, CANCELLED, UNKNOWN, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 0, 1, 2, 12, 13, 14
+OK, CANCELLED, UNKNOWN, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = (
+    StatusCode.OK, StatusCode.CANCELLED, StatusCode.UNKNOWN, StatusCode.UNIMPLEMENTED, StatusCode.INTERNAL,
+    StatusCode.UNAVAILABLE)
 
 
-class _Aborted(Exception):
-    def __init__(self, code: int, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
+class _Aborted(RpcError):
+    """A handler's ``context.abort()`` (or a request the server cannot take): the call ends with
+    ``status``. An RpcError, so a handler reading requests sees it as the call's end."""
 
 
 class _Gone(Exception):
     """The call was reset by the peer, or the connection ended."""
 
 
-def _status_code(code: Any) -> int:
-    value = getattr(code, "value", code)  # a grpc.StatusCode: (int, name)
-    return int(value[0] if isinstance(value, tuple) else value)
-
-
-def _percent(text: str) -> str:
-    out = []
-    for b in text.encode("utf-8"):
-        out.append(chr(b) if 0x20 <= b <= 0x7E and b != 0x25 else f"%{b:02X}")
-    return "".join(out)
+def _status_code(code: Any) -> StatusCode:
+    return StatusCode.of(int(code))
 
 
 class _HandlerCallDetails:
@@ -68,7 +61,7 @@ class _HandlerCallDetails:
 
 
 class _Context:
-    """What the handlers use of ``grpc.ServicerContext``."""
+    """The handlers' :class:`llbkit.buildkit.rpc.handlers.ServicerContext`."""
 
     def __init__(self, call: "_Call") -> None:
         self._call = call
@@ -130,6 +123,12 @@ class _Call:
         self.send_lock = threading.Lock()
         self._buf = bytearray()  # DATA not yet a whole gRPC message
         self._messages: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        # Flow control (under the server lock): received bytes are acknowledged on arrival while
+        # the handler keeps up (at most _QUEUED_MAX bytes of whole messages waiting), else held
+        # until it takes messages. Acknowledging only taken messages would stall any message
+        # larger than the window.
+        self.queued = 0
+        self.held = 0
 
     # fed by the receiving thread (under the server lock)
     def data(self, data: bytes, end: bool) -> None:
@@ -143,6 +142,7 @@ class _Call:
                 self._messages.put(_Aborted(UNIMPLEMENTED, "compressed messages are not supported"))
             else:
                 self._messages.put(bytes(buf[5:5 + n]))
+                self.queued += 5 + n
             del buf[:5 + n]
         if end:
             self._messages.put(_END)
@@ -159,7 +159,7 @@ class _Call:
                 return
             if isinstance(m, Exception):
                 raise m
-            self.server._consumed(self.sid, len(m) + 5)
+            self.server._taken(self, len(m) + 5)
             yield deserialize(m) if deserialize is not None else m
 
 
@@ -198,6 +198,10 @@ class GrpcOverH2:
                     call = self._calls.get(ev.stream_id)
                     if call is not None:
                         call.data(ev.data, ev.end_stream)
+                        call.held += len(ev.data)
+                        if call.queued <= _QUEUED_MAX:
+                            self._conn.consumed(call.sid, call.held)
+                            call.held = 0
                     else:
                         self._conn.consumed(0, len(ev.data))
                 elif isinstance(ev, h2.Reset):
@@ -318,7 +322,7 @@ class GrpcOverH2:
             if ctx.code is not None:
                 code, details = ctx.code, ctx.details
         except _Aborted as e:
-            code, details = e.code, e.details
+            code, details = e.code(), e.details()
         except _Gone:
             code = -1
         except Exception as e:  # a handler's bug: the call fails, the session goes on
@@ -356,19 +360,23 @@ class GrpcOverH2:
             trailers: List[Tuple[str, str]] = []
             if not call.headers_sent:  # trailers-only response
                 trailers += [(":status", "200"), ("content-type", "application/grpc")]
-            trailers.append(("grpc-status", str(code)))
+            trailers.append(("grpc-status", str(int(code))))
             if details:
-                trailers.append(("grpc-message", _percent(details)))
+                trailers.append(("grpc-message", percent_encode(details)))
             self._conn.send_headers(call.sid, trailers, end_stream=True)
             self._calls.pop(call.sid, None)
             if self._conn.stream_open(call.sid):  # the client has not finished sending: stop it
                 self._conn.reset(call.sid, h2.NO_ERROR)
             self._flush_locked()
 
-    def _consumed(self, sid: int, n: int) -> None:
+    def _taken(self, call: _Call, n: int) -> None:
+        """The handler took a message of ``n`` bytes: acknowledge what was held back for it."""
         with self._lock:
-            self._conn.consumed(sid, n)
-            self._flush_locked()
+            call.queued -= n
+            if call.held and call.queued <= _QUEUED_MAX:
+                self._conn.consumed(call.sid, call.held)
+                call.held = 0
+                self._flush_locked()
 
     def _flush_locked(self) -> None:
         if self._conn.pending_output:

@@ -7,12 +7,13 @@ import threading
 import time
 from typing import Dict, Iterator, List, Tuple
 
-import grpc
+from llbkit.buildkit.rpc import handlers as rpc_handlers
+from llbkit.buildkit.rpc.status import StatusCode
 import pytest
 
-from llbkit.buildkit.session import h2
+from llbkit.buildkit.rpc import h2
 from llbkit.buildkit.session.h2grpc import GrpcOverH2
-from llbkit.buildkit.session.hpack import Decoder, encode
+from llbkit.buildkit.rpc.hpack import Decoder, encode
 from llbkit.buildkit.session.services import health_handler
 
 
@@ -95,17 +96,17 @@ def test_an_unknown_method_is_unimplemented() -> None:
     c = Client(server)
     server.feed(request(3, "/no.Such/Method", end_stream=True))
     c.read_until(lambda: c.ended.get(3))
-    assert c.status(3) == str(grpc.StatusCode.UNIMPLEMENTED.value[0])
+    assert c.status(3) == str(int(StatusCode.UNIMPLEMENTED))
     server.close()
 
 
-def _echo_handler(seen: List[object]) -> grpc.GenericRpcHandler:
-    def echo(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+def _echo_handler(seen: List[object]) -> rpc_handlers.Service:
+    def echo(requests: Iterator[bytes], context: rpc_handlers.ServicerContext) -> Iterator[bytes]:
         seen.append(dict(context.invocation_metadata()))
         for r in requests:
             yield r * 10
-    return grpc.method_handlers_generic_handler(
-        "t.Echo", {"Echo": grpc.stream_stream_rpc_method_handler(echo)})
+    return rpc_handlers.Service(
+        "t.Echo", {"Echo": rpc_handlers.stream_stream(echo)})
 
 
 def test_a_stream_call_honours_the_peers_window_and_metadata() -> None:
@@ -130,15 +131,15 @@ def test_a_reset_call_is_no_longer_active() -> None:
     started = threading.Event()
     stop = threading.Event()
 
-    def wait(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    def wait(requests: Iterator[bytes], context: rpc_handlers.ServicerContext) -> Iterator[bytes]:
         started.set()
         for _ in requests:  # ends when the call is reset
             pass
         active.append(context.is_active())
         stop.set()
         return iter(())
-    server = GrpcOverH2([grpc.method_handlers_generic_handler(
-        "t.W", {"W": grpc.stream_stream_rpc_method_handler(wait)})])
+    server = GrpcOverH2([rpc_handlers.Service(
+        "t.W", {"W": rpc_handlers.stream_stream(wait)})])
     Client(server)
     server.feed(request(5, "/t.W/W"))
     assert started.wait(30)

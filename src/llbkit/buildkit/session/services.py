@@ -1,6 +1,6 @@
 """The gRPC services a session serves to buildkitd: FileSync, FileSend, Auth, Secrets, Health.
 
-Each is a ``grpc.GenericRpcHandler``; :func:`method_paths` lists every method they serve (the
+Each is an :class:`llbkit.buildkit.rpc.handlers.Service`; :func:`method_paths` lists every method they serve (the
 session announces them in its ``X-Docker-Expose-Session-Grpc-Method`` headers).
 """
 
@@ -12,17 +12,21 @@ import queue
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
-import grpc
+from llbkit.buildkit.rpc import handlers as rpc_handlers
+from llbkit.buildkit.rpc.status import RpcError, StatusCode
 
 from llbkit._proto import auth_pb2, fsutil_types_pb2 as fpb, secrets_pb2
 from llbkit.buildkit.session.auth import AuthProvider
-from llbkit.buildkit.session.diffcopy import DATA_CHUNK_SIZE, Receiver, Sender, FileRequest, SenderFinished
 from llbkit.buildkit.session.wire import bytes_message_data
 from llbkit.buildkit.session.secrets import SecretError, SecretStore
-from llbkit.buildkit.session.walk import FilterOptions, walk
-from llbkit.buildkit.session.writers import AtomicDir, AtomicFile
+
+# The transfer machinery (diffcopy, walk, writers) is imported by the calls that use it: a
+# session that uploads and exports nothing (`llbkit build` of a definition) starts without it.
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.buildkit.session.walk import FilterOptions
+    from llbkit.buildkit.session.writers import AtomicFile
 from llbkit.errors import LlbkitError
 
 __all__ = [
@@ -109,6 +113,8 @@ class LocalDir:
     stats: TransferStats = field(default_factory=TransferStats, repr=False, compare=False)
 
     def filter(self) -> FilterOptions:
+        from llbkit.buildkit.session.walk import FilterOptions
+
         return FilterOptions(self.include, self.exclude, self.follow)
 
 
@@ -148,7 +154,7 @@ class DirOutput:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _metadata(context: grpc.ServicerContext) -> Dict[str, List[str]]:
+def _metadata(context: rpc_handlers.ServicerContext) -> Dict[str, List[str]]:
     md: Dict[str, List[str]] = {}
     for k, v in context.invocation_metadata() or ():
         md.setdefault(k.lower(), []).append(v if isinstance(v, str) else v.decode("latin-1"))
@@ -167,7 +173,7 @@ class _Pipe:
     With the session's own server (:mod:`.h2grpc`), whose context can ``send`` from any thread,
     a message is sent at once by the thread that puts it: no queue, no hand-off."""
 
-    def __init__(self, context: grpc.ServicerContext) -> None:
+    def __init__(self, context: rpc_handlers.ServicerContext) -> None:
         self.q: "queue.Queue[Any]" = queue.Queue(maxsize=_QUEUE_DEPTH)
         self.stopped = threading.Event()
         self._send = getattr(context, "send", None)
@@ -223,8 +229,11 @@ def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
 
 
 def _send_dir(
-    local: LocalDir, daemon_filter: FilterOptions, requests: Iterator["fpb.Packet"], context: grpc.ServicerContext
+    local: LocalDir, daemon_filter: FilterOptions, requests: Iterator["fpb.Packet"], context: rpc_handlers.ServicerContext
 ) -> Iterator["fpb.Packet"]:
+    from llbkit.buildkit.session.diffcopy import DATA_CHUNK_SIZE, FileRequest, Sender, SenderFinished
+    from llbkit.buildkit.session.walk import walk
+
     sender: Sender[str] = Sender()
     pipe = _Pipe(context)
     stats = local.stats
@@ -281,7 +290,7 @@ def _send_dir(
                     pipe.put(Sender.fin())
                     pipe.put(_END)
                     return
-        except grpc.RpcError:
+        except RpcError:
             pass
         except LlbkitError as e:
             pipe.put(Sender.error(str(e)))
@@ -292,22 +301,24 @@ def _send_dir(
     yield from pipe.drain()
 
 
-def file_sync_handler(dirs: Mapping[str, LocalDir]) -> grpc.GenericRpcHandler:
-    def diff_copy(requests: Iterator["fpb.Packet"], context: grpc.ServicerContext) -> Iterator["fpb.Packet"]:
+def file_sync_handler(dirs: Mapping[str, LocalDir]) -> rpc_handlers.Service:
+    def diff_copy(requests: Iterator["fpb.Packet"], context: rpc_handlers.ServicerContext) -> Iterator["fpb.Packet"]:
         md = _metadata(context)
         name = (md.get(KEY_DIR_NAME) or [""])[0]
         local = dirs.get(name)
         if local is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no access allowed to dir {name!r}")
+            context.abort(StatusCode.NOT_FOUND, f"no access allowed to dir {name!r}")
+        from llbkit.buildkit.session.walk import FilterOptions
+
         daemon_filter = FilterOptions(md.get(KEY_INCLUDE), md.get(KEY_EXCLUDE), md.get(KEY_FOLLOW))
         return _send_dir(local, daemon_filter, requests, context)  # type: ignore[arg-type]
 
-    handler = grpc.stream_stream_rpc_method_handler(
+    handler = rpc_handlers.stream_stream(
         diff_copy,
         request_deserializer=fpb.Packet.FromString,
         response_serializer=_serialize_packet,
     )
-    return grpc.method_handlers_generic_handler(FILESYNC, {"DiffCopy": handler})
+    return rpc_handlers.Service(FILESYNC, {"DiffCopy": handler})
 
 
 def _serialize_packet(p: "fpb.Packet | bytes") -> bytes:
@@ -319,7 +330,7 @@ def _serialize_packet(p: "fpb.Packet | bytes") -> bytes:
 
 
 def _receive_file(
-    output: FileOutput, md: Mapping[str, List[str]], requests: Iterator[bytes], context: grpc.ServicerContext
+    output: FileOutput, md: Mapping[str, List[str]], requests: Iterator[bytes], context: rpc_handlers.ServicerContext
 ) -> Iterator[bytes]:
     if output.stream is not None:
         for raw in requests:
@@ -327,6 +338,8 @@ def _receive_file(
         output.stream.flush()
         _exporter_metadata(output, md)
         return iter(())
+    from llbkit.buildkit.session.writers import AtomicFile
+
     writer = AtomicFile(output.path)
     try:
         for raw in requests:
@@ -352,7 +365,10 @@ def _exporter_metadata(output: FileOutput, md: Mapping[str, List[str]]) -> None:
             output.metadata[k[len(KEY_EXPORTER_META_PREFIX):]] = ",".join(v)
 
 
-def _receive_dir(output: DirOutput, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+def _receive_dir(output: DirOutput, requests: Iterator[bytes], context: rpc_handlers.ServicerContext) -> Iterator[bytes]:
+    from llbkit.buildkit.session.diffcopy import Receiver
+    from llbkit.buildkit.session.writers import AtomicDir
+
     target = AtomicDir(output.path)
     receiver = Receiver(target.sink)
     pipe = _Pipe(context)
@@ -369,7 +385,7 @@ def _receive_dir(output: DirOutput, requests: Iterator[bytes], context: grpc.Ser
                     break
             if not receiver.fin_sent:
                 raise LlbkitError("the export stream ended before the transfer completed")
-        except grpc.RpcError:
+        except RpcError:
             target.abort()
         except Exception as e:
             target.abort()
@@ -380,8 +396,8 @@ def _receive_dir(output: DirOutput, requests: Iterator[bytes], context: grpc.Ser
     return pipe.drain()
 
 
-def file_send_handler(outputs: Mapping[int, "FileOutput | DirOutput"]) -> grpc.GenericRpcHandler:
-    def diff_copy(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+def file_send_handler(outputs: Mapping[int, "FileOutput | DirOutput"]) -> rpc_handlers.Service:
+    def diff_copy(requests: Iterator[bytes], context: rpc_handlers.ServicerContext) -> Iterator[bytes]:
         md = _metadata(context)
         try:
             exporter_id = int((md.get(KEY_EXPORTER_ID) or ["0"])[0])
@@ -389,42 +405,42 @@ def file_send_handler(outputs: Mapping[int, "FileOutput | DirOutput"]) -> grpc.G
             exporter_id = 0
         output = outputs.get(exporter_id)
         if output is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"exporter {exporter_id} not found")
+            context.abort(StatusCode.NOT_FOUND, f"exporter {exporter_id} not found")
         if isinstance(output, DirOutput):
             return _receive_dir(output, requests, context)
         return _receive_file(output, md, requests, context)  # type: ignore[arg-type]
 
-    handler = grpc.stream_stream_rpc_method_handler(diff_copy)  # raw bytes: two message types
-    return grpc.method_handlers_generic_handler(FILESEND, {"DiffCopy": handler})
+    handler = rpc_handlers.stream_stream(diff_copy)  # raw bytes: two message types
+    return rpc_handlers.Service(FILESEND, {"DiffCopy": handler})
 
 
 # ---- Auth ------------------------------------------------------------------------------------
 
 
-def auth_handler(provider: AuthProvider) -> grpc.GenericRpcHandler:
-    def credentials(req: "auth_pb2.CredentialsRequest", context: grpc.ServicerContext) -> "auth_pb2.CredentialsResponse":
+def auth_handler(provider: AuthProvider) -> rpc_handlers.Service:
+    def credentials(req: "auth_pb2.CredentialsRequest", context: rpc_handlers.ServicerContext) -> "auth_pb2.CredentialsResponse":
         try:
             creds = provider.credentials(req.Host)
         except LlbkitError as e:
-            context.abort(grpc.StatusCode.INTERNAL, str(e))
+            context.abort(StatusCode.INTERNAL, str(e))
         # BuildKit's protocol: an identity token goes in Secret with an empty Username.
         if creds.identity_token:
             return auth_pb2.CredentialsResponse(Username="", Secret=creds.identity_token)
         return auth_pb2.CredentialsResponse(Username=creds.username, Secret=creds.password)
 
-    def unimplemented(name: str) -> Callable[[Any, grpc.ServicerContext], Any]:
-        def fn(req: Any, context: grpc.ServicerContext) -> Any:
+    def unimplemented(name: str) -> Callable[[Any, rpc_handlers.ServicerContext], Any]:
+        def fn(req: Any, context: rpc_handlers.ServicerContext) -> Any:
             # buildkitd then falls back to Credentials and fetches tokens itself
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented")
+            context.abort(StatusCode.UNIMPLEMENTED, f"{name} is not implemented")
 
         return fn
 
-    def unary(fn: Callable[..., Any], req_type: Any, resp_type: Any) -> grpc.RpcMethodHandler:
-        return grpc.unary_unary_rpc_method_handler(
+    def unary(fn: Callable[..., Any], req_type: Any, resp_type: Any) -> rpc_handlers.MethodHandler:
+        return rpc_handlers.unary_unary(
             fn, request_deserializer=req_type.FromString, response_serializer=resp_type.SerializeToString
         )
 
-    return grpc.method_handlers_generic_handler(
+    return rpc_handlers.Service(
         AUTH,
         {
             "Credentials": unary(credentials, auth_pb2.CredentialsRequest, auth_pb2.CredentialsResponse),
@@ -444,22 +460,22 @@ def auth_handler(provider: AuthProvider) -> grpc.GenericRpcHandler:
 # ---- Secrets ---------------------------------------------------------------------------------
 
 
-def secrets_handler(store: SecretStore) -> grpc.GenericRpcHandler:
-    def get_secret(req: "secrets_pb2.GetSecretRequest", context: grpc.ServicerContext) -> "secrets_pb2.GetSecretResponse":
+def secrets_handler(store: SecretStore) -> rpc_handlers.Service:
+    def get_secret(req: "secrets_pb2.GetSecretRequest", context: rpc_handlers.ServicerContext) -> "secrets_pb2.GetSecretResponse":
         try:
             value = store.get(req.ID)
         except SecretError as e:
-            context.abort(grpc.StatusCode.INTERNAL, str(e))  # the message names the source, not the value
+            context.abort(StatusCode.INTERNAL, str(e))  # the message names the source, not the value
         if value is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"secret {req.ID} not found")
+            context.abort(StatusCode.NOT_FOUND, f"secret {req.ID} not found")
         return secrets_pb2.GetSecretResponse(data=value)
 
-    handler = grpc.unary_unary_rpc_method_handler(
+    handler = rpc_handlers.unary_unary(
         get_secret,
         request_deserializer=secrets_pb2.GetSecretRequest.FromString,
         response_serializer=secrets_pb2.GetSecretResponse.SerializeToString,
     )
-    return grpc.method_handlers_generic_handler(SECRETS, {"GetSecret": handler})
+    return rpc_handlers.Service(SECRETS, {"GetSecret": handler})
 
 
 # ---- Health ----------------------------------------------------------------------------------
@@ -468,13 +484,13 @@ def secrets_handler(store: SecretStore) -> grpc.GenericRpcHandler:
 _SERVING = b"\x08\x01"
 
 
-def health_handler() -> grpc.GenericRpcHandler:
+def health_handler() -> rpc_handlers.Service:
     """buildkitd checks the session every few seconds and drops it after failed checks."""
 
-    def check(req: bytes, context: grpc.ServicerContext) -> bytes:
+    def check(req: bytes, context: rpc_handlers.ServicerContext) -> bytes:
         return _SERVING
 
-    return grpc.method_handlers_generic_handler(HEALTH, {"Check": grpc.unary_unary_rpc_method_handler(check)})
+    return rpc_handlers.Service(HEALTH, {"Check": rpc_handlers.unary_unary(check)})
 
 
 def method_paths(services: Iterable[Tuple[str, Iterable[str]]]) -> List[str]:

@@ -1,4 +1,5 @@
-"""The session's gRPC services, served by a real grpc.server and called in-process."""
+"""The session's gRPC services, served by its own server on a unix socket and called in-process
+with llbkit's gRPC client (both HTTP/2 sides of llbkit, no daemon)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import io
 import tempfile
 import os
 import queue
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
-import grpc
+from llbkit.buildkit.rpc.channel import Channel
+from llbkit.buildkit.rpc.status import RpcError, StatusCode
+from llbkit.buildkit.rpc.transport import Endpoint
+from llbkit.buildkit.session.socket_server import SocketServer
 import pytest
 
 from llbkit._proto import auth_pb2, filesync_pb2, fsutil_types_pb2 as fpb, secrets_pb2
@@ -22,19 +25,17 @@ from llbkit.buildkit.session.writers import AtomicDir
 def served(tmp_path):
     sessions = []
 
-    def serve(session: Session) -> grpc.Channel:
-        server = grpc.server(ThreadPoolExecutor(8), handlers=[h for _, h in session._services()])
-        sock = f"unix:{tmp_path}/s.sock"
-        server.add_insecure_port(sock)
-        server.start()
-        channel = grpc.insecure_channel(sock)
+    def serve(session: Session) -> Channel:
+        sock = f"{tmp_path}/s{len(sessions)}.sock"
+        server = SocketServer([h for _, h in session._services()], sock)
+        channel = Channel(Endpoint(path=sock))
         sessions.append((server, channel))
         return channel
 
     yield serve
     for server, channel in sessions:
         channel.close()
-        server.stop(None)
+        server.close()
 
 
 def test_health_secrets_auth(served, tmp_path):
@@ -47,9 +48,9 @@ def test_health_secrets_auth(served, tmp_path):
         response_deserializer=secrets_pb2.GetSecretResponse.FromString,
     )
     assert get(secrets_pb2.GetSecretRequest(ID="tok")).data == b"v"
-    with pytest.raises(grpc.RpcError) as e:
+    with pytest.raises(RpcError) as e:
         get(secrets_pb2.GetSecretRequest(ID="other"))
-    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert e.value.code() == StatusCode.NOT_FOUND
     creds = ch.unary_unary(
         "/moby.filesync.v1.Auth/Credentials",
         request_serializer=auth_pb2.CredentialsRequest.SerializeToString,
@@ -58,9 +59,9 @@ def test_health_secrets_auth(served, tmp_path):
     r = creds(auth_pb2.CredentialsRequest(Host="r.example"))
     assert (r.Username, r.Secret) == ("u", "p")
     authority = ch.unary_unary("/moby.filesync.v1.Auth/GetTokenAuthority")
-    with pytest.raises(grpc.RpcError) as e:
+    with pytest.raises(RpcError) as e:
         authority(auth_pb2.GetTokenAuthorityRequest(Host="x").SerializeToString())
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert e.value.code() == StatusCode.UNIMPLEMENTED
     assert "/moby.filesync.v1.Auth/GetTokenAuthority" in session.methods()
 
 
@@ -73,9 +74,9 @@ def test_file_send_writes_the_exporters_file(served, tmp_path):
     assert list(call(iter(msgs), metadata=md)) == []
     assert (tmp_path / "o.tar").read_bytes() == b"abcd"
     assert out.metadata == {"image.name": "x"}
-    with pytest.raises(grpc.RpcError) as e:
+    with pytest.raises(RpcError) as e:
         list(call(iter(msgs), metadata=[("buildkit-attachable-exporter-id", "7")]))
-    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert e.value.code() == StatusCode.NOT_FOUND
 
 
 def _bidi(call, metadata, on_packet) -> None:
@@ -157,3 +158,11 @@ def test_file_send_local_exporter_receives_a_directory(served, tmp_path):
             out.put(None)
     assert (dest / "d/f").read_bytes() == b"content"
     assert os.stat(dest / "d/f").st_mode & 0o777 == 0o600
+
+
+def test_the_session_names_the_services_it_imports_on_demand_as_they_name_themselves():
+    from llbkit.buildkit.session import content, session as session_module, ssh
+
+    assert (session_module.CONTENT, session_module.SSH) == (content.CONTENT, ssh.SSH)
+    s = Session(content_stores={"x": object()}, ssh={"default": "/nonexistent.sock"}, auth=None)
+    assert f"/{content.CONTENT}/Write" in s.methods() and f"/{ssh.SSH}/ForwardAgent" in s.methods()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import secrets as _random
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
 
-import grpc
-
+from llbkit.buildkit.rpc.handlers import Service
 from llbkit.buildkit.session.auth import AuthProvider, DockerAuthProvider
 from llbkit.buildkit.session.secrets import SecretLike, SecretStore
 from llbkit.buildkit.session.services import (
@@ -29,11 +28,17 @@ from llbkit.buildkit.session.services import (
     method_paths,
     secrets_handler,
 )
-from llbkit.buildkit.session.content import CONTENT, CONTENT_METHODS, content_handler
 from llbkit.buildkit.session.h2grpc import GrpcOverH2
-from llbkit.buildkit.session.ssh import SSH, SSH_METHODS, SshLike, ssh_handler
 from llbkit.buildkit.session.tunnel import SESSION_METHOD, Tunnel
 from llbkit.errors import SessionError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from llbkit.buildkit.session.ssh import SshLike
+
+# The content store and ssh services are imported when a session serves them (a build with
+# neither, e.g. `llbkit build` of a definition, starts faster without their modules).
+CONTENT = "containerd.services.content.v1.Content"
+SSH = "moby.sshforward.v1.SSH"
 
 __all__ = ["Session", "new_session_id"]
 
@@ -43,6 +48,18 @@ HEADER_SHARED_KEY = "x-docker-expose-session-sharedkey"
 HEADER_METHOD = "x-docker-expose-session-grpc-method"
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _method_names(service: str) -> Tuple[str, ...]:
+    if service == CONTENT:
+        from llbkit.buildkit.session.content import CONTENT_METHODS
+
+        return tuple(CONTENT_METHODS)
+    if service == SSH:
+        from llbkit.buildkit.session.ssh import SSH_METHODS
+
+        return tuple(SSH_METHODS)
+    return tuple(SERVICE_METHODS[service])
 
 
 def new_session_id() -> str:
@@ -104,8 +121,8 @@ class Session:
         self._closed = False
 
     # -- what is served ----------------------------------------------------------------------
-    def _services(self) -> List[Tuple[str, grpc.GenericRpcHandler]]:
-        out: List[Tuple[str, grpc.GenericRpcHandler]] = [(HEALTH, health_handler())]
+    def _services(self) -> List[Tuple[str, Service]]:
+        out: List[Tuple[str, Service]] = [(HEALTH, health_handler())]
         if self.local_dirs:
             out.append((FILESYNC, file_sync_handler(self.local_dirs)))
         if self.outputs:
@@ -114,15 +131,18 @@ class Session:
             out.append((AUTH, auth_handler(self.auth)))
         out.append((SECRETS, secrets_handler(self.secrets)))
         if self.content_stores:
+            from llbkit.buildkit.session.content import content_handler
+
             out.append((CONTENT, content_handler(self.content_stores)))
         if self.ssh:
+            from llbkit.buildkit.session.ssh import ssh_handler
+
             out.append((SSH, ssh_handler(self.ssh)))
         return out
 
     def methods(self) -> List[str]:
         """Every gRPC method this session serves, as announced to buildkitd."""
-        methods = dict(SERVICE_METHODS, **{CONTENT: CONTENT_METHODS, SSH: SSH_METHODS})
-        return method_paths((svc, methods[svc]) for svc, _ in self._services())
+        return method_paths((svc, _method_names(svc)) for svc, _ in self._services())
 
     def headers(self) -> List[Tuple[str, str]]:
         """The ``Control.Session`` call's metadata (lowercase keys, one entry per method)."""
@@ -139,7 +159,7 @@ class Session:
         return self.local_dirs[name].stats.bytes_sent
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def run(self, channel: grpc.Channel) -> None:
+    def run(self, channel: Any) -> None:
         """Attach the session to the daemon behind ``channel``; serves in background threads."""
         with self._lock:
             if self._closed:

@@ -16,11 +16,14 @@ import uuid
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-import grpc
 import pytest
 
 from llbkit import llb
-from llbkit._proto import control_pb2, control_pb2_grpc, ops_pb2
+from llbkit._proto import control_pb2, ops_pb2
+from llbkit.buildkit.client import control_stub
+from llbkit.buildkit.connection import TLSConfig, open_channel, parse_address
+from llbkit.buildkit.rpc.channel import Channel
+from llbkit.buildkit.rpc.status import RpcError
 from llbkit.buildkit.session import (
     DirOutput,
     DockerAuthProvider,
@@ -34,15 +37,11 @@ from llbkit.buildkit.session import (
 PLATFORM = "linux/amd64"
 
 
-def _channel(daemon) -> grpc.Channel:
+def _channel(daemon) -> Channel:
     if daemon.tls is None:
-        return grpc.insecure_channel(daemon.addr)
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=Path(daemon.ca_cert).read_bytes(),
-        private_key=Path(daemon.client_key).read_bytes(),
-        certificate_chain=Path(daemon.client_cert).read_bytes(),
-    )
-    return grpc.secure_channel(daemon.addr[len("tcp://"):], creds)
+        return open_channel(parse_address(daemon.addr), insecure=True)
+    tls = TLSConfig(ca_cert=str(daemon.ca_cert), cert=str(daemon.client_cert), key=str(daemon.client_key))
+    return open_channel(parse_address(daemon.addr), tls)
 
 
 def _solve(
@@ -62,7 +61,7 @@ def _solve(
             Session=session.id,
             Exporters=list(exporters),
         )
-        resp = control_pb2_grpc.ControlStub(channel).Solve(req, timeout=300)
+        resp = control_stub(channel).Solve(req, timeout=300)
         return dict(resp.ExporterResponse)
     finally:
         session.close()
@@ -215,7 +214,7 @@ def test_unknown_secret_fails_the_run(buildkitd_amd64, registry, tmp_path):
     base = llb.image(registry.busybox_ref, platform=PLATFORM)
     ran = base.run(["/bin/true"], mounts=[llb.secret("/s", "missing")]).root()
     session = Session(secrets={}, auth=None)
-    with pytest.raises(grpc.RpcError) as e:
+    with pytest.raises(RpcError) as e:
         _solve(buildkitd_amd64, ran, session)
     assert "missing" in e.value.details()
 

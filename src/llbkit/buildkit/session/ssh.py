@@ -20,7 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Union
 
-import grpc
+from llbkit.buildkit.rpc import handlers as rpc_handlers
+from llbkit.buildkit.rpc.status import RpcError, StatusCode
 
 from llbkit._proto import sshforward_pb2
 from llbkit.buildkit.session.services import _metadata
@@ -81,32 +82,32 @@ def _agents(agents: Mapping[str, SshLike]) -> "dict[str, SshAgent]":
     return {k: v if isinstance(v, SshAgent) else SshAgent(os.fspath(v)) for k, v in agents.items()}
 
 
-def ssh_handler(agents: Mapping[str, SshLike]) -> grpc.GenericRpcHandler:
+def ssh_handler(agents: Mapping[str, SshLike]) -> rpc_handlers.Service:
     table = _agents(agents)
 
-    def agent_for(sid: str, context: grpc.ServicerContext) -> SshAgent:
+    def agent_for(sid: str, context: rpc_handlers.ServicerContext) -> SshAgent:
         agent = table.get(sid or DEFAULT_ID)
         if agent is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no ssh agent {sid or DEFAULT_ID!r} is configured "
+            context.abort(StatusCode.NOT_FOUND, f"no ssh agent {sid or DEFAULT_ID!r} is configured "
                           f"(configured: {', '.join(sorted(table)) or 'none'})")
         return agent  # type: ignore[return-value]
 
-    def check(req: "sshforward_pb2.CheckAgentRequest", context: grpc.ServicerContext) -> "sshforward_pb2.CheckAgentResponse":
+    def check(req: "sshforward_pb2.CheckAgentRequest", context: rpc_handlers.ServicerContext) -> "sshforward_pb2.CheckAgentResponse":
         agent = agent_for(req.ID, context)
         try:
             agent.connect().close()
         except OSError as e:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"ssh agent {req.ID or DEFAULT_ID!r} at {agent.socket} does "
+            context.abort(StatusCode.UNAVAILABLE, f"ssh agent {req.ID or DEFAULT_ID!r} at {agent.socket} does "
                           f"not answer: {e.strerror or e}")
         return sshforward_pb2.CheckAgentResponse()
 
-    def forward(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    def forward(requests: Iterator[bytes], context: rpc_handlers.ServicerContext) -> Iterator[bytes]:
         sid = (_metadata(context).get(SSH_ID_KEY) or [""])[0]
         agent = agent_for(sid, context)
         try:
             conn = agent.connect()
         except OSError as e:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"ssh agent {sid or DEFAULT_ID!r} at {agent.socket}: "
+            context.abort(StatusCode.UNAVAILABLE, f"ssh agent {sid or DEFAULT_ID!r} at {agent.socket}: "
                           f"{e.strerror or e}")
         closed = threading.Event()
 
@@ -117,7 +118,7 @@ def ssh_handler(agents: Mapping[str, SshLike]) -> grpc.GenericRpcHandler:
                     data = bytes_message_data(raw)
                     if data:
                         conn.sendall(data)
-            except (OSError, grpc.RpcError):
+            except (OSError, RpcError):
                 pass
             finally:
                 closed.set()
@@ -141,12 +142,12 @@ def ssh_handler(agents: Mapping[str, SshLike]) -> grpc.GenericRpcHandler:
         finally:
             conn.close()
 
-    return grpc.method_handlers_generic_handler(SSH, {
-        "CheckAgent": grpc.unary_unary_rpc_method_handler(
+    return rpc_handlers.Service(SSH, {
+        "CheckAgent": rpc_handlers.unary_unary(
             check, request_deserializer=sshforward_pb2.CheckAgentRequest.FromString,
             response_serializer=sshforward_pb2.CheckAgentResponse.SerializeToString),
         # raw bytes in both directions: BytesMessage is decoded and encoded here
-        "ForwardAgent": grpc.stream_stream_rpc_method_handler(forward),
+        "ForwardAgent": rpc_handlers.stream_stream(forward),
     })
 
 

@@ -1,15 +1,17 @@
 """The ssh forwarding service against a stand-in agent on a unix socket (no daemon): buildkitd's
-calls are made by a gRPC client, as buildkitd makes them, with the agent id in the metadata."""
+calls are made by llbkit's gRPC client, as buildkitd makes them, with the agent id in the metadata."""
 
 from __future__ import annotations
 
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
-import grpc
+from llbkit.buildkit.rpc.channel import Channel
+from llbkit.buildkit.rpc.status import RpcError, StatusCode
+from llbkit.buildkit.rpc.transport import Endpoint
+from llbkit.buildkit.session.socket_server import SocketServer
 import pytest
 
 from llbkit._proto import sshforward_pb2
@@ -40,43 +42,41 @@ def _echo_agent(path: str) -> socket.socket:
 
 
 @pytest.fixture
-def channel(tmp_path: Path) -> Iterator[grpc.Channel]:
+def channel(tmp_path: Path) -> Iterator[Channel]:
     agent = _echo_agent(str(tmp_path / "agent.sock"))
-    server = grpc.server(ThreadPoolExecutor(4), handlers=[ssh_handler({"default": str(tmp_path / "agent.sock"),
-                                                                      "gone": str(tmp_path / "none.sock")})])
-    server.add_insecure_port(f"unix:{tmp_path / 'grpc.sock'}")
-    server.start()
-    ch = grpc.insecure_channel(f"unix:{tmp_path / 'grpc.sock'}")
+    server = SocketServer([ssh_handler({"default": str(tmp_path / "agent.sock"),
+                                        "gone": str(tmp_path / "none.sock")})], str(tmp_path / "grpc.sock"))
+    ch = Channel(Endpoint(path=str(tmp_path / "grpc.sock")))
     try:
         yield ch
     finally:
         ch.close()
-        server.stop(None)
+        server.close()
         agent.close()
 
 
-def _check(ch: grpc.Channel, sid: str) -> None:
+def _check(ch: Channel, sid: str) -> None:
     call = ch.unary_unary(f"/{SSH}/CheckAgent", request_serializer=sshforward_pb2.CheckAgentRequest.SerializeToString,
                           response_deserializer=sshforward_pb2.CheckAgentResponse.FromString)
     call(sshforward_pb2.CheckAgentRequest(ID=sid), timeout=10)
 
 
-def test_forward_agent_relays_bytes_both_ways(channel: grpc.Channel) -> None:
+def test_forward_agent_relays_bytes_both_ways(channel: Channel) -> None:
     call = channel.stream_stream(f"/{SSH}/ForwardAgent", request_serializer=sshforward_pb2.BytesMessage.SerializeToString,
                                  response_deserializer=sshforward_pb2.BytesMessage.FromString)
     replies = call(iter([sshforward_pb2.BytesMessage(data=b"abc")]), metadata=[(SSH_ID_KEY, "default")], timeout=10)
     assert b"".join(r.data for r in replies) == b"cba"
 
 
-def test_check_agent_knows_configured_and_answering_agents(channel: grpc.Channel) -> None:
+def test_check_agent_knows_configured_and_answering_agents(channel: Channel) -> None:
     _check(channel, "default")
     _check(channel, "")  # empty means default, as in BuildKit
-    with pytest.raises(grpc.RpcError) as e:
+    with pytest.raises(RpcError) as e:
         _check(channel, "github")
-    assert e.value.code() == grpc.StatusCode.NOT_FOUND and "no ssh agent 'github'" in e.value.details()
-    with pytest.raises(grpc.RpcError) as e:
+    assert e.value.code() == StatusCode.NOT_FOUND and "no ssh agent 'github'" in e.value.details()
+    with pytest.raises(RpcError) as e:
         _check(channel, "gone")
-    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and "none.sock" in e.value.details()
+    assert e.value.code() == StatusCode.UNAVAILABLE and "none.sock" in e.value.details()
 
 
 def test_parse_ssh_spec() -> None:

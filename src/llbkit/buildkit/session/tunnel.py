@@ -17,14 +17,13 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
-import grpc
-
+from llbkit.buildkit.rpc.status import RpcError, StatusCode
 from llbkit.buildkit.session import wire
 
 __all__ = ["Tunnel", "SESSION_METHOD"]
 
 SESSION_METHOD = "/moby.buildkit.v1.Control/Session"
-# (request iterator, metadata) -> response iterator that is also a grpc.Call (has .cancel())
+# (request iterator, metadata) -> response iterator that has .cancel() (an rpc.channel.Call)
 StreamCall = Callable[..., Any]
 
 
@@ -32,7 +31,7 @@ class Tunnel:
     """Carries the ``Control.Session`` call's bytes to and from an in-process HTTP/2 gRPC
     server (:class:`~llbkit.buildkit.session.h2grpc.GrpcOverH2`): no socket in between. What the
     server has ready is sent as one message (at most 1 MiB), so many small gRPC messages cross
-    grpc-python's client as a few large ones."""
+    the client connection as a few large ones."""
 
     def __init__(self, server: Any) -> None:
         self._server = server
@@ -56,8 +55,8 @@ class Tunnel:
                 if len(data):
                     self.bytes_in += len(data)
                     self._server.feed(data)
-        except grpc.RpcError as e:
-            if not self._closed.is_set() and e.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+        except RpcError as e:
+            if not self._closed.is_set() and e.code() != StatusCode.CANCELLED:
                 self.error = e
         finally:
             self._server.close()

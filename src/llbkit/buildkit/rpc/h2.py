@@ -1,11 +1,15 @@
-"""The server side of one HTTP/2 connection (RFC 9113), sans-IO: bytes in, events and bytes out.
+"""One HTTP/2 connection (RFC 9113), either side, sans-IO: bytes in, events and bytes out.
 
-This is what the session serves gRPC on: buildkitd opens an HTTP/2 connection through the
-``Control.Session`` stream and calls the session's services on it. :meth:`H2Connection.receive`
-takes the bytes buildkitd sent and returns what happened (:class:`Request`, :class:`Data`,
-:class:`Reset`); the connection answers SETTINGS and PING itself and keeps flow control; the
-``send_*`` methods queue frames, and :meth:`data_to_send` hands out everything queued, for the
-caller to send as one message. No I/O and no threads here (see :mod:`.h2grpc` for those).
+Both of llbkit's HTTP/2 connections use it. The server side is what the session serves gRPC on:
+buildkitd opens an HTTP/2 connection through the ``Control.Session`` stream and calls the
+session's services on it (:mod:`llbkit.buildkit.session.h2grpc`). The client side
+(``H2Connection(client=True)``) carries llbkit's own calls to buildkitd (:mod:`.channel`).
+
+:meth:`H2Connection.receive` takes the bytes the peer sent and returns what happened
+(:class:`Request` on a server, :class:`Response` and :class:`Trailers` on a client, :class:`Data`,
+:class:`Reset`, :class:`GoAway`, :class:`Closed`); the connection answers SETTINGS and PING
+itself and keeps flow control; the ``send_*`` methods queue frames, and :meth:`data_to_send`
+hands out everything queued, for the caller to send in one write. No I/O and no threads here.
 
 Flow control: what we receive is acknowledged (WINDOW_UPDATE) when the caller says it consumed
 it (:meth:`consumed`), so a slow reader bounds what the peer may send; what we send is limited
@@ -15,20 +19,22 @@ by the peer's windows: :meth:`send_data` sends what the windows allow and return
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from llbkit.buildkit.session.hpack import Decoder, Header, HpackError, encode
+from llbkit.buildkit.rpc.hpack import Decoder, Header, HpackError, encode
 from llbkit.errors import SessionError
 
-__all__ = ["H2Connection", "H2Error", "Request", "Data", "Reset", "Closed", "PREFACE"]
+__all__ = ["H2Connection", "H2Error", "Request", "Response", "Trailers", "Data", "Reset", "GoAway", "Closed",
+           "PREFACE"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 S_HEADER_TABLE_SIZE, S_ENABLE_PUSH, S_MAX_CONCURRENT, S_INITIAL_WINDOW, S_MAX_FRAME, S_MAX_HEADER_LIST = range(1, 7)
-NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, CANCEL = 0x0, 0x1, 0x3, 0x6, 0x8
+NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = (
+    0x0, 0x1, 0x2, 0x3, 0x6, 0x7, 0x8)
+ENHANCE_YOUR_CALM = 0xB
 
 _DEFAULT_WINDOW = 65535
 _MAX_WINDOW = (1 << 31) - 1
@@ -42,31 +48,91 @@ class H2Error(SessionError):
     """The peer broke the protocol (the connection is then closed with GOAWAY)."""
 
 
-@dataclass(frozen=True)
-class Request:
+class _Event:
+    """An event of :meth:`H2Connection.receive`: plain slotted fields (no dataclasses: this is
+    on every client's import path), equal when type and fields are."""
+
+    __slots__: Tuple[str, ...] = ()
+
+    def __init__(self, *args: object) -> None:
+        for name, value in zip(self.__slots__, args):
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> Tuple[object, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
+
+
+class Request(_Event):
+    """(server) A new stream's request headers."""
+
+    __slots__ = ("stream_id", "headers", "end_stream")
     stream_id: int
     headers: Tuple[Header, ...]
     end_stream: bool
 
 
-@dataclass(frozen=True)
-class Data:
+class Response(_Event):
+    """(client) The response headers of one of our streams."""
+
+    __slots__ = ("stream_id", "headers", "end_stream")
+    stream_id: int
+    headers: Tuple[Header, ...]
+    end_stream: bool
+
+
+class Trailers(_Event):
+    """(client) The trailers that end one of our streams."""
+
+    __slots__ = ("stream_id", "headers")
+    stream_id: int
+    headers: Tuple[Header, ...]
+
+
+class Data(_Event):
+    __slots__ = ("stream_id", "data", "end_stream")
     stream_id: int
     data: bytes
     end_stream: bool
 
 
-@dataclass(frozen=True)
-class Reset:
+class Reset(_Event):
+    __slots__ = ("stream_id", "code")
     stream_id: int
     code: int
 
 
-@dataclass(frozen=True)
-class Closed:
-    """The peer said GOAWAY (or broke the protocol): no new streams; the caller ends."""
+class Closed(_Event):
+    """The connection is over: the peer broke the protocol (we said GOAWAY), or (server side) the
+    peer said GOAWAY. The caller ends every stream."""
 
+    __slots__ = ("code", "why")
     code: int
+    why: str
+
+    def __init__(self, code: int, why: str = "") -> None:
+        super().__init__(code, why)
+
+
+class GoAway(_Event):
+    """(client) The peer said GOAWAY: no new streams; those up to ``last_stream_id`` may finish,
+    later ones were never processed (the caller fails them)."""
+
+    __slots__ = ("code", "last_stream_id", "debug")
+    code: int
+    last_stream_id: int
+    debug: bytes
+
+    def __init__(self, code: int, last_stream_id: int, debug: bytes = b"") -> None:
+        super().__init__(code, last_stream_id, debug)
 
 
 def _head(kind: int, flags: int, stream_id: int, n: int) -> bytes:
@@ -78,21 +144,29 @@ def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes
 
 
 class _Stream:
-    __slots__ = ("send_window", "closed_local", "closed_remote", "unacked")
+    __slots__ = ("send_window", "closed_local", "closed_remote", "unacked", "headers_seen")
 
     def __init__(self, window: int) -> None:
         self.send_window = window
         self.closed_local = False
         self.closed_remote = False
         self.unacked = 0  # bytes received and consumed but not yet acknowledged
+        self.headers_seen = False  # (client) the response headers came: more HEADERS are trailers
 
 
 class H2Connection:
-    def __init__(self) -> None:
+    """``client=False``: the server side (waits for the client preface; streams are the peer's).
+    ``client=True``: the client side (sends the preface; :meth:`new_stream` opens streams)."""
+
+    def __init__(self, client: bool = False) -> None:
+        self.client = client
         self._in = bytearray()
         self._out: List["bytes | memoryview"] = []
         self._out_size = 0
-        self._preface_seen = False
+        self._preface_seen = client  # only a server reads a preface
+        self._next_sid = 1
+        self.goaway_received = False
+        self.settings_received = False  # the peer's first SETTINGS came (it speaks HTTP/2)
         self._decoder = Decoder()
         self._streams: Dict[int, _Stream] = {}
         self._continuation: Optional[Tuple[int, int, bytearray]] = None  # (stream, flags, block)
@@ -103,6 +177,8 @@ class H2Connection:
         self.closed = False
         settings = struct.pack(">HIHIHI", S_ENABLE_PUSH, 0, S_INITIAL_WINDOW, RECEIVE_WINDOW,
                                S_MAX_FRAME, OUR_MAX_FRAME)
+        if client:
+            self._queue(PREFACE)
         self._queue(_frame(SETTINGS, 0, 0, settings))
         self._queue(_frame(WINDOW_UPDATE, 0, 0, (RECEIVE_WINDOW - _DEFAULT_WINDOW).to_bytes(4, "big")))
 
@@ -158,11 +234,21 @@ class H2Connection:
         return events
 
     def _fail(self, code: int, why: str, events: List[object]) -> List[object]:
-        last = max(self._streams, default=0)
+        last = 0 if self.client else max(self._streams, default=0)
         self._queue(_frame(GOAWAY, 0, 0, struct.pack(">II", last, code) + why.encode()[:200]))
         self.closed = True
-        events.append(Closed(code))
+        events.append(Closed(code, why))
         return events
+
+    # -- streams (client) -----------------------------------------------------------------------
+    def new_stream(self) -> int:
+        """(client) A new stream's id; its request starts with :meth:`send_headers`."""
+        if not self.client:
+            raise H2Error("only a client opens streams")
+        sid = self._next_sid
+        self._next_sid += 2
+        self._streams[sid] = _Stream(self.peer_initial_window)
+        return sid
 
     def _on_frame(self, kind: int, flags: int, sid: int, payload: bytes, events: List[object]) -> None:
         if self._continuation is not None and kind != CONTINUATION:
@@ -178,6 +264,8 @@ class H2Connection:
             if flags & END_STREAM:
                 st.closed_remote = True
             events.append(Data(sid, payload, bool(flags & END_STREAM)))
+            if flags & END_STREAM:
+                self._close_if_done(sid, st)
         elif kind == HEADERS:
             if flags & PADDED:
                 payload = payload[1:len(payload) - payload[0]]
@@ -198,6 +286,7 @@ class H2Connection:
         elif kind == SETTINGS:
             if flags & ACK:
                 return
+            self.settings_received = True
             self._settings(payload)
             self._queue(_frame(SETTINGS, ACK, 0))
         elif kind == PING:
@@ -214,13 +303,36 @@ class H2Connection:
             if st is not None:
                 events.append(Reset(sid, int.from_bytes(payload[:4], "big")))
         elif kind == GOAWAY:
-            self.closed = True
-            events.append(Closed(int.from_bytes(payload[4:8], "big") if len(payload) >= 8 else 0))
-        # PRIORITY, PUSH_PROMISE (never from a client) and unknown frames are ignored
+            code = int.from_bytes(payload[4:8], "big") if len(payload) >= 8 else 0
+            if self.client:  # streams the server took may still finish
+                self.goaway_received = True
+                last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF if len(payload) >= 4 else 0
+                events.append(GoAway(code, last, bytes(payload[8:])))
+            else:
+                self.closed = True
+                events.append(Closed(code))
+        elif kind == PUSH_PROMISE:
+            raise H2Error("PUSH_PROMISE, though we disabled push")
+        # PRIORITY and unknown frames are ignored
 
     def _headers(self, sid: int, flags: int, block: bytes, events: List[object]) -> None:
-        headers = tuple(self._decoder.decode(block))
+        headers = tuple(self._decoder.decode(block))  # always: it keeps the HPACK table in step
         st = self._streams.get(sid)
+        if self.client:
+            if st is None or st.closed_remote:
+                return  # a stream we reset (or a broken peer's): ignored
+            end = bool(flags & END_STREAM)
+            if end:
+                st.closed_remote = True
+                self._close_if_done(sid, st)
+            if st.headers_seen:
+                if not end:
+                    raise H2Error(f"trailers without END_STREAM on stream {sid}")
+                events.append(Trailers(sid, headers))
+            else:
+                st.headers_seen = True
+                events.append(Response(sid, headers, end))
+            return
         if st is None:  # a new request
             if sid % 2 == 0:
                 raise H2Error(f"a request on stream {sid} (client streams are odd)")
@@ -319,8 +431,11 @@ class H2Connection:
 
     def _close_local(self, sid: int, st: _Stream) -> None:
         st.closed_local = True
-        if st.closed_remote:
-            del self._streams[sid]
+        self._close_if_done(sid, st)
+
+    def _close_if_done(self, sid: int, st: _Stream) -> None:
+        if st.closed_local and st.closed_remote:
+            self._streams.pop(sid, None)
 
     def stream_open(self, sid: int) -> bool:
         return sid in self._streams

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llbkit.buildkit.session.hpack import Decoder, HpackError, encode, huffman_decode
+from llbkit.buildkit.rpc.hpack import Decoder, HpackError, encode, huffman_decode
 
 
 def test_huffman_strings_of_the_rfc() -> None:
