@@ -75,6 +75,9 @@ BAD = {
                   "dockerfile_image(name='parent', instructions=['FROM scratch'], platforms=['linux/arm64'])\n", "",
                   (), ["is built for linux/amd64, but its FROM target dfbad/platforms:parent is built for linux/arm64",
                        "add linux/amd64 to that target's `platforms`"]),
+    "entitlement": (f"FROM {BUSYBOX}\nRUN --network=host true\n", "", "", (),
+                    ["Dockerfile:2", "`RUN --network=host` needs the network.host entitlement",
+                     '[buildkit] entitlements = ["network.host"]']),
     "unlocked": (f"FROM {BUSYBOX}\n", "", "", ("--base-images-unlocked-behavior=error",),
                  [f"base image {BUSYBOX} is named by tag", "generate-lockfiles --resolve=container-images"]),
 }
@@ -220,3 +223,20 @@ def test_images_built_on_each_other(co: Checkout) -> None:
     # A COPY of a pex_binary's output path: the package inferred and put in the context.
     out = run_image(dist / "pyapp/pyapp-dockerfile.oci.tar").check().stdout
     assert out == "hello from pyapp on Python 3.11\n"
+
+
+def test_a_dockerfiles_own_run_network_host_is_asked_of_the_daemon(co: Checkout) -> None:
+    """`RUN --network=host` in the Dockerfile itself (not the target's `build_network`): with the
+    entitlement enabled the solve asks the daemon for it (the auto-started daemon restarts once
+    to allow it). That the solve succeeds is the check: the daemon refuses a host-network RUN that
+    the solve did not ask for. Last: it restarts the checkout's daemon."""
+    d = co.repo / "dfent"
+    d.mkdir(exist_ok=True)
+    (d / "Dockerfile").write_text(f"FROM {BUSYBOX}\n"
+                                  f"RUN --network=host echo {secrets.token_hex(6)} && cat /proc/net/dev > /net\n"
+                                  'CMD ["cat", "/net"]\n')
+    (d / "BUILD").write_text("dockerfile_image(name='image')\n")
+    co.package("--buildkit-entitlements=['network.host']", targets=["dfent:image"]).check()
+    assert co.daemon.allowed_entitlements() == ("network.host",)
+    out = run_image(co.repo / "dist" / "dfent" / "image.oci.tar").check().stdout
+    assert "lo:" in out, out

@@ -28,6 +28,7 @@ Everything here is content (the definitions pin every base): the job's files are
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -36,7 +37,7 @@ from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.engine.target import InvalidFieldException, WrappedTarget, WrappedTargetRequest
 
 from llbkit_pants.dockerfile.context import DockerfileContext, DockerfileContextRequest
 from llbkit_pants.dockerfile.layout_base import DockerfileLayoutBase, DockerfileLayoutBaseRequest
@@ -149,6 +150,28 @@ class DockerfileJob:
     events: Tuple[str, ...]
     # The OCI layouts those targets' LLB reads (a container_image on a dockerfile_image base).
     layouts: Tuple[Tuple[str, Digest, str], ...] = ()
+
+
+def _enabled_entitlements(address: Address, path: str, df: Dockerfile, network: Optional[str],
+                          buildkit: BuildKitSubsystem) -> Tuple[str, ...]:
+    """What the Dockerfile's RUNs need of the daemon (`RUN --network=host`,
+    `--security=insecure`), each of which must be enabled in `[buildkit].entitlements`: refused
+    here, naming the line, before anything is solved (as a `container_image`'s runs are)."""
+    from llbkit.image.entitlements import parse_entitlements
+
+    enabled = parse_entitlements(buildkit.entitlements)  # checked with the options
+    fix = 'enable it in pants.toml: [buildkit] entitlements = ["{}"]'
+    if network == "host" and "network.host" not in enabled:
+        raise InvalidFieldException(
+            f"Invalid field `{DockerfileImageBuildNetworkField.alias}` in dockerfile_image target {address}: "
+            f"'host' needs the network.host entitlement, which is not enabled: {fix.format('network.host')}.")
+    for entitlement, line in df.entitlement_lines():
+        if entitlement not in enabled:
+            flag = "--network=host" if entitlement == "network.host" else "--security=insecure"
+            raise DockerfileError(
+                f"dockerfile_image {address}: {path}:{line}: `RUN {flag}` needs the {entitlement} entitlement, "
+                f"which is not enabled: {fix.format(entitlement)}.")
+    return tuple(e for e, _ in df.entitlement_lines())
 
 
 def _syntax_image(text: str, build_args: Mapping[str, str]) -> Optional[str]:
@@ -293,6 +316,7 @@ async def dockerfile_job(request: DockerfileJobRequest, buildkit: BuildKitSubsys
     for sid in (tgt[DockerfileImageSecretsField].value or {}):
         secrets[sid] = True
     network = tgt[DockerfileImageBuildNetworkField].value
+    needs = _enabled_entitlements(address, ctx.parsed.path, df, network, buildkit)
     calls: List[Tuple[str, FrontendCall]] = []
     for p in platforms:
         attrs: Dict[str, str] = {"platform": p}
@@ -334,7 +358,9 @@ async def dockerfile_job(request: DockerfileJobRequest, buildkit: BuildKitSubsys
                                            pins=pins, filename=ctx.parsed.path)
         except LlbkitError as e:
             raise DockerfileError(f"dockerfile_image {address}: {e}") from None
-        calls.append((p, call))
+        # The frontend's runs are in no definition the build process can read: it asks the daemon
+        # for what the Dockerfile's own RUN flags need.
+        calls.append((p, dataclasses.replace(call, entitlements=needs)))
     events = bases.events + tuple(e for lw in lowered for e in lw.events)
     target_contexts = tuple(lw.image.context for lw in lowered if lw.image.context_digest is not None)
     layouts = tuple(sorted({*(x for lw in lowered for x in lw.layouts),

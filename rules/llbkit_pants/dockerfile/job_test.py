@@ -48,7 +48,7 @@ def test_oci_layout_context_names_the_session_store_the_client_serves():
 import pytest  # noqa: E402
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest  # noqa: E402
 from pants.engine.fs import EMPTY_DIGEST  # noqa: E402
-from pants.engine.target import WrappedTarget, WrappedTargetRequest  # noqa: E402
+from pants.engine.target import InvalidFieldException, WrappedTarget, WrappedTargetRequest  # noqa: E402
 from pants.testutil.option_util import create_subsystem  # noqa: E402
 from pants.testutil.rule_runner import MockGet, run_rule_with_mocks  # noqa: E402
 
@@ -104,3 +104,30 @@ def test_plan_errors_name_the_target_and_the_fix(fields, env, fragment) -> None:
     with pytest.raises(DockerfileError) as e:
         plan(fields, env=env)
     assert "dockerfile_image app:img" in str(e.value) and fragment in str(e.value)
+
+
+@pytest.mark.parametrize("enabled, network, fragment", [
+    ([], None, "app/Dockerfile:3: `RUN --network=host` needs the network.host entitlement, which is not enabled: "
+               'enable it in pants.toml: [buildkit] entitlements = ["network.host"].'),
+    (["network.host"], None, "app/Dockerfile:2: `RUN --security=insecure` needs the security.insecure entitlement"),
+    (["network.host", "security.insecure"], "host", None),
+    (["security.insecure"], "host", "Invalid field `build_network` in dockerfile_image target app:img: 'host' needs "
+                                    "the network.host entitlement"),
+])
+def test_a_dockerfiles_entitlements_must_be_enabled(enabled, network, fragment) -> None:
+    from llbkit_pants.dockerfile.job import _enabled_entitlements
+
+    df = Dockerfile.parse("app/Dockerfile", [
+        {"cmd": "FROM", "value": ["busybox"], "start_line": 1},
+        {"cmd": "RUN", "value": ["true"], "flags": ["--security=insecure"], "start_line": 2},
+        {"cmd": "RUN", "value": ["true"], "flags": ["--network=host"], "start_line": 3},
+    ], "")
+    buildkit = create_subsystem(BuildKitSubsystem, entitlements=enabled)
+    address = Address("app", target_name="img")
+    if fragment is None:
+        assert _enabled_entitlements(address, "app/Dockerfile", df, network, buildkit) == (
+            "network.host", "security.insecure")
+    else:
+        with pytest.raises(DockerfileError if network is None else InvalidFieldException) as e:
+            _enabled_entitlements(address, "app/Dockerfile", df, network, buildkit)
+        assert fragment in str(e.value)

@@ -266,14 +266,19 @@ class Dockerfile:
     def entitlements(self) -> Tuple[str, ...]:
         """What its RUNs need of the daemon: `network.host` for `RUN --network=host`,
         `security.insecure` for `RUN --security=insecure` (any stage's, as secrets are counted)."""
-        found = set()
+        return tuple(e for e, _ in self.entitlement_lines())
+
+    def entitlement_lines(self) -> Tuple[Tuple[str, int], ...]:
+        """`(entitlement, line)` of the first RUN needing each entitlement, sorted by entitlement:
+        where an error about a disabled entitlement points."""
+        found: Dict[str, int] = {}
         for ins in self.instructions:
             if ins.cmd == "RUN":
                 if (ins.flag("network") or "").lower() == "host":
-                    found.add("network.host")
+                    found.setdefault("network.host", ins.line)
                 if (ins.flag("security") or "").lower() == "insecure":
-                    found.add("security.insecure")
-        return tuple(sorted(found))
+                    found.setdefault("security.insecure", ins.line)
+        return tuple(sorted(found.items()))
 
     def check_build_args(self, names: Iterable[str], where: str) -> None:
         """Every build argument the target sets must be declared by an ARG."""

@@ -101,3 +101,11 @@ def test_entitlements_its_runs_need():
                     cmd("RUN", "true", flags=["--network=none"]))
     assert df.entitlements() == ("network.host", "security.insecure")
     assert dockerfile(cmd("FROM", "busybox"), cmd("RUN", "true", flags=["--network=default"])).entitlements() == ()
+
+
+def test_entitlement_lines_point_at_the_first_run_needing_each():
+    df = dockerfile(cmd("FROM", "busybox", line=1),
+                    cmd("RUN", "true", flags=["--security=INSECURE"], line=3),
+                    cmd("RUN", "wget http://127.0.0.1/x", flags=["--network=host"], line=5),
+                    cmd("RUN", "wget http://127.0.0.1/y", flags=["--network=host"], line=7))
+    assert df.entitlement_lines() == (("network.host", 5), ("security.insecure", 3))
