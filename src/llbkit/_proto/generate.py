@@ -1,9 +1,10 @@
-"""Regenerate the checked-in protobuf and gRPC modules from the ``.proto`` files beside this file.
+"""Regenerate the checked-in protobuf modules from the ``.proto`` files beside this file.
 
 The ``.proto`` files are the project's own description of BuildKit's wire types (package names,
 message names and field numbers match BuildKit v0.32). They import each other relative to ``src/``
 (``import "llbkit/_proto/ops.proto";``) so that the generated modules import each other as
-``llbkit._proto.<name>_pb2``.
+``llbkit._proto.<name>_pb2``. No ``*_pb2_grpc`` modules: they import grpc-python, which llbkit
+does not use (``llbkit.buildkit.rpc`` makes its stubs and handlers from the service descriptors).
 
 Run ``build-support/gen-protos.sh`` (which provides a pinned grpcio-tools) rather than this module
 directly. ``generate(out_dir)`` is also used by the test that checks the generated code is current.
@@ -38,14 +39,13 @@ def generate(out_root: Path) -> list[Path]:
         f"-I{well_known}",
         f"--python_out={out_root}",
         f"--pyi_out={out_root}",
-        f"--grpc_python_out={out_root}",
         *proto_files(),
     ]
     code = protoc.main(args)
     if code != 0:
         raise SystemExit(f"protoc failed with exit code {code}")
     out_dir = out_root / PACKAGE_PATH
-    return sorted(p for p in out_dir.iterdir() if p.name.endswith(("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")))
+    return sorted(p for p in out_dir.iterdir() if p.name.endswith(("_pb2.py", "_pb2.pyi")))
 
 
 def main() -> int:
