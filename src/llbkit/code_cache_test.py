@@ -65,3 +65,13 @@ def test_boot_runs_the_module_from_the_copy_and_keeps_its_bytecode(tmp_path: Pat
     assert not list(code.rglob("__pycache__"))
     assert list((copy / "llbkit" / "sub" / "__pycache__").glob("__init__.*.pyc"))
 
+
+def test_a_given_digest_names_the_copy_without_hashing(tmp_path: Path) -> None:
+    code = _code(tmp_path)
+    digest = code_digest(code)
+    assert install(code, tmp_path / "cache", digest).name == digest
+    # Trusted as given: the caller computed it from the files it put there (a name that is
+    # not a sha256 is ignored, and the sources are hashed).
+    other = "ab" * 32
+    assert install(code, tmp_path / "cache", other).name == other
+    assert install(code, tmp_path / "cache", "../escape").name == digest

@@ -48,7 +48,12 @@ PYTHON = f"./{CHANNEL_DIR}/python"
 # `llbkit.code_cache`); a named cache, so outside the key, shared by every repo on the machine.
 CODE_CACHE = "llbkit_code"
 CODE_CACHE_DIR = ".llbkit-code-cache"
-_BOOT = f"from llbkit.code_cache import boot; boot('llbkit.builder.process', {CODE_DIR!r}, {CODE_CACHE_DIR!r})"
+
+
+def _boot(code_id: str) -> str:
+    # The id names the per-machine copy: content of the key already (the sources are inputs).
+    digest = f", digest={code_id!r}" if code_id else ""
+    return f"from llbkit.code_cache import boot; boot('llbkit.builder.process', {CODE_DIR!r}, {CODE_CACHE_DIR!r}{digest})"
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class MachineChannel:
         (run through `llbkit.code_cache`, so its bytecode is compiled once per machine).
         Its argv, env and inputs are content only; `input_digest` must include `code.digest`."""
         return Process(
-            argv=(PYTHON, "-s", "-B", "-c", _BOOT, *command, "--settings", CHANNEL_DIR),
+            argv=(PYTHON, "-s", "-B", "-c", _boot(code.code_id), *command, "--settings", CHANNEL_DIR),
             env={"PYTHONPATH": CODE_DIR, "PYTHONNOUSERSITE": "1", "LLBKIT_RUNTIME": code.runtime,
                  **(extra_env or {})},
             input_digest=input_digest,

@@ -30,6 +30,7 @@ class SolverCode:
 
     digest: Digest
     runtime: str
+    code_id: str = ""  # `llbkit.code_cache.code_digest` of the sources, so no process hashes them
 
 
 def _is_solver_source(rel: str) -> bool:
@@ -51,6 +52,15 @@ def _sources() -> Tuple[Tuple[str, bytes], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=None)
+def code_id() -> str:
+    """The sources' `llbkit.code_cache.code_digest`, as the build process would compute it from
+    the files under `CODE_DIR`."""
+    from llbkit.code_cache import files_digest
+
+    return files_digest((path[len(CODE_DIR) + 1:], data) for path, data in _sources())
+
+
 def runtime_identity() -> str:
     import google.protobuf
 
@@ -61,7 +71,7 @@ def runtime_identity() -> str:
 @rule(desc="Collect llbkit's build code")
 async def solver_code() -> SolverCode:
     digest = await Get(Digest, CreateDigest(FileContent(path, data) for path, data in _sources()))
-    return SolverCode(digest, runtime_identity())
+    return SolverCode(digest, runtime_identity(), code_id())
 
 
 def rules():
